@@ -1,0 +1,15 @@
+//! # floe-exporter
+//!
+//! Train normalizing flows with Burn and freeze them into floe model files that
+//! `floe-runtime` evaluates exactly, without a heap, on a microcontroller.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod model;
+pub mod writer;
+
+pub use error::{FloeError, Result};
+pub mod data;
+pub mod freeze;
+pub mod pipeline;
+pub mod train;

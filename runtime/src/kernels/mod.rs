@@ -1,0 +1,118 @@
+//! Numerical kernels: dense layers and activations.
+//!
+//! Every kernel accumulates in a fixed, sequential order and uses `libm` for
+//! transcendental functions, so the host and a Cortex-M produce the same bits.
+
+use crate::error::{Error, Result};
+use crate::format::Activation;
+
+/// `y = W x + b` with `W` row-major `y.len() x x.len()`.
+///
+/// Each output is `sum_j W[i][j] * x[j]` accumulated left to right, then `+ b[i]`.
+pub fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
+    let cols = x.len();
+    if cols == 0 || w.len() != cols * y.len() || b.len() != y.len() {
+        return Err(Error::Internal);
+    }
+    for ((row, bi), yi) in w.chunks_exact(cols).zip(b).zip(y.iter_mut()) {
+        let mut acc = 0.0f32;
+        for (wij, xj) in row.iter().zip(x) {
+            acc += wij * xj;
+        }
+        *yi = acc + bi;
+    }
+    Ok(())
+}
+
+/// Apply an activation in place.
+pub fn activate(act: Activation, v: &mut [f32]) {
+    match act {
+        Activation::None => {}
+        Activation::Relu => {
+            for x in v.iter_mut() {
+                // `max` would turn a NaN into 0; keep NaN visible instead.
+                if *x < 0.0 {
+                    *x = 0.0;
+                }
+            }
+        }
+        Activation::Tanh => {
+            for x in v.iter_mut() {
+                *x = libm::tanhf(*x);
+            }
+        }
+    }
+}
+
+/// Numerically stable softplus `log(1 + e^x) = max(x, 0) + log1p(e^-|x|)`.
+#[inline]
+pub fn softplus(x: f32) -> f32 {
+    let m = if x > 0.0 { x } else { 0.0 };
+    m + libm::log1pf(libm::expf(-libm::fabsf(x)))
+}
+
+/// Cut `n` values off the front of a mutable slice.
+#[inline]
+pub(crate) fn take<'s>(s: &mut &'s mut [f32], n: usize) -> Result<&'s mut [f32]> {
+    let whole = core::mem::take(s);
+    if n > whole.len() {
+        *s = whole;
+        return Err(Error::Internal);
+    }
+    let (head, tail) = whole.split_at_mut(n);
+    *s = tail;
+    Ok(head)
+}
+
+/// Checked sub-slice.
+#[inline]
+pub(crate) fn sub(s: &[f32], start: usize, len: usize) -> Result<&[f32]> {
+    s.get(start..start.checked_add(len).ok_or(Error::Internal)?).ok_or(Error::Internal)
+}
+
+/// Checked mutable sub-slice.
+#[inline]
+pub(crate) fn sub_mut(s: &mut [f32], start: usize, len: usize) -> Result<&mut [f32]> {
+    s.get_mut(start..start.checked_add(len).ok_or(Error::Internal)?).ok_or(Error::Internal)
+}
+
+/// Checked element read.
+#[inline]
+pub(crate) fn at(s: &[f32], i: usize) -> Result<f32> {
+    s.get(i).copied().ok_or(Error::Internal)
+}
+
+/// Checked element write.
+#[inline]
+pub(crate) fn set(s: &mut [f32], i: usize, v: f32) -> Result<()> {
+    *s.get_mut(i).ok_or(Error::Internal)? = v;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_computes_wx_plus_b() {
+        let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = [0.5, -1.0];
+        let x = [1.0, 0.0, -1.0];
+        let mut y = [0.0; 2];
+        dense_f32(&w, &b, &x, &mut y).unwrap();
+        assert_eq!(y, [1.0 - 3.0 + 0.5, 4.0 - 6.0 - 1.0]);
+    }
+
+    #[test]
+    fn dense_rejects_bad_shapes() {
+        let mut y = [0.0; 2];
+        assert_eq!(dense_f32(&[1.0; 5], &[0.0; 2], &[1.0; 3], &mut y), Err(Error::Internal));
+    }
+
+    #[test]
+    fn softplus_is_stable() {
+        assert!((softplus(0.0) - core::f32::consts::LN_2).abs() < 1e-7);
+        assert_eq!(softplus(100.0), 100.0);
+        assert!(softplus(-100.0) >= 0.0 && softplus(-100.0) < 1e-30);
+    }
+}

@@ -1,0 +1,85 @@
+//! The transforms, one file each. Every transform maps data towards the latent
+//! space in `forward` (the direction `log_prob` needs) and back in `inverse`, and
+//! both return the log-determinant of the *forward* Jacobian.
+
+pub mod actnorm;
+pub mod affine_coupling;
+pub mod lu_linear;
+pub mod made;
+pub mod permute;
+pub mod spline;
+
+use crate::error::{Error, Result};
+use crate::format::LayerRecord;
+use crate::kernels::sub;
+
+/// Soft clamp of affine log-scales: `log s = A tanh(raw / A)`.
+#[inline]
+pub fn soft_clamp(raw: f32, a: f32) -> f32 {
+    a * libm::tanhf(raw / a)
+}
+
+/// The elementwise map a conditioner parameterizes: affine or spline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Elementwise {
+    /// `z = x exp(A tanh(raw_s / A)) + t`, params per coordinate `[t, raw_s]`.
+    Affine { clamp: f32 },
+    /// Rational-quadratic spline, `3K - 1` params per coordinate.
+    Spline { bins: usize, bound: f32 },
+}
+
+impl Elementwise {
+    pub(crate) fn affine(rec: &LayerRecord) -> Elementwise {
+        Elementwise::Affine { clamp: rec.param }
+    }
+    pub(crate) fn spline(rec: &LayerRecord) -> Elementwise {
+        Elementwise::Spline { bins: rec.bins as usize, bound: rec.param }
+    }
+    /// Raw parameters per transformed coordinate.
+    pub(crate) fn params_per_dim(&self) -> usize {
+        match *self {
+            Elementwise::Affine { .. } => 2,
+            Elementwise::Spline { bins, .. } => spline::params_per_dim(bins),
+        }
+    }
+    /// Work space for one evaluation.
+    pub(crate) fn work_len(&self) -> usize {
+        match *self {
+            Elementwise::Affine { .. } => 0,
+            Elementwise::Spline { bins, .. } => spline::work_len(bins),
+        }
+    }
+    /// Check the record's parameters.
+    pub(crate) fn check(&self) -> bool {
+        match *self {
+            Elementwise::Affine { clamp } => clamp.is_finite() && clamp > 0.0,
+            Elementwise::Spline { bins, bound } => {
+                (1..=crate::format::MAX_BINS).contains(&bins) && bound.is_finite() && bound > 0.0
+            }
+        }
+    }
+    /// Transform coordinate `j` of the `params` block forward; returns `(z, log|dz/dx|)`.
+    pub(crate) fn forward(&self, x: f32, params: &[f32], j: usize, work: &mut [f32]) -> Result<(f32, f32)> {
+        let p = sub(params, j * self.params_per_dim(), self.params_per_dim())?;
+        match *self {
+            Elementwise::Affine { clamp } => {
+                let t = p.first().copied().ok_or(Error::Internal)?;
+                let ls = soft_clamp(p.get(1).copied().ok_or(Error::Internal)?, clamp);
+                Ok((x * libm::expf(ls) + t, ls))
+            }
+            Elementwise::Spline { bins, bound } => spline::forward(x, p, bins, bound, work),
+        }
+    }
+    /// Inverse of [`Elementwise::forward`]; returns `(x, log|dz/dx|)`.
+    pub(crate) fn inverse(&self, z: f32, params: &[f32], j: usize, work: &mut [f32]) -> Result<(f32, f32)> {
+        let p = sub(params, j * self.params_per_dim(), self.params_per_dim())?;
+        match *self {
+            Elementwise::Affine { clamp } => {
+                let t = p.first().copied().ok_or(Error::Internal)?;
+                let ls = soft_clamp(p.get(1).copied().ok_or(Error::Internal)?, clamp);
+                Ok(((z - t) * libm::expf(-ls), ls))
+            }
+            Elementwise::Spline { bins, bound } => spline::inverse(z, p, bins, bound, work),
+        }
+    }
+}

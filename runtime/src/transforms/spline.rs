@@ -1,0 +1,263 @@
+//! Monotonic rational-quadratic spline (Durkan et al., "Neural Spline Flows", 2019).
+//!
+//! K bins on `[-B, B]`, identity (linear) tails outside. From `3K - 1` raw
+//! conditioner outputs per coordinate, laid out `[w_0..w_K, h_0..h_K, d_1..d_{K-1}]`:
+//! - widths `w = MIN_BIN + (1 - MIN_BIN K) softmax(raw_w)`, knots
+//!   `x_0 = -B`, `x_i = 2B cumsum(w)_i - B`, `x_K = B` (the same for heights);
+//! - interior derivatives `d_i = MIN_DERIVATIVE + softplus(raw_d + DERIVATIVE_SHIFT)`,
+//!   boundary derivatives `d_0 = d_K = 1` so the tails join smoothly.
+//!
+//! Raw outputs of zero give the identity, so a zero-initialized conditioner makes
+//! the layer start as the identity map.
+
+use crate::error::{Error, Result};
+use crate::kernels::{at, softplus, sub, take};
+
+/// Minimum bin width, as a fraction of the interval.
+pub const MIN_BIN_WIDTH: f32 = 1e-3;
+/// Minimum bin height, as a fraction of the interval.
+pub const MIN_BIN_HEIGHT: f32 = 1e-3;
+/// Minimum knot derivative.
+pub const MIN_DERIVATIVE: f32 = 1e-3;
+/// `ln(e^(1 - MIN_DERIVATIVE) - 1)`: raw derivative 0 maps to derivative 1.
+pub const DERIVATIVE_SHIFT: f32 = 0.539_742_4;
+
+/// Raw parameters per coordinate for K bins.
+pub const fn params_per_dim(bins: usize) -> usize {
+    3 * bins - 1
+}
+
+/// `f32` words of work space per spline evaluation.
+pub const fn work_len(bins: usize) -> usize {
+    3 * (bins + 1)
+}
+
+/// Knot positions from raw logits: softmax, minimum size, cumulative sum, scaled
+/// to `[-B, B]`. `knots` has `K + 1` entries.
+fn knots(raw: &[f32], min: f32, bound: f32, knots: &mut [f32]) -> Result<()> {
+    let k = raw.len();
+    if knots.len() != k + 1 || k == 0 {
+        return Err(Error::Internal);
+    }
+    let mut m = f32::NEG_INFINITY;
+    for &r in raw {
+        if r > m {
+            m = r;
+        }
+    }
+    let mut sum = 0.0f32;
+    for &r in raw {
+        sum += libm::expf(r - m);
+    }
+    let scale = 1.0 - min * k as f32;
+    let mut cum = 0.0f32;
+    let mut it = knots.iter_mut();
+    if let Some(first) = it.next() {
+        *first = -bound;
+    }
+    for (&r, kn) in raw.iter().zip(it) {
+        let p = libm::expf(r - m) / sum;
+        cum += min + scale * p;
+        *kn = 2.0 * bound * cum - bound;
+    }
+    if let Some(last) = knots.last_mut() {
+        *last = bound;
+    }
+    Ok(())
+}
+
+/// Fill `d` (K + 1 entries) with the knot derivatives.
+fn derivatives(raw: &[f32], d: &mut [f32]) -> Result<()> {
+    if d.len() != raw.len() + 2 {
+        return Err(Error::Internal);
+    }
+    let mut it = d.iter_mut();
+    if let Some(first) = it.next() {
+        *first = 1.0;
+    }
+    for (&r, di) in raw.iter().zip(it) {
+        *di = MIN_DERIVATIVE + softplus(r + DERIVATIVE_SHIFT);
+    }
+    if let Some(last) = d.last_mut() {
+        *last = 1.0;
+    }
+    Ok(())
+}
+
+/// Index of the bin holding `v`: the largest `i < K` with `knots[i] <= v`.
+fn bin_index(knots: &[f32], v: f32) -> usize {
+    let k = knots.len().saturating_sub(1);
+    let mut idx = 0;
+    for (i, &kn) in knots.iter().enumerate().take(k).skip(1) {
+        if v >= kn {
+            idx = i;
+        }
+    }
+    idx
+}
+
+struct Bin {
+    xk: f32,
+    wk: f32,
+    yk: f32,
+    hk: f32,
+    dk: f32,
+    dk1: f32,
+}
+
+fn setup(raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<()> {
+    if raw.len() != params_per_dim(bins) {
+        return Err(Error::Internal);
+    }
+    let mut w = &mut *work;
+    let cw = take(&mut w, bins + 1)?;
+    let ch = take(&mut w, bins + 1)?;
+    let d = take(&mut w, bins + 1)?;
+    knots(sub(raw, 0, bins)?, MIN_BIN_WIDTH, bound, cw)?;
+    knots(sub(raw, bins, bins)?, MIN_BIN_HEIGHT, bound, ch)?;
+    derivatives(sub(raw, 2 * bins, bins - 1)?, d)
+}
+
+fn bin_at(work: &[f32], bins: usize, idx: usize) -> Result<Bin> {
+    let cw = sub(work, 0, bins + 1)?;
+    let ch = sub(work, bins + 1, bins + 1)?;
+    let d = sub(work, 2 * (bins + 1), bins + 1)?;
+    let xk = at(cw, idx)?;
+    let yk = at(ch, idx)?;
+    Ok(Bin {
+        xk,
+        wk: at(cw, idx + 1)? - xk,
+        yk,
+        hk: at(ch, idx + 1)? - yk,
+        dk: at(d, idx)?,
+        dk1: at(d, idx + 1)?,
+    })
+}
+
+/// `log(dy/dx)` at relative position `theta` in bin `b`.
+fn log_deriv(b: &Bin, theta: f32) -> f32 {
+    let delta = b.hk / b.wk;
+    let t1m = theta * (1.0 - theta);
+    let den = delta + (b.dk1 + b.dk - 2.0 * delta) * t1m;
+    let omt = 1.0 - theta;
+    let dnum = delta * delta * (b.dk1 * theta * theta + 2.0 * delta * t1m + b.dk * omt * omt);
+    libm::logf(dnum) - 2.0 * libm::logf(den)
+}
+
+/// Forward map `y = s(x)` and `log |dy/dx|`. `work` holds [`work_len`] values.
+pub fn forward(x: f32, raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<(f32, f32)> {
+    if !(x >= -bound && x <= bound) {
+        return Ok((x, 0.0));
+    }
+    setup(raw, bins, bound, work)?;
+    let idx = bin_index(sub(work, 0, bins + 1)?, x);
+    let b = bin_at(work, bins, idx)?;
+    let delta = b.hk / b.wk;
+    let theta = (x - b.xk) / b.wk;
+    let t1m = theta * (1.0 - theta);
+    let num = b.hk * (delta * theta * theta + b.dk * t1m);
+    let den = delta + (b.dk1 + b.dk - 2.0 * delta) * t1m;
+    Ok((b.yk + num / den, log_deriv(&b, theta)))
+}
+
+/// Inverse map `x = s^-1(y)` and the *forward* `log |dy/dx|` at that `x`.
+pub fn inverse(y: f32, raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<(f32, f32)> {
+    if !(y >= -bound && y <= bound) {
+        return Ok((y, 0.0));
+    }
+    setup(raw, bins, bound, work)?;
+    let idx = bin_index(sub(work, bins + 1, bins + 1)?, y);
+    let b = bin_at(work, bins, idx)?;
+    let delta = b.hk / b.wk;
+    let dy = y - b.yk;
+    let s = b.dk1 + b.dk - 2.0 * delta;
+    let qa = b.hk * (delta - b.dk) + dy * s;
+    let qb = b.hk * b.dk - dy * s;
+    let qc = -delta * dy;
+    let disc = qb * qb - 4.0 * qa * qc;
+    let disc = if disc > 0.0 { disc } else { 0.0 };
+    let theta = (2.0 * qc) / (-qb - libm::sqrtf(disc));
+    let x = theta * b.wk + b.xk;
+    Ok((x, log_deriv(&b, theta)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(k: usize, seed: u32) -> [f32; 32] {
+        let mut r = [0.0f32; 32];
+        let mut s = seed;
+        for v in r.iter_mut().take(3 * k - 1) {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            *v = ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 4.0;
+        }
+        r
+    }
+
+    #[test]
+    fn zero_parameters_are_the_identity() {
+        let k = 8;
+        let r = [0.0f32; 23];
+        let mut w = [0.0f32; 27];
+        for &x in &[-2.9f32, -1.0, 0.0, 0.3, 2.5] {
+            let (y, ld) = forward(x, &r, k, 3.0, &mut w).unwrap();
+            assert!((y - x).abs() < 1e-5, "{x} -> {y}");
+            assert!(ld.abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn inverse_undoes_forward_and_tails_are_identity() {
+        let k = 10;
+        let mut w = [0.0f32; 33];
+        for seed in 0..20 {
+            let r = raw(k, seed);
+            let r = &r[..3 * k - 1];
+            for i in 0..41 {
+                let x = -4.0 + 0.2 * i as f32;
+                let (y, ld) = forward(x, r, k, 3.0, &mut w).unwrap();
+                let (x2, ld2) = inverse(y, r, k, 3.0, &mut w).unwrap();
+                assert!((x - x2).abs() < 1e-5, "seed {seed} x {x} y {y} x2 {x2}");
+                assert!((ld - ld2).abs() < 1e-4);
+                if x.abs() > 3.0 {
+                    assert_eq!((y, ld), (x, 0.0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn log_derivative_matches_finite_difference() {
+        let k = 6;
+        let mut w = [0.0f32; 21];
+        let r = raw(k, 7);
+        let r = &r[..3 * k - 1];
+        for i in 1..30 {
+            let x = -2.9 + 0.2 * i as f32;
+            let h = 1e-3f32;
+            let (yp, _) = forward(x + h, r, k, 3.0, &mut w).unwrap();
+            let (ym, _) = forward(x - h, r, k, 3.0, &mut w).unwrap();
+            let (_, ld) = forward(x, r, k, 3.0, &mut w).unwrap();
+            let fd = ((yp - ym) / (2.0 * h)).ln();
+            assert!((fd - ld).abs() < 2e-2, "x {x}: fd {fd} analytic {ld}");
+        }
+    }
+
+    #[test]
+    fn monotone_and_maps_interval_onto_itself() {
+        let k = 5;
+        let mut w = [0.0f32; 18];
+        let r = raw(k, 3);
+        let r = &r[..3 * k - 1];
+        let (lo, _) = forward(-2.0, r, k, 2.0, &mut w).unwrap();
+        let (hi, _) = forward(2.0, r, k, 2.0, &mut w).unwrap();
+        assert!((lo + 2.0).abs() < 1e-5 && (hi - 2.0).abs() < 1e-5);
+        let mut prev = f32::NEG_INFINITY;
+        for i in 0..=400 {
+            let (y, _) = forward(-2.0 + 0.01 * i as f32, r, k, 2.0, &mut w).unwrap();
+            assert!(y > prev);
+            prev = y;
+        }
+    }
+}

@@ -13,3 +13,5 @@ pub mod data;
 pub mod freeze;
 pub mod pipeline;
 pub mod train;
+pub mod cli;
+pub mod plot;

@@ -465,3 +465,17 @@ impl Flow {
         Ok(m)
     }
 }
+
+/// Adds seeded `N(0, scale^2)` noise to every trainable parameter: turns the
+/// identity-initialized flow into a generic one (tests, parity checks).
+pub fn perturb(flow: Flow, scale: f32) -> Flow {
+    struct Noise(f32);
+    impl burn::module::ModuleMapper for Noise {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let v = param.val();
+            let noise = v.random_like(burn::tensor::Distribution::Normal(0.0, self.0 as f64));
+            Param::from_tensor((v + noise).detach())
+        }
+    }
+    flow.map(&mut Noise(scale))
+}

@@ -24,7 +24,7 @@ pub const DERIVATIVE_SHIFT: f32 = 0.539_742_4;
 
 /// Raw parameters per coordinate for K bins.
 pub const fn params_per_dim(bins: usize) -> usize {
-    3 * bins - 1
+    (3 * bins).saturating_sub(1)
 }
 
 /// `f32` words of work space per spline evaluation.
@@ -115,7 +115,7 @@ fn setup(raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<()> {
     let d = take(&mut w, bins + 1)?;
     knots(sub(raw, 0, bins)?, MIN_BIN_WIDTH, bound, cw)?;
     knots(sub(raw, bins, bins)?, MIN_BIN_HEIGHT, bound, ch)?;
-    derivatives(sub(raw, 2 * bins, bins - 1)?, d)
+    derivatives(sub(raw, 2 * bins, bins.saturating_sub(1))?, d)
 }
 
 fn bin_at(work: &[f32], bins: usize, idx: usize) -> Result<Bin> {

@@ -1,0 +1,95 @@
+//! The `floe` binary end to end: a small train -> freeze -> inspect -> eval ->
+//! sample run, and clear one-line errors (never a backtrace) on bad input.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn floe(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_floe")).args(args).output().expect("run floe");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("floe-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn assert_clean_error(ok: bool, err: &str, needle: &str) {
+    assert!(!ok, "expected failure");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "not a clean error: {err}");
+}
+
+#[test]
+fn train_freeze_inspect_eval_sample() {
+    let d = tmp("e2e");
+    // A real 2-D slice of the bundled ETH pedestrian data: positions x, y.
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/eth_ucy/biwi_eth.txt")).unwrap();
+    let mut csv = String::from("x,y\n");
+    for line in src.lines().take(1500) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        csv.push_str(&format!("{},{}\n", f[2], f[3]));
+    }
+    let data = d.join("xy.csv");
+    std::fs::write(&data, csv).unwrap();
+    let ck = d.join("ck");
+    let model = d.join("m.floe");
+    let (ok, out, err) = floe(&[
+        "train", "--data", data.to_str().unwrap(), "--out", ck.to_str().unwrap(), "--epochs", "3", "--steps", "2",
+        "--hidden", "8", "--quiet",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("test NLL"), "{out}");
+    let (ok, out, err) = floe(&["freeze", "--checkpoint", ck.to_str().unwrap(), "--out", model.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("runtime reproduces Burn"), "{out}");
+    let (ok, out, _) = floe(&["inspect", model.to_str().unwrap()]);
+    assert!(ok && out.contains("spline_coupling") && out.contains("scratch"), "{out}");
+    let (ok, out, err) = floe(&["eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    assert!(ok && out.contains("nats/dim"), "{out}{err}");
+    let samples = d.join("s.csv");
+    let (ok, out, err) = floe(&["sample", "--model", model.to_str().unwrap(), "-n", "10", "--out", samples.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&samples).unwrap().lines().count(), 11);
+    let png = d.join("p.png");
+    let (ok, out, err) = floe(&["plot", "--checkpoint", ck.to_str().unwrap(), "--out", png.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+
+    // Wrong dimensions for eval: a 3-column file for a 2-D model.
+    let bad = d.join("bad.csv");
+    std::fs::write(&bad, "a,b,c\n1,2,3\n").unwrap();
+    let (ok, _, err) = floe(&["eval", "--model", model.to_str().unwrap(), "--data", bad.to_str().unwrap()]);
+    assert_clean_error(ok, &err, "the model needs 2");
+
+    // A corrupt model file.
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    let corrupt = d.join("corrupt.floe");
+    std::fs::write(&corrupt, bytes).unwrap();
+    let (ok, _, err) = floe(&["inspect", corrupt.to_str().unwrap()]);
+    assert_clean_error(ok, &err, "CRC-32 mismatch");
+}
+
+#[test]
+fn bad_input_gets_one_clear_error() {
+    let d = tmp("bad");
+    let (ok, _, err) = floe(&["train", "--data", "/nonexistent/x.csv", "--out", d.join("o").to_str().unwrap()]);
+    assert_clean_error(ok, &err, "/nonexistent/x.csv");
+    let nan = d.join("nan.csv");
+    std::fs::write(&nan, "a,b\n1,2\n3,nan\n").unwrap();
+    let (ok, _, err) = floe(&["train", "--data", nan.to_str().unwrap(), "--out", d.join("o").to_str().unwrap()]);
+    assert_clean_error(ok, &err, "not a finite number");
+    let (ok, _, err) = floe(&["train", "--data", nan.to_str().unwrap(), "--out", "x", "--transform", "nope"]);
+    assert_clean_error(ok, &err, "invalid value 'nope'");
+    let (ok, _, err) = floe(&["inspect", d.join("missing.floe").to_str().unwrap()]);
+    assert_clean_error(ok, &err, "missing.floe");
+    let junk = d.join("junk.floe");
+    std::fs::write(&junk, b"definitely not a model").unwrap();
+    let (ok, _, err) = floe(&["inspect", junk.to_str().unwrap()]);
+    assert_clean_error(ok, &err, "bad magic");
+    let (ok, _, err) = floe(&["frobnicate"]);
+    assert_clean_error(ok, &err, "unrecognized subcommand");
+}

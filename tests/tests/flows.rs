@@ -1,0 +1,157 @@
+//! Whole-flow properties through the runtime: invertibility, log-determinants
+//! against finite differences, identity at initialization, normalization on a
+//! grid, seeded sampling.
+
+use floe_exporter::model::{BaseChoice, TransformKind};
+use floe_exporter::writer::AlignedBytes;
+use floe_runtime::{Model, Rng};
+use floe_tests::{config, random_flow_scaled, rows};
+
+const ALL: [TransformKind; 4] =
+    [TransformKind::SplineCoupling, TransformKind::AffineCoupling, TransformKind::Maf, TransformKind::MadeSpline];
+
+fn frozen(cfg: &floe_exporter::model::FlowConfig, seed: u64, scale: f32) -> AlignedBytes {
+    let (flow, xs, cs) = random_flow_scaled(cfg, seed, scale);
+    AlignedBytes::new(&flow.frozen(&xs, &cs).unwrap().to_bytes().unwrap())
+}
+
+#[test]
+fn inverse_undoes_forward_for_every_transform() {
+    for t in ALL {
+        for ctx in [0, 2] {
+            let cfg = config(t, 4, ctx);
+            let b = frozen(&cfg, 31, 0.15);
+            let m = Model::load(&b).unwrap();
+            let mut s = vec![0.0; m.scratch_len()];
+            let xs = rows(50, 4, 1.5, 1);
+            let cs = rows(50, ctx, 1.0, 2);
+            for i in 0..50 {
+                let x = &xs[i * 4..i * 4 + 4];
+                let c = &cs[i * ctx..i * ctx + ctx];
+                let mut z = [0.0f32; 4];
+                let mut x2 = [0.0f32; 4];
+                let ld = m.forward(x, c, &mut z, &mut s).unwrap();
+                let ld2 = m.inverse(&z, c, &mut x2, &mut s).unwrap();
+                for k in 0..4 {
+                    assert!((x[k] - x2[k]).abs() <= 1e-5 * (1.0 + x[k].abs()), "{t:?}: {x:?} -> {x2:?}");
+                }
+                assert!((ld - ld2).abs() < 1e-4, "{t:?}: logdet {ld} vs {ld2}");
+            }
+        }
+    }
+}
+
+#[test]
+fn log_det_matches_finite_difference_jacobian() {
+    for t in ALL {
+        let cfg = config(t, 3, 0);
+        let b = frozen(&cfg, 41, 0.15);
+        let m = Model::load(&b).unwrap();
+        let mut s = vec![0.0; m.scratch_len()];
+        let xs = rows(10, 3, 1.0, 3);
+        for i in 0..10 {
+            let x: Vec<f64> = xs[i * 3..i * 3 + 3].iter().map(|&v| v as f64).collect();
+            let mut z = [0.0f32; 3];
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let ld = m.forward(&xf, &[], &mut z, &mut s).unwrap() as f64;
+            // Central differences, column by column.
+            let h = 1e-2f64;
+            let mut j = [[0.0f64; 3]; 3];
+            for c in 0..3 {
+                let mut xp = xf.clone();
+                let mut xm = xf.clone();
+                xp[c] += h as f32;
+                xm[c] -= h as f32;
+                let (mut zp, mut zm) = ([0.0f32; 3], [0.0f32; 3]);
+                m.forward(&xp, &[], &mut zp, &mut s).unwrap();
+                m.forward(&xm, &[], &mut zm, &mut s).unwrap();
+                let hh = (xp[c] - xm[c]) as f64;
+                for r in 0..3 {
+                    j[r][c] = (zp[r] as f64 - zm[r] as f64) / hh;
+                }
+            }
+            let det = j[0][0] * (j[1][1] * j[2][2] - j[1][2] * j[2][1]) - j[0][1] * (j[1][0] * j[2][2] - j[1][2] * j[2][0])
+                + j[0][2] * (j[1][0] * j[2][1] - j[1][1] * j[2][0]);
+            let fd = det.abs().ln();
+            assert!((fd - ld).abs() < 2e-2, "{t:?} row {i}: finite difference {fd}, analytic {ld}");
+        }
+    }
+}
+
+#[test]
+fn untrained_flow_is_the_identity() {
+    for t in ALL {
+        let mut cfg = config(t, 4, 1);
+        cfg.permutation = floe_exporter::model::PermChoice::None;
+        // No perturbation: every layer starts as the identity (ActNorm before its
+        // data-dependent initialization included), so z is the standardized x.
+        let b = frozen(&cfg, 51, 0.0);
+        let m = Model::load(&b).unwrap();
+        let (mean, std) = m.standardization();
+        let mut s = vec![0.0; m.scratch_len()];
+        let x = [0.3f32, -1.2, 2.0, 0.7];
+        let mut z = [0.0f32; 4];
+        let ld = m.forward(&x, &[0.5], &mut z, &mut s).unwrap();
+        for k in 0..4 {
+            let want = (x[k] - mean[k]) / std[k];
+            assert!((z[k] - want).abs() < 1e-5, "{t:?}: z {z:?}");
+        }
+        let want_ld: f32 = std.iter().map(|s| -s.ln()).sum();
+        assert!((ld - want_ld).abs() < 1e-5, "{t:?}: logdet {ld} vs {want_ld}");
+    }
+}
+
+#[test]
+fn two_dimensional_density_integrates_to_one() {
+    for (t, base) in [
+        (TransformKind::SplineCoupling, BaseChoice::Normal),
+        (TransformKind::MadeSpline, BaseChoice::StudentT),
+        (TransformKind::AffineCoupling, BaseChoice::DiagNormal),
+    ] {
+        let mut cfg = config(t, 2, 0);
+        cfg.base = base;
+        let (flow, _, _) = random_flow_scaled(&cfg, 61, 0.3);
+        let id = floe_exporter::model::Standardization::identity(2);
+        let none = floe_exporter::model::Standardization::identity(0);
+        let b = AlignedBytes::new(&flow.frozen(&id, &none).unwrap().to_bytes().unwrap());
+        let m = Model::load(&b).unwrap();
+        let mut s = vec![0.0; m.scratch_len()];
+        let (lo, hi, n) = (-12.0f64, 12.0f64, 600);
+        let h = (hi - lo) / n as f64;
+        let mut total = 0.0f64;
+        for i in 0..n {
+            for j in 0..n {
+                let x = [(lo + (i as f64 + 0.5) * h) as f32, (lo + (j as f64 + 0.5) * h) as f32];
+                total += (m.log_prob(&x, &[], &mut s).unwrap() as f64).exp() * h * h;
+            }
+        }
+        assert!((total - 1.0).abs() < 0.01, "{t:?}/{base:?}: density integrates to {total}");
+    }
+}
+
+#[test]
+fn sampling_is_seeded_and_returns_the_log_density() {
+    let mut cfg = config(TransformKind::SplineCoupling, 3, 1);
+    cfg.base = BaseChoice::StudentT;
+    let b = frozen(&cfg, 71, 0.15);
+    let m = Model::load(&b).unwrap();
+    let mut s = vec![0.0; m.scratch_len()];
+    let draw = |seed| {
+        let mut r = Rng::new(seed);
+        let mut s = vec![0.0; m.scratch_len()];
+        (0..20)
+            .map(|_| {
+                let mut x = [0.0f32; 3];
+                let lp = m.sample(&mut r, &[0.2], &mut x, &mut s).unwrap();
+                (x, lp)
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = draw(5);
+    assert_eq!(a, draw(5));
+    assert_ne!(a, draw(6));
+    for (x, lp) in a {
+        let lp2 = m.log_prob(&x, &[0.2], &mut s).unwrap();
+        assert!((lp - lp2).abs() < 1e-3 * (1.0 + lp.abs()), "sample log p {lp} vs log_prob {lp2}");
+    }
+}

@@ -348,7 +348,7 @@ fn freeze_checkpoint(dir: &Path, out: &Path, tol: f64) -> Result<(freeze::Parity
 fn freeze_cmd(a: FreezeArgs) -> Result<()> {
     let (p, len) = freeze_checkpoint(&a.checkpoint, &a.out, a.tolerance)?;
     println!(
-        "wrote {} ({len} bytes); runtime reproduces Burn on {} held-out rows: max |diff| {:.2e} nats (tolerance {:.0e})",
+        "wrote {} ({len} bytes); runtime reproduces Burn on {} held-out rows: max |diff| {:.2e} nats (tolerance {:.0e} + 1e-6 |log p|)",
         a.out.display(),
         p.rows,
         p.max_abs_diff,
@@ -560,7 +560,7 @@ fn demo(a: DemoArgs) -> Result<()> {
     println!("  epochs          {} (best {}), {:.1} s", ck.history.val_nll.len(), ck.history.best_epoch + 1, ck.history.seconds);
     println!("  test NLL Burn   {burn_nll:.5} nats/dim");
     println!("  test NLL floe   {rt_nll:.5} nats/dim (no_std runtime, {us:.1} us/row)");
-    println!("  parity          max |log p diff| {:.2e} nats over {} rows (tolerance {:.0e})", parity.max_abs_diff, parity.rows, PARITY_TOLERANCE);
+    println!("  parity          max |log p diff| {:.2e} nats over {} rows (tolerance {:.0e} + 1e-6 |log p|)", parity.max_abs_diff, parity.rows, PARITY_TOLERANCE);
     println!("  model file      {} ({len} bytes)", file.display());
     println!("  scratch         {} f32 ({} bytes)", rt.scratch_len(), rt.scratch_len() * 4);
     println!("  plot            {}", png.display());

@@ -212,6 +212,8 @@ pub(crate) fn rd_f32(b: &[u8], at: usize) -> Result<f32> {
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320, init and xorout
 /// 0xFFFFFFFF) — the same as zlib's `crc32`.
 pub fn crc32(data: &[u8]) -> u32 {
+    // Compile-time table construction: indices are loop-bounded constants.
+    #[allow(clippy::indexing_slicing)]
     const TABLE: [u32; 256] = {
         let mut t = [0u32; 256];
         let mut i = 0;
@@ -344,7 +346,7 @@ impl Header {
         if layer_table as usize != HEADER_LEN
             || tensor_table as usize != lt_end
             || (data_offset as usize) < tt_end
-            || data_offset as usize % TENSOR_ALIGN != 0
+            || !(data_offset as usize).is_multiple_of(TENSOR_ALIGN)
             || data_offset as usize > body_end
         {
             return Err(Error::BadHeader);
@@ -489,7 +491,7 @@ pub(crate) fn tensor_bytes<'a>(b: &'a [u8], h: &Header, i: u32) -> Result<(Tenso
     let start = t.offset as usize;
     let end = start.checked_add(t.n_bytes()).ok_or(Error::BadTensor(i))?;
     let body_end = (h.file_len as usize).saturating_sub(4);
-    if start < h.data_offset as usize || end > body_end || start % TENSOR_ALIGN != 0 {
+    if start < h.data_offset as usize || end > body_end || !start.is_multiple_of(TENSOR_ALIGN) {
         return Err(Error::BadTensor(i));
     }
     let bytes = b.get(start..end).ok_or(Error::BadTensor(i))?;
@@ -534,7 +536,7 @@ pub(crate) fn check_envelope(bytes: &[u8]) -> Result<(&[u8], Header)> {
         return Err(Error::BadHeader);
     }
     let b = bytes.get(..file_len).ok_or(Error::Truncated)?;
-    if (b.as_ptr() as usize) % BUFFER_ALIGN != 0 {
+    if !(b.as_ptr() as usize).is_multiple_of(BUFFER_ALIGN) {
         return Err(Error::Misaligned);
     }
     let body = b.get(..file_len - 4).ok_or(Error::Truncated)?;

@@ -283,6 +283,7 @@ impl<'a> Model<'a> {
 
     /// Split scratch into (state D, tmp D, standardized context C, layer work) and
     /// fill the context.
+    #[allow(clippy::type_complexity)]
     fn buffers<'s>(
         &self,
         ctx: &[f32],
@@ -490,24 +491,18 @@ fn check_layer(core: &Core<'_>, i: u16, expected_first: u32) -> Result<(Plan, La
     }
     // Semantic checks.
     let t0 = rec.first_tensor;
-    match plan {
-        Plan::Made { shape, elem } => {
-            if !made::check_masks(core, &shape, t0, dim, elem.params_per_dim())? {
-                return Err(Error::InvalidParameter(i));
-            }
-        }
-        Plan::Permute => {
-            if !permute::is_permutation(core.u16_tensor(t0)?) {
-                return Err(Error::InvalidParameter(i));
-            }
-        }
+    let valid = match plan {
+        Plan::Made { shape, elem } => made::check_masks(core, &shape, t0, dim, elem.params_per_dim())?,
+        Plan::Permute => permute::is_permutation(core.u16_tensor(t0)?),
         Plan::LuLinear => {
+            // The packed matrix's diagonal is unused and must be zero.
             let lu = core.f32_tensor(t0)?;
-            if (0..dim).any(|k| sub(lu, k * dim + k, 1).map(|v| v != [0.0]).unwrap_or(true)) {
-                return Err(Error::InvalidParameter(i));
-            }
+            (0..dim).all(|k| sub(lu, k * dim + k, 1).map(|v| v == [0.0]).unwrap_or(false))
         }
-        _ => {}
+        _ => true,
+    };
+    if !valid {
+        return Err(Error::InvalidParameter(i));
     }
     Ok((plan, rec))
 }

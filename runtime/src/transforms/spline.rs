@@ -190,7 +190,7 @@ mod tests {
         let mut s = seed;
         for v in r.iter_mut().take(3 * k - 1) {
             s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            *v = ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 4.0;
+            *v = ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 2.0;
         }
         r
     }
@@ -235,7 +235,7 @@ mod tests {
         let r = &r[..3 * k - 1];
         for i in 1..30 {
             let x = -2.9 + 0.2 * i as f32;
-            let h = 1e-3f32;
+            let h = 1e-2f32;
             let (yp, _) = forward(x + h, r, k, 3.0, &mut w).unwrap();
             let (ym, _) = forward(x - h, r, k, 3.0, &mut w).unwrap();
             let (_, ld) = forward(x, r, k, 3.0, &mut w).unwrap();

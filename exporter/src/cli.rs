@@ -402,7 +402,13 @@ pub fn describe(model: &Model<'_>) -> Result<String> {
     w(&mut s, format_args!("  scratch         {} f32 = {} bytes\n", h.scratch_len, h.scratch_len * 4));
     let (mean, std) = model.standardization();
     w(&mut s, format_args!("  standardization mean {:?}\n                  std  {:?}\n", mean, std));
-    w(&mut s, format_args!("  {:>3} {:<16} {:>6} {:>6} {:>5} {:>6} {:>8} {:>8} {:>6}\n", "#", "kind", "split", "hidden", "depth", "bins", "params", "bytes", "work"));
+    w(
+        &mut s,
+        format_args!(
+            "  {:>3} {:<16} {:>6} {:>6} {:>5} {:>6} {:>8} {:>8} {:>6}\n",
+            "#", "kind", "split", "hidden", "depth", "bins", "params", "bytes", "work"
+        ),
+    );
     let (mut tp, mut tb) = (0, 0);
     for i in 0..model.n_layers() {
         let li = model.layer_info(i).map_err(|err| FloeError::Runtime { path: "<model>".into(), err })?;
@@ -442,7 +448,12 @@ fn inspect_cmd(a: InspectArgs) -> Result<()> {
 }
 
 /// Draw `n` samples with the runtime.
-pub fn sample_rows(model: &Model<'_>, n: usize, seed: u64, ctx: &[f32]) -> std::result::Result<Vec<f32>, floe_runtime::Error> {
+pub fn sample_rows(
+    model: &Model<'_>,
+    n: usize,
+    seed: u64,
+    ctx: &[f32],
+) -> std::result::Result<Vec<f32>, floe_runtime::Error> {
     let d = model.dim();
     let mut rng = Rng::new(seed);
     let mut scratch = vec![0.0f32; model.scratch_len()];
@@ -465,7 +476,8 @@ fn sample_cmd(a: SampleArgs) -> Result<()> {
         )));
     }
     let d = model.dim();
-    let out = sample_rows(&model, a.n, a.seed, &ctx).map_err(|err| FloeError::Runtime { path: a.model.clone(), err })?;
+    let out =
+        sample_rows(&model, a.n, a.seed, &ctx).map_err(|err| FloeError::Runtime { path: a.model.clone(), err })?;
     match a.out.extension().and_then(|e| e.to_str()) {
         Some("npy") => data::write_npy(&a.out, &out, a.n, d)?,
         Some("csv") => data::write_csv(&a.out, &out, d, &(0..d).map(|j| format!("x{j}")).collect::<Vec<_>>())?,
@@ -553,14 +565,30 @@ fn demo(a: DemoArgs) -> Result<()> {
     let us = t0.elapsed().as_secs_f64() * 1e6 / lp.len() as f64;
     let rt_nll = -lp.iter().sum::<f64>() / lp.len() as f64 / prep.d as f64;
     let png = a.out.join("demo.png");
-    let samples = sample_rows(&rt, x.len() / prep.d, 1, &[]).map_err(|err| FloeError::Runtime { path: file.clone(), err })?;
+    let samples =
+        sample_rows(&rt, x.len() / prep.d, 1, &[]).map_err(|err| FloeError::Runtime { path: file.clone(), err })?;
     plot::report(&png, &ck.history, &x, &samples, prep.d, &prep.table.columns)?;
     println!();
-    println!("  data            {} rows x {} dims (train {}, val {}, test {})", prep.table.n, prep.d, prep.split.train.len(), prep.split.val.len(), prep.split.test.len());
-    println!("  epochs          {} (best {}), {:.1} s", ck.history.val_nll.len(), ck.history.best_epoch + 1, ck.history.seconds);
+    println!(
+        "  data            {} rows x {} dims (train {}, val {}, test {})",
+        prep.table.n,
+        prep.d,
+        prep.split.train.len(),
+        prep.split.val.len(),
+        prep.split.test.len()
+    );
+    println!(
+        "  epochs          {} (best {}), {:.1} s",
+        ck.history.val_nll.len(),
+        ck.history.best_epoch + 1,
+        ck.history.seconds
+    );
     println!("  test NLL Burn   {burn_nll:.5} nats/dim");
     println!("  test NLL floe   {rt_nll:.5} nats/dim (no_std runtime, {us:.1} us/row)");
-    println!("  parity          max |log p diff| {:.2e} nats over {} rows (tolerance {:.0e} + 1e-6 |log p|)", parity.max_abs_diff, parity.rows, PARITY_TOLERANCE);
+    println!(
+        "  parity          max |log p diff| {:.2e} nats over {} rows (tolerance {:.0e} + 1e-6 |log p|)",
+        parity.max_abs_diff, parity.rows, PARITY_TOLERANCE
+    );
     println!("  model file      {} ({len} bytes)", file.display());
     println!("  scratch         {} f32 ({} bytes)", rt.scratch_len(), rt.scratch_len() * 4);
     println!("  plot            {}", png.display());

@@ -135,7 +135,8 @@ fn matrix_from(path: &Path, shape: Vec<usize>, v: Vec<f64>) -> Result<Table> {
 
 fn read_csv(path: &Path, want: Option<&[String]>) -> Result<Table> {
     let text = std::fs::read_to_string(path).map_err(|e| FloeError::io(path, e))?;
-    let perr = |line: usize, msg: String| FloeError::Parse { path: path.to_path_buf(), msg: format!("line {line}: {msg}") };
+    let perr =
+        |line: usize, msg: String| FloeError::Parse { path: path.to_path_buf(), msg: format!("line {line}: {msg}") };
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or_else(|| perr(1, "empty file".into()))?;
     let names: Vec<String> = header.split(',').map(|s| s.trim().trim_matches('"').to_string()).collect();
@@ -143,7 +144,12 @@ fn read_csv(path: &Path, want: Option<&[String]>) -> Result<Table> {
         None => (0..names.len()).collect(),
         Some(w) => w
             .iter()
-            .map(|c| names.iter().position(|n| n == c).ok_or_else(|| perr(1, format!("no column named {c:?} (have {names:?})"))))
+            .map(|c| {
+                names
+                    .iter()
+                    .position(|n| n == c)
+                    .ok_or_else(|| perr(1, format!("no column named {c:?} (have {names:?})")))
+            })
             .collect::<Result<_>>()?,
     };
     let mut x = Vec::new();
@@ -155,7 +161,8 @@ fn read_csv(path: &Path, want: Option<&[String]>) -> Result<Table> {
         }
         for &j in &pick {
             let f = fields[j].trim().trim_matches('"');
-            let v: f32 = f.parse().map_err(|_| perr(ln + 1, format!("column {:?}: {f:?} is not a number", names[j])))?;
+            let v: f32 =
+                f.parse().map_err(|_| perr(ln + 1, format!("column {:?}: {f:?} is not a number", names[j])))?;
             x.push(v);
         }
         n += 1;
@@ -169,7 +176,8 @@ fn read_npz(path: &Path, array: Option<&str>, labels: Option<&str>) -> Result<Ta
     let mut z = zip::ZipArchive::new(f).map_err(|e| perr(format!("not a valid .npz (zip) file: {e}")))?;
     let names: Vec<String> = z.file_names().map(|s| s.trim_end_matches(".npy").to_string()).collect();
     let mut read = |name: &str| -> Result<(Vec<usize>, Vec<f64>)> {
-        let mut e = z.by_name(&format!("{name}.npy")).map_err(|_| perr(format!("no array {name:?} (have {names:?})")))?;
+        let mut e =
+            z.by_name(&format!("{name}.npy")).map_err(|_| perr(format!("no array {name:?} (have {names:?})")))?;
         let mut buf = Vec::new();
         e.read_to_end(&mut buf).map_err(|e| FloeError::io(path, e))?;
         parse_npy(&buf).map_err(|m| perr(format!("array {name:?}: {m}")))
@@ -186,7 +194,11 @@ fn read_npz(path: &Path, array: Option<&str>, labels: Option<&str>) -> Result<Ta
     if let Some(l) = lname.filter(|l| *l != xname) {
         let (shape, v) = read(&l)?;
         if shape.iter().product::<usize>() != t.n {
-            return Err(perr(format!("labels {l:?} have {} entries for {} rows", shape.iter().product::<usize>(), t.n)));
+            return Err(perr(format!(
+                "labels {l:?} have {} entries for {} rows",
+                shape.iter().product::<usize>(),
+                t.n
+            )));
         }
         t.labels = Some(v.into_iter().map(|x| x as i64).collect());
     }

@@ -9,9 +9,9 @@ pub mod model;
 pub mod writer;
 
 pub use error::{FloeError, Result};
+pub mod cli;
 pub mod data;
 pub mod freeze;
 pub mod pipeline;
-pub mod train;
-pub mod cli;
 pub mod plot;
+pub mod train;

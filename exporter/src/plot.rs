@@ -56,7 +56,12 @@ pub fn report(path: &Path, hist: &History, data: &[f32], samples: &[f32], d: usi
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| err(path, e))?;
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| err(path, e))?;
 
     // Marginals.
     let pairs: Vec<(usize, usize)> = (0..3).map(|k| (2 * k, 2 * k + 1)).filter(|&(_, b)| b < d).collect();
@@ -77,10 +82,20 @@ pub fn report(path: &Path, hist: &History, data: &[f32], samples: &[f32], d: usi
         chart.configure_mesh().draw().map_err(|e| err(path, e))?;
         let inside = |x: f32, y: f32| x >= xr.0 && x <= xr.1 && y >= yr.0 && y <= yr.1;
         chart
-            .draw_series(dx.iter().zip(&dy).filter(|(x, y)| inside(**x, **y)).map(|(&x, &y)| Circle::new((x, y), 2, BLUE.mix(0.35).filled())))
+            .draw_series(
+                dx.iter()
+                    .zip(&dy)
+                    .filter(|(x, y)| inside(**x, **y))
+                    .map(|(&x, &y)| Circle::new((x, y), 2, BLUE.mix(0.35).filled())),
+            )
             .map_err(|e| err(path, e))?;
         chart
-            .draw_series(sx.iter().zip(&sy).filter(|(x, y)| inside(**x, **y)).map(|(&x, &y)| Circle::new((x, y), 2, RED.mix(0.35).filled())))
+            .draw_series(
+                sx.iter()
+                    .zip(&sy)
+                    .filter(|(x, y)| inside(**x, **y))
+                    .map(|(&x, &y)| Circle::new((x, y), 2, RED.mix(0.35).filled())),
+            )
             .map_err(|e| err(path, e))?;
     }
     root.present().map_err(|e| err(path, e))?;

@@ -164,7 +164,8 @@ pub fn train(
     let mut order: Vec<usize> = (0..train_rows.n).collect();
     order.shuffle(&mut rng);
     let init: Vec<usize> = order.iter().copied().take(2048).collect();
-    model = model.data_init(batch(&train_rows.x, &init, d, &dev), (c > 0).then(|| batch(&train_rows.c, &init, c, &dev)));
+    model =
+        model.data_init(batch(&train_rows.x, &init, d, &dev), (c > 0).then(|| batch(&train_rows.c, &init, c, &dev)));
 
     let mut optim = AdamConfig::new()
         .with_epsilon(1e-8)
@@ -195,7 +196,8 @@ pub fn train(
         order.shuffle(&mut rng);
         let mut sum = 0.0f64;
         for idx in order.chunks(cfg.batch_size) {
-            let lr = cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + (std::f64::consts::PI * step as f64 / total).cos());
+            let lr =
+                cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + (std::f64::consts::PI * step as f64 / total).cos());
             let xb = batch(&train_rows.x, idx, d, &dev);
             let xb = if noisy {
                 let q = Tensor::<1>::from_data(TensorData::new(quanta.clone(), [d]), &dev).unsqueeze::<2>();

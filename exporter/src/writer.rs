@@ -2,8 +2,8 @@
 //! (the one definition of the format); this module only serializes.
 
 use floe_runtime::format::{
-    self, hdr, Activation, BaseKind, DType, LayerKind, LayerRecord, FLAG_RESIDUAL, HEADER_LEN,
-    LAYER_RECORD_LEN, TENSOR_ALIGN, TENSOR_RECORD_LEN,
+    self, hdr, Activation, BaseKind, DType, LayerKind, LayerRecord, FLAG_RESIDUAL, HEADER_LEN, LAYER_RECORD_LEN,
+    TENSOR_ALIGN, TENSOR_RECORD_LEN,
 };
 
 use crate::error::FloeError;

@@ -36,11 +36,42 @@ fn train_freeze_inspect_eval_sample() {
     let ck = d.join("ck");
     let model = d.join("m.floe");
     let (ok, out, err) = floe(&[
-        "train", "--data", data.to_str().unwrap(), "--out", ck.to_str().unwrap(), "--epochs", "3", "--steps", "2",
-        "--hidden", "8", "--quiet",
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        ck.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--steps",
+        "2",
+        "--hidden",
+        "8",
+        "--quiet",
     ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("test NLL"), "{out}");
+    // A settings file: [data], [flow] and [train] tables, flags override.
+    let settings = d.join("s.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[data]\npath = {:?}\n[flow]\ntransform = \"maf\"\nsteps = 2\nhidden = 8\nbase = \"student-t\"\n[train]\nepochs = 2\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let ck2 = d.join("ck2");
+    let (ok, out, err) =
+        floe(&["train", "--config", settings.to_str().unwrap(), "--out", ck2.to_str().unwrap(), "--quiet"]);
+    assert!(ok, "{out}{err}");
+    let meta = std::fs::read_to_string(ck2.join("meta.json")).unwrap();
+    assert!(meta.contains("\"transform\": \"maf\"") && meta.contains("\"epochs\": 2"), "{meta}");
+    std::fs::write(&settings, "[flow]\nbogus = 1\n").unwrap();
+    let (ok, _, err) =
+        floe(&["train", "--config", settings.to_str().unwrap(), "--data", data.to_str().unwrap(), "--out", "x"]);
+    assert_clean_error(ok, &err, "unknown field");
+
     let (ok, out, err) = floe(&["freeze", "--checkpoint", ck.to_str().unwrap(), "--out", model.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("runtime reproduces Burn"), "{out}");
@@ -49,7 +80,8 @@ fn train_freeze_inspect_eval_sample() {
     let (ok, out, err) = floe(&["eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     assert!(ok && out.contains("nats/dim"), "{out}{err}");
     let samples = d.join("s.csv");
-    let (ok, out, err) = floe(&["sample", "--model", model.to_str().unwrap(), "-n", "10", "--out", samples.to_str().unwrap()]);
+    let (ok, out, err) =
+        floe(&["sample", "--model", model.to_str().unwrap(), "-n", "10", "--out", samples.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
     assert_eq!(std::fs::read_to_string(&samples).unwrap().lines().count(), 11);
     let png = d.join("p.png");

@@ -144,10 +144,7 @@ impl LayerKind {
     pub const fn has_conditioner(self) -> bool {
         matches!(
             self,
-            LayerKind::AffineCoupling
-                | LayerKind::SplineCoupling
-                | LayerKind::MadeAffine
-                | LayerKind::MadeSpline
+            LayerKind::AffineCoupling | LayerKind::SplineCoupling | LayerKind::MadeAffine | LayerKind::MadeSpline
         )
     }
 }
@@ -328,17 +325,12 @@ impl Header {
         if flags != 0 || header_len as usize != HEADER_LEN || reserved.iter().any(|&r| r != 0) {
             return Err(Error::BadHeader);
         }
-        if dim == 0
-            || dim as usize > MAX_DIM
-            || context_dim as usize > MAX_DIM
-            || n_layers as usize > MAX_LAYERS
-        {
+        if dim == 0 || dim as usize > MAX_DIM || context_dim as usize > MAX_DIM || n_layers as usize > MAX_LAYERS {
             return Err(Error::BadHeader);
         }
         // Sections in order: header, layer table, tensor table, data, CRC.
-        let lt_end = (layer_table as usize)
-            .checked_add(n_layers as usize * LAYER_RECORD_LEN)
-            .ok_or(Error::BadHeader)?;
+        let lt_end =
+            (layer_table as usize).checked_add(n_layers as usize * LAYER_RECORD_LEN).ok_or(Error::BadHeader)?;
         let tt_end = (tensor_table as usize)
             .checked_add((n_tensors as usize).checked_mul(TENSOR_RECORD_LEN).ok_or(Error::BadHeader)?)
             .ok_or(Error::BadHeader)?;
@@ -417,10 +409,7 @@ pub(crate) fn read_tensor_record(b: &[u8], h: &Header, i: u32) -> Result<TensorR
     if rows as usize > MAX_DIM * MAX_DIM || cols as usize > MAX_DIM * MAX_DIM {
         return Err(Error::BadTensor(i));
     }
-    (rows as usize)
-        .checked_mul(cols as usize)
-        .and_then(|n| n.checked_mul(dtype.size()))
-        .ok_or(Error::BadTensor(i))?;
+    (rows as usize).checked_mul(cols as usize).and_then(|n| n.checked_mul(dtype.size())).ok_or(Error::BadTensor(i))?;
     Ok(TensorRecord { offset, rows, cols, dtype })
 }
 
@@ -471,18 +460,7 @@ pub(crate) fn read_layer_record(b: &[u8], h: &Header, i: u16) -> Result<LayerRec
     if reserved3 != 0 || reserved.iter().any(|&r| r != 0) || flags & !FLAG_RESIDUAL != 0 {
         return Err(Error::BadLayer(i));
     }
-    Ok(LayerRecord {
-        kind,
-        activation,
-        flags,
-        split,
-        bins,
-        hidden,
-        blocks,
-        param,
-        first_tensor,
-        n_tensors,
-    })
+    Ok(LayerRecord { kind, activation, flags, split, bins, hidden, blocks, param, first_tensor, n_tensors })
 }
 
 /// Borrow the bytes of a tensor, checking that they lie inside the data section.

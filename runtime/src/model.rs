@@ -5,8 +5,8 @@ use crate::base::Base;
 use crate::conditioner::MlpShape;
 use crate::error::{Error, Result};
 use crate::format::{
-    self, check_envelope, read_layer_record, Activation, BaseKind, DType, Header, LayerKind,
-    LayerRecord, TensorRecord, N_GLOBAL_TENSORS,
+    self, check_envelope, read_layer_record, Activation, BaseKind, DType, Header, LayerKind, LayerRecord, TensorRecord,
+    N_GLOBAL_TENSORS,
 };
 use crate::kernels::{sub, take};
 use crate::rng::Rng;
@@ -65,11 +65,8 @@ impl Plan {
                 Plan::Coupling { shape: MlpShape::new(rec, split + cdim, n_out), elem, split }
             }
             LayerKind::MadeAffine | LayerKind::MadeSpline => {
-                let elem = if rec.kind == LayerKind::MadeAffine {
-                    Elementwise::affine(rec)
-                } else {
-                    Elementwise::spline(rec)
-                };
+                let elem =
+                    if rec.kind == LayerKind::MadeAffine { Elementwise::affine(rec) } else { Elementwise::spline(rec) };
                 let n_out = dim * elem.params_per_dim();
                 Plan::Made { shape: MlpShape::new(rec, dim + cdim, n_out), elem }
             }
@@ -176,10 +173,9 @@ impl<'a> Model<'a> {
         let g = N_GLOBAL_TENSORS as u32;
         let base = match h.base {
             BaseKind::StdNormal => Base::StdNormal,
-            BaseKind::DiagNormal => Base::DiagNormal {
-                loc: vec_tensor(&core, g, dim)?,
-                log_scale: vec_tensor(&core, g + 1, dim)?,
-            },
+            BaseKind::DiagNormal => {
+                Base::DiagNormal { loc: vec_tensor(&core, g, dim)?, log_scale: vec_tensor(&core, g + 1, dim)? }
+            }
             BaseKind::StudentT => {
                 let df = vec_tensor(&core, g, dim)?;
                 if df.iter().any(|&v| !(v > 0.0)) {

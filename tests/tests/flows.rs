@@ -70,7 +70,8 @@ fn log_det_matches_finite_difference_jacobian() {
                     j[r][c] = (zp[r] as f64 - zm[r] as f64) / hh;
                 }
             }
-            let det = j[0][0] * (j[1][1] * j[2][2] - j[1][2] * j[2][1]) - j[0][1] * (j[1][0] * j[2][2] - j[1][2] * j[2][0])
+            let det = j[0][0] * (j[1][1] * j[2][2] - j[1][2] * j[2][1])
+                - j[0][1] * (j[1][0] * j[2][2] - j[1][2] * j[2][0])
                 + j[0][2] * (j[1][0] * j[2][1] - j[1][1] * j[2][0]);
             let fd = det.abs().ln();
             assert!((fd - ld).abs() < 2e-2, "{t:?} row {i}: finite difference {fd}, analytic {ld}");

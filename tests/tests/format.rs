@@ -49,10 +49,9 @@ fn every_flipped_byte_is_rejected_with_the_right_error() {
             match i {
                 0..=3 => assert_eq!(e, Some(Error::BadMagic), "byte {i}"),
                 4..=5 => assert!(matches!(e, Some(Error::UnsupportedVersion(_))), "byte {i}: {e:?}"),
-                8..=11 => assert!(
-                    matches!(e, Some(Error::Truncated | Error::BadCrc | Error::BadHeader)),
-                    "byte {i}: {e:?}"
-                ),
+                8..=11 => {
+                    assert!(matches!(e, Some(Error::Truncated | Error::BadCrc | Error::BadHeader)), "byte {i}: {e:?}")
+                }
                 _ => assert_eq!(e, Some(Error::BadCrc), "byte {i} mask {mask:#x}"),
             }
         }
@@ -146,7 +145,9 @@ fn specific_semantic_errors() {
     assert_eq!(Model::load(&t).err(), Some(Error::BadHeader));
 
     // Spline tail bound <= 0: find the first spline layer.
-    let li = (0..m.n_layers()).find(|&i| m.layer_info(i).unwrap().record.kind == floe_runtime::LayerKind::SplineCoupling).unwrap();
+    let li = (0..m.n_layers())
+        .find(|&i| m.layer_info(i).unwrap().record.kind == floe_runtime::LayerKind::SplineCoupling)
+        .unwrap();
     let mut t = b.clone();
     let at = HEADER_LEN + li * LAYER_RECORD_LEN + 12;
     t[at..at + 4].copy_from_slice(&(-3.0f32).to_le_bytes());
@@ -194,5 +195,8 @@ fn bad_call_arguments_get_typed_errors() {
     let mut small = vec![0.0; m.scratch_len() - 1];
     assert!(matches!(m.log_prob(&[0.0; 3], &[0.0], &mut small), Err(Error::ScratchTooSmall { .. })));
     let mut out = [0.0; 2];
-    assert!(matches!(m.sample(&mut floe_runtime::Rng::new(0), &[0.0], &mut out, &mut s), Err(Error::DimMismatch { .. })));
+    assert!(matches!(
+        m.sample(&mut floe_runtime::Rng::new(0), &[0.0], &mut out, &mut s),
+        Err(Error::DimMismatch { .. })
+    ));
 }

@@ -8,7 +8,11 @@ use floe_tests::{config, random_flow, rows};
 fn check(cfg: &floe_exporter::model::FlowConfig, seed: u64) -> f64 {
     let (flow, xs, cs) = random_flow(cfg, seed);
     let n = 64;
-    let x: Vec<f32> = rows(n, cfg.dim, 1.0, seed + 10).iter().enumerate().map(|(k, v)| v * xs.std[k % cfg.dim] + xs.mean[k % cfg.dim]).collect();
+    let x: Vec<f32> = rows(n, cfg.dim, 1.0, seed + 10)
+        .iter()
+        .enumerate()
+        .map(|(k, v)| v * xs.std[k % cfg.dim] + xs.mean[k % cfg.dim])
+        .collect();
     let c = rows(n, cfg.context_dim, 1.0, seed + 20);
     let (_, parity) = freeze(&flow, &xs, &cs, &x, &c, 1e-4).unwrap_or_else(|e| panic!("{cfg:?}: {e}"));
     assert_eq!(parity.rows, n);
@@ -17,7 +21,9 @@ fn check(cfg: &floe_exporter::model::FlowConfig, seed: u64) -> f64 {
 
 #[test]
 fn every_transform_matches_the_runtime() {
-    for t in [TransformKind::SplineCoupling, TransformKind::AffineCoupling, TransformKind::Maf, TransformKind::MadeSpline] {
+    for t in
+        [TransformKind::SplineCoupling, TransformKind::AffineCoupling, TransformKind::Maf, TransformKind::MadeSpline]
+    {
         for residual in [false, true] {
             let mut cfg = config(t, 4, 0);
             cfg.residual = residual;
@@ -29,7 +35,9 @@ fn every_transform_matches_the_runtime() {
 
 #[test]
 fn conditional_flows_match_the_runtime() {
-    for t in [TransformKind::SplineCoupling, TransformKind::AffineCoupling, TransformKind::Maf, TransformKind::MadeSpline] {
+    for t in
+        [TransformKind::SplineCoupling, TransformKind::AffineCoupling, TransformKind::Maf, TransformKind::MadeSpline]
+    {
         let mut cfg = config(t, 3, 2);
         cfg.tanh = true;
         let e = check(&cfg, 5);

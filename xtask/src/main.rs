@@ -33,7 +33,10 @@ fn ci() {
         run("install clippy", Command::new("rustup").args(["component", "add", "clippy"]));
     }
     for t in THUMB_TARGETS {
-        run(&format!("runtime builds for {t} (no std, no alloc)"), cargo().args(["build", "-p", "floe-runtime", "--target", t]));
+        run(
+            &format!("runtime builds for {t} (no std, no alloc)"),
+            cargo().args(["build", "-p", "floe-runtime", "--target", t]),
+        );
         run(
             &format!("runtime builds for {t} with defmt"),
             cargo().args(["build", "-p", "floe-runtime", "--features", "defmt", "--target", t]),
@@ -46,7 +49,18 @@ fn ci() {
     run("tests", cargo().args(["test", "--workspace"]));
     run(
         "demo (the README's main command)",
-        cargo().args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "demo", "--quiet", "--out", "target/ci-demo"]),
+        cargo().args([
+            "run",
+            "-p",
+            "floe-exporter",
+            "--bin",
+            "floe",
+            "--",
+            "demo",
+            "--quiet",
+            "--out",
+            "target/ci-demo",
+        ]),
     );
 }
 

@@ -79,7 +79,14 @@ pub struct Coupling {
 
 impl Coupling {
     /// A coupling that starts as the identity.
-    pub fn new(dim: usize, context_dim: usize, split: usize, elem: Elementwise, spec: MlpSpec, device: &Device) -> Self {
+    pub fn new(
+        dim: usize,
+        context_dim: usize,
+        split: usize,
+        elem: Elementwise,
+        spec: MlpSpec,
+        device: &Device,
+    ) -> Self {
         let mlp = Mlp::new(&spec, split + context_dim, (dim - split) * elem.ppd(), None, device);
         Coupling { mlp, split, dim, elem, spec }
     }

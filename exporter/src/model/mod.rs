@@ -39,7 +39,8 @@ pub fn lgamma<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
     let inv = y.clone().recip();
     let inv2 = inv.clone() * inv.clone();
-    let series = inv.clone() * (inv2.clone().mul_scalar(-1.0 / 360.0) + inv2.clone() * inv2.mul_scalar(1.0 / 1260.0)).add_scalar(1.0 / 12.0);
+    let series = inv.clone()
+        * (inv2.clone().mul_scalar(-1.0 / 360.0) + inv2.clone() * inv2.mul_scalar(1.0 / 1260.0)).add_scalar(1.0 / 12.0);
     let st = (y.clone().sub_scalar(0.5)) * y.clone().log() - y + series;
     st.add_scalar(0.918_938_5) - prod.log()
 }
@@ -82,9 +83,10 @@ pub enum PermChoice {
     None,
 }
 
-/// Architecture of a flow.
+/// Architecture of a flow. In a settings file every field is optional (defaults:
+/// [`FlowConfig::spline`]); `dim` and `context_dim` always come from the data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct FlowConfig {
     /// D.
     pub dim: usize,
@@ -118,6 +120,12 @@ pub struct FlowConfig {
     pub base: BaseChoice,
     /// Seed of the random permutations and initial weights.
     pub seed: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig::spline(1)
+    }
 }
 
 impl FlowConfig {
@@ -262,7 +270,9 @@ impl BaseDist {
 
     fn frozen(&self) -> FrozenBase {
         match (self.kind, &self.loc, &self.log_scale, &self.log_df) {
-            (1, Some(loc), Some(ls), _) => FrozenBase::DiagNormal { loc: to_vec(loc.val()), log_scale: to_vec(ls.val()) },
+            (1, Some(loc), Some(ls), _) => {
+                FrozenBase::DiagNormal { loc: to_vec(loc.val()), log_scale: to_vec(ls.val()) }
+            }
             (2, _, _, Some(ldf)) => FrozenBase::StudentT { df: to_vec(ldf.val().exp()) },
             _ => FrozenBase::StdNormal,
         }

@@ -14,10 +14,7 @@ fn knots(raw: Tensor<2>, k: usize, bound: f32, min: f32) -> Tensor<2> {
     let w = p.mul_scalar(1.0 - min * k as f32).add_scalar(min);
     let c = w.cumsum(1).mul_scalar(2.0 * bound).sub_scalar(bound);
     let inner = c.slice([0..e, 0..k - 1]);
-    Tensor::cat(
-        vec![Tensor::full([e, 1], -bound, &device), inner, Tensor::full([e, 1], bound, &device)],
-        1,
-    )
+    Tensor::cat(vec![Tensor::full([e, 1], -bound, &device), inner, Tensor::full([e, 1], bound, &device)], 1)
 }
 
 /// Forward spline on `x [E]` with raw parameters `[E, 3K-1]`; returns `(y, log|dy/dx|)`.
@@ -51,8 +48,7 @@ pub fn rqs_forward(x: Tensor<1>, raw: Tensor<2>, k: usize, bound: f32) -> (Tenso
     let s = dk1.clone() + dk.clone() - delta.clone().mul_scalar(2.0);
     let den = delta.clone() + s * t1m.clone();
     let y_in = yk + num / den.clone();
-    let dnum = delta.clone() * delta.clone()
-        * (dk1 * th2 + delta.mul_scalar(2.0) * t1m + dk * omt.clone() * omt);
+    let dnum = delta.clone() * delta.clone() * (dk1 * th2 + delta.mul_scalar(2.0) * t1m + dk * omt.clone() * omt);
     let ld_in = dnum.log() - den.log().mul_scalar(2.0);
     let y = x.mask_where(inside.clone(), y_in);
     let ld = Tensor::<1>::zeros([e], &device).mask_where(inside, ld_in);

@@ -37,11 +37,8 @@ pub(crate) fn apply(
     mlp_eval(core, shape, first, cond_in, out, mlp_work)?;
     let mut logdet = 0.0f32;
     for (j, v) in tail.iter_mut().enumerate() {
-        let (nv, ld) = if inverse {
-            elem.inverse(*v, out, j, elem_work)?
-        } else {
-            elem.forward(*v, out, j, elem_work)?
-        };
+        let (nv, ld) =
+            if inverse { elem.inverse(*v, out, j, elem_work)? } else { elem.forward(*v, out, j, elem_work)? };
         *v = nv;
         logdet += ld;
     }

@@ -30,7 +30,5 @@ pub(crate) fn inverse(perm: &[u16], z: &mut [f32], tmp: &mut [f32]) -> Result<()
 /// Whether `perm` holds each of `0..perm.len()` exactly once.
 pub(crate) fn is_permutation(perm: &[u16]) -> bool {
     let n = perm.len();
-    perm.iter().enumerate().all(|(i, &p)| {
-        (p as usize) < n && !perm.iter().take(i).any(|&q| q == p)
-    })
+    perm.iter().enumerate().all(|(i, &p)| (p as usize) < n && !perm.iter().take(i).any(|&q| q == p))
 }

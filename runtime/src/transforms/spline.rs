@@ -124,14 +124,7 @@ fn bin_at(work: &[f32], bins: usize, idx: usize) -> Result<Bin> {
     let d = sub(work, 2 * (bins + 1), bins + 1)?;
     let xk = at(cw, idx)?;
     let yk = at(ch, idx)?;
-    Ok(Bin {
-        xk,
-        wk: at(cw, idx + 1)? - xk,
-        yk,
-        hk: at(ch, idx + 1)? - yk,
-        dk: at(d, idx)?,
-        dk1: at(d, idx + 1)?,
-    })
+    Ok(Bin { xk, wk: at(cw, idx + 1)? - xk, yk, hk: at(ch, idx + 1)? - yk, dk: at(d, idx)?, dk1: at(d, idx + 1)? })
 }
 
 /// `log(dy/dx)` at relative position `theta` in bin `b`.

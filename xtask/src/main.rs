@@ -30,8 +30,9 @@ fn have_rustup() -> bool {
 fn ci() {
     if have_rustup() {
         run("install targets", Command::new("rustup").args(["target", "add"]).args(THUMB_TARGETS));
-        run("install clippy", Command::new("rustup").args(["component", "add", "clippy"]));
+        run("install clippy and rustfmt", Command::new("rustup").args(["component", "add", "clippy", "rustfmt"]));
     }
+    run("formatting", cargo().args(["fmt", "--all", "--", "--check"]));
     for t in THUMB_TARGETS {
         run(
             &format!("runtime builds for {t} (no std, no alloc)"),

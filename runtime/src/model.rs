@@ -136,7 +136,9 @@ pub struct Model<'a> {
     x_std: &'a [f32],
     c_mean: &'a [f32],
     c_std: &'a [f32],
-    /// `-sum(ln std) + base normalizer`: the constant part of `log_prob`.
+    /// `-sum(ln std)`: log-determinant of the standardization.
+    std_logdet: f32,
+    /// `std_logdet + base normalizer`: the constant part of `log_prob`.
     log_const: f32,
 }
 
@@ -197,11 +199,12 @@ impl<'a> Model<'a> {
         if scratch_words(dim, cdim, max_work) != h.scratch_len as usize {
             return Err(Error::ScratchMismatch);
         }
-        let mut log_const = base.log_norm(dim);
+        let mut std_logdet = 0.0f32;
         for &s in x_std {
-            log_const -= libm::logf(s);
+            std_logdet -= libm::logf(s);
         }
-        Ok(Model { core, base, x_mean, x_std, c_mean, c_std, log_const })
+        let log_const = base.log_norm(dim) + std_logdet;
+        Ok(Model { core, base, x_mean, x_std, c_mean, c_std, std_logdet, log_const })
     }
 
     /// The decoded header.
@@ -356,11 +359,7 @@ impl<'a> Model<'a> {
     }
 
     fn std_logdet(&self) -> f32 {
-        let mut s = 0.0f32;
-        for &v in self.x_std {
-            s -= libm::logf(v);
-        }
-        s
+        self.std_logdet
     }
 
     /// Run every layer forward (or all in reverse order, inverted) on the

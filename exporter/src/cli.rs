@@ -564,6 +564,11 @@ fn demo(a: DemoArgs) -> Result<()> {
     let lp = runtime_log_prob(&rt, &x, &[]).map_err(|err| FloeError::Runtime { path: file.clone(), err })?;
     let us = t0.elapsed().as_secs_f64() * 1e6 / lp.len() as f64;
     let rt_nll = -lp.iter().sum::<f64>() / lp.len() as f64 / prep.d as f64;
+    // The held-out rows as raw little-endian f32 (row-major, `d` per row): the
+    // input format of the firmware programs (`firmware/assets/`).
+    let rows_file = a.out.join("thyroid-test.f32");
+    let rows_bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&rows_file, rows_bytes).map_err(|e| FloeError::io(&rows_file, e))?;
     let png = a.out.join("demo.png");
     let samples =
         sample_rows(&rt, x.len() / prep.d, 1, &[]).map_err(|err| FloeError::Runtime { path: file.clone(), err })?;
@@ -591,6 +596,7 @@ fn demo(a: DemoArgs) -> Result<()> {
     );
     println!("  model file      {} ({len} bytes)", file.display());
     println!("  scratch         {} f32 ({} bytes)", rt.scratch_len(), rt.scratch_len() * 4);
+    println!("  test rows       {} (raw little-endian f32, for firmware)", rows_file.display());
     println!("  plot            {}", png.display());
     println!("  wall time       {:.1} s", start.elapsed().as_secs_f64());
     Ok(())

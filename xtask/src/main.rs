@@ -1,7 +1,14 @@
 //! `cargo xtask <task>`: the one place CI logic lives.
 //!
 //! - `ci`: install the thumb targets, build the runtime for both with no `std`
-//!   or `alloc` (and with `defmt`), lint it, run every test, run the demo.
+//!   or `alloc` (and with `defmt`), lint it, run every test, run the demo, then
+//!   `qemu`.
+//! - `qemu`: run the firmware programs in QEMU (Cortex-M4F and Cortex-M0) and diff
+//!   their output bit for bit against the host runtime; print the cost table.
+//! - `size`: build the firmware and print its section sizes.
+//! - `assets`: regenerate `firmware/assets/` (model and input rows) from the demo.
+
+mod firmware;
 
 use std::process::{exit, Command};
 
@@ -33,6 +40,16 @@ fn ci() {
         run("install clippy and rustfmt", Command::new("rustup").args(["component", "add", "clippy", "rustfmt"]));
     }
     run("formatting", cargo().args(["fmt", "--all", "--", "--check"]));
+    run(
+        "formatting (firmware)",
+        cargo().args([
+            "fmt",
+            "--manifest-path",
+            &firmware::firmware_dir().join("Cargo.toml").to_string_lossy(),
+            "--",
+            "--check",
+        ]),
+    );
     for t in THUMB_TARGETS {
         run(
             &format!("runtime builds for {t} (no std, no alloc)"),
@@ -47,6 +64,23 @@ fn ci() {
         "clippy: the runtime has no unwrap/expect/panic/indexing",
         cargo().args(["clippy", "-p", "floe-runtime", "--target", THUMB_TARGETS[0], "--", "-D", "warnings"]),
     );
+    run("clippy: xtask", cargo().args(["clippy", "-p", "xtask", "--", "-D", "warnings"]));
+    firmware::install_tools(&firmware::BOARDS.map(|b| b.target));
+    for b in &firmware::BOARDS {
+        run(
+            &format!("clippy: firmware for {}", b.target),
+            cargo().current_dir(firmware::firmware_dir()).args([
+                "clippy",
+                "--release",
+                "--bins",
+                "--target",
+                b.target,
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        );
+    }
     run("tests", cargo().args(["test", "--workspace"]));
     run(
         "demo (the README's main command)",
@@ -63,14 +97,18 @@ fn ci() {
             "target/ci-demo",
         ]),
     );
+    firmware::qemu();
 }
 
 fn main() {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
         "ci" => ci(),
+        "qemu" => firmware::qemu(),
+        "size" => firmware::size(),
+        "assets" => firmware::assets(),
         _ => {
-            eprintln!("usage: cargo xtask ci");
+            eprintln!("usage: cargo xtask ci | qemu | size | assets");
             exit(2);
         }
     }

@@ -1,0 +1,117 @@
+//! Cortex-M glue: exit, fault and panic handlers, the SysTick instruction counter,
+//! the stack high-water mark.
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::SYST;
+use cortex_m_rt::{exception, ExceptionFrame};
+
+/// Ends the program with `code` (0 = success): through semihosting under QEMU
+/// (the code becomes QEMU's exit status), with a breakpoint on a real board.
+pub fn exit(code: i32) -> ! {
+    #[cfg(feature = "semihosting")]
+    semihosting::process::exit(code);
+    #[cfg(not(feature = "semihosting"))]
+    {
+        let _ = code;
+        loop {
+            cortex_m::asm::bkpt();
+        }
+    }
+}
+
+#[exception]
+unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
+    defmt::println!("hard fault: pc={=u32:#010x} lr={=u32:#010x}", ef.pc(), ef.lr());
+    exit(102)
+}
+
+/// SysTick on the core clock as a free-running 24-bit down-counter, extended to
+/// 64 bits (each read adds the ticks since the previous one; reads must come less
+/// than 2^24 ticks apart, which every timed block here respects). On a real board
+/// a tick is a core cycle; under `qemu -icount shift=0` it is a fixed number of
+/// instructions (40 on mps2-an386, 62.5 on microbit; `cargo xtask qemu` checks
+/// the factor with [`spin`]).
+pub struct SysTickClock {
+    last: u32,
+    ticks: u64,
+}
+
+impl SysTickClock {
+    /// Start SysTick on the core clock. Returns `None` if it does not count (some
+    /// boards and emulators have none).
+    pub fn start(mut syst: SYST) -> Option<SysTickClock> {
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(0x00FF_FFFF);
+        syst.clear_current();
+        syst.enable_counter();
+        // The first read after clearing is 0 until the counter reloads.
+        for _ in 0..10_000 {
+            let cur = SYST::get_current();
+            if cur != 0 {
+                return Some(SysTickClock { last: cur, ticks: 0 });
+            }
+        }
+        None
+    }
+}
+
+impl crate::script::Clock for SysTickClock {
+    fn now(&mut self) -> u64 {
+        let cur = SYST::get_current();
+        self.ticks += u64::from(self.last.wrapping_sub(cur) & 0x00FF_FFFF);
+        self.last = cur;
+        self.ticks
+    }
+}
+
+/// Runs a two-instruction loop (`subs`, `bne`) `n` times: 2n instructions.
+pub fn spin(n: u32) {
+    if n == 0 {
+        return;
+    }
+    // SAFETY: the asm only decrements a register it owns until it reaches zero;
+    // it reads and writes no memory and does not touch the stack.
+    unsafe {
+        core::arch::asm!("2:", "subs {0}, #1", "bne 2b", inout(reg) n => _, options(nomem, nostack));
+    }
+}
+
+/// Bytes of stack used so far (high-water mark): cortex-m-rt's `paint-stack`
+/// fills the stack with `STACK_PAINT_VALUE` at reset; the deepest word that no
+/// longer holds it marks the most the stack has grown.
+pub fn stack_used() -> u32 {
+    extern "C" {
+        static _stack_start: u32;
+        static _stack_end: u32;
+    }
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let bottom = core::ptr::addr_of!(_stack_end) as usize;
+    let mut p = bottom;
+    while p < top {
+        // SAFETY: `p` is word-aligned (the linker script aligns `_stack_end` to 4)
+        // and lies in [_stack_end, _stack_start), RAM reserved for the stack. The
+        // words below the live stack belong to no Rust object; volatile reads of
+        // them cannot break any aliasing guarantee.
+        let w = unsafe { core::ptr::read_volatile(p as *const u32) };
+        if w != cortex_m_rt::STACK_PAINT_VALUE {
+            break;
+        }
+        p += 4;
+    }
+    (top - p) as u32
+}
+
+/// Bytes reserved for the stack (RAM not used by `.data`/`.bss`).
+pub fn stack_size() -> u32 {
+    extern "C" {
+        static _stack_start: u32;
+        static _stack_end: u32;
+    }
+    (core::ptr::addr_of!(_stack_start) as usize - core::ptr::addr_of!(_stack_end) as usize) as u32
+}
+
+/// The instruction counter of this board, if it has one.
+pub fn clock() -> Option<SysTickClock> {
+    let p = cortex_m::Peripherals::take()?;
+    SysTickClock::start(p.SYST)
+}

@@ -1,0 +1,216 @@
+//! What the firmware programs compute, written once.
+//!
+//! This file is compiled twice: into the firmware (where a [`Sink`] prints through
+//! defmt) and into `cargo xtask qemu` on the host (where it prints to a string).
+//! The host's lines are the expected output; the device's decoded lines must equal
+//! them byte for byte, and every f32 is printed with its bit pattern, so the diff
+//! is bit-exact. It depends on nothing but `floe_runtime` and `core`.
+
+use floe_runtime::{Error, Model, Rng};
+
+/// Seed of the samples the golden program draws.
+pub const SAMPLE_SEED: u64 = 0x5EED_F10E;
+/// Number of samples the golden program draws.
+pub const N_SAMPLES: u32 = 16;
+/// Repetitions of each timed call in the cost program.
+pub const COST_REPEATS: u32 = 4;
+/// Side of the square dense layer timed in the cost program.
+pub const DENSE_N: usize = 32;
+
+/// Where results go. Every line except [`Sink::cost`] is deterministic and diffed.
+pub trait Sink {
+    /// The loaded model's shape.
+    fn model(&mut self, bytes: u32, dim: u32, context_dim: u32, layers: u32, scratch_words: u32);
+    /// A named f32 result with two indices (row / sample, coordinate).
+    fn value(&mut self, what: &'static str, i: u32, j: u32, v: f32);
+    /// A call that returned an error (expected for the deliberately bad calls).
+    fn error(&mut self, what: &'static str, i: u32, e: Error);
+    /// A measurement: `ticks` of the board's counter spent on `calls` calls of
+    /// `what` (device only; not diffed, since the host has no such counter).
+    fn cost(&mut self, what: &'static str, calls: u32, ticks: u64);
+}
+
+/// A tick counter: SysTick on the core clock, so cycles on a real board and a
+/// fixed number of instructions per tick under QEMU `-icount shift=0`.
+pub trait Clock {
+    /// Ticks so far (monotonic).
+    fn now(&mut self) -> u64;
+}
+
+/// Decode row `row` of `inputs` (little-endian f32, `x.len() + ctx.len()` per row).
+fn read_row(inputs: &[u8], row: usize, x: &mut [f32], ctx: &mut [f32]) -> bool {
+    let width = 4 * (x.len() + ctx.len());
+    let Some(bytes) = inputs.get(row * width..(row + 1) * width) else {
+        return false;
+    };
+    let mut words = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    for v in x.iter_mut().chain(ctx.iter_mut()) {
+        *v = words.next().unwrap_or(f32::NAN);
+    }
+    true
+}
+
+/// Load the model and check the row buffers fit it.
+fn open<'a>(bytes: &'a [u8], x: &[f32], ctx: &[f32]) -> Result<Model<'a>, Error> {
+    let model = Model::load(bytes)?;
+    if x.len() != model.dim() {
+        return Err(Error::DimMismatch { expected: model.dim() as u32, got: x.len() as u32 });
+    }
+    if ctx.len() != model.context_dim() {
+        return Err(Error::ContextMismatch { expected: model.context_dim() as u32, got: ctx.len() as u32 });
+    }
+    Ok(model)
+}
+
+fn report(sink: &mut impl Sink, what: &'static str, i: u32, r: Result<f32, Error>) {
+    match r {
+        Ok(v) => sink.value(what, i, 0, v),
+        Err(e) => sink.error(what, i, e),
+    }
+}
+
+/// The golden program: load the model, evaluate `log_prob` on every input row,
+/// check the typed errors of bad calls, and draw [`N_SAMPLES`] seeded samples
+/// (each coordinate, its `log p`, and `log_prob` re-evaluated at the sample).
+pub fn golden(
+    bytes: &[u8],
+    inputs: &[u8],
+    x: &mut [f32],
+    ctx: &mut [f32],
+    scratch: &mut [f32],
+    sink: &mut impl Sink,
+) -> Result<(), Error> {
+    let model = open(bytes, x, ctx)?;
+    sink.model(
+        model.file_len() as u32,
+        model.dim() as u32,
+        model.context_dim() as u32,
+        model.n_layers() as u32,
+        model.scratch_len() as u32,
+    );
+    let mut row = 0;
+    while read_row(inputs, row, x, ctx) {
+        let lp = model.log_prob(x, ctx, scratch)?;
+        sink.value("logp", row as u32, 0, lp);
+        row += 1;
+    }
+    // Bad calls give typed errors, on the device as on the host.
+    if read_row(inputs, 0, x, ctx) {
+        let d = x.len();
+        report(sink, "short-input", 0, model.log_prob(&x[..d - 1], ctx, scratch));
+        report(sink, "small-scratch", 0, model.log_prob(x, ctx, &mut scratch[..1]));
+        x[d / 2] = f32::NAN;
+        report(sink, "nan-input", 0, model.log_prob(x, ctx, scratch));
+        x[d / 2] = f32::INFINITY;
+        report(sink, "inf-input", 0, model.log_prob(x, ctx, scratch));
+    }
+    // Seeded samples; the unconditional model ignores `ctx` (empty), a conditional
+    // one samples at the first row's context.
+    let mut rng = Rng::new(SAMPLE_SEED);
+    for i in 0..N_SAMPLES {
+        let lp = model.sample(&mut rng, ctx, x, scratch)?;
+        for (j, v) in x.iter().enumerate() {
+            sink.value("sample", i, j as u32, *v);
+        }
+        sink.value("sample-logp", i, 0, lp);
+        report(sink, "sample-logp-eval", i, model.log_prob(x, ctx, scratch));
+    }
+    Ok(())
+}
+
+/// A deterministic weight for the timed dense layer.
+const fn dense_weight(k: usize) -> f32 {
+    ((k * 37 % 101) as f32 - 50.0) / 256.0
+}
+
+const fn dense_weights() -> [f32; DENSE_N * DENSE_N] {
+    let mut w = [0.0; DENSE_N * DENSE_N];
+    let mut k = 0;
+    while k < w.len() {
+        w[k] = dense_weight(k);
+        k += 1;
+    }
+    w
+}
+
+/// The timed dense layer's weights (in flash on the device, as model weights are).
+static DENSE_W: [f32; DENSE_N * DENSE_N] = dense_weights();
+
+/// The cost program: instructions per `log_prob` (over all input rows), per
+/// `sample`, and per multiply-accumulate of the dense kernel. Each timed call's
+/// result goes to the sink too, so the timed work is also checked against the host.
+pub fn cost(
+    bytes: &[u8],
+    inputs: &[u8],
+    x: &mut [f32],
+    ctx: &mut [f32],
+    scratch: &mut [f32],
+    sink: &mut impl Sink,
+    clock: &mut impl Clock,
+) -> Result<(), Error> {
+    // Opaque to the optimizer: everything here is known at compile time on the
+    // device, and folded-away work would not be measured.
+    let bytes = core::hint::black_box(bytes);
+    let inputs = core::hint::black_box(inputs);
+    let model = open(bytes, x, ctx)?;
+    // The clock's own overhead, to subtract.
+    let t0 = clock.now();
+    let t1 = clock.now();
+    let overhead = t1.saturating_sub(t0);
+
+    // Model::load (validation, CRC over the whole file).
+    let t0 = clock.now();
+    for _ in 0..COST_REPEATS {
+        Model::load(bytes)?;
+    }
+    let t1 = clock.now();
+    sink.cost("load", COST_REPEATS, t1.saturating_sub(t0).saturating_sub(overhead));
+
+    // log_prob over every input row, COST_REPEATS times.
+    let mut acc = 0.0f32;
+    let mut calls = 0u32;
+    let t0 = clock.now();
+    for _ in 0..COST_REPEATS {
+        let mut row = 0;
+        while read_row(inputs, row, x, ctx) {
+            acc += model.log_prob(x, ctx, scratch)?;
+            row += 1;
+            calls += 1;
+        }
+    }
+    let t1 = clock.now();
+    sink.cost("log_prob", calls, t1.saturating_sub(t0).saturating_sub(overhead));
+    sink.value("log_prob-sum", calls, 0, acc);
+
+    // sample (includes the base draw and the inverse pass).
+    let mut rng = Rng::new(SAMPLE_SEED);
+    let mut acc = 0.0f32;
+    let t0 = clock.now();
+    for _ in 0..COST_REPEATS {
+        acc += model.sample(&mut rng, ctx, x, scratch)?;
+    }
+    let t1 = clock.now();
+    sink.cost("sample", COST_REPEATS, t1.saturating_sub(t0).saturating_sub(overhead));
+    sink.value("sample-logp-sum", COST_REPEATS, 0, acc);
+
+    // The dense kernel alone: y = W v + b, DENSE_N x DENSE_N, weights in flash.
+    let mut v = [0.0f32; DENSE_N];
+    let mut y = [0.0f32; DENSE_N];
+    let mut b = [0.0f32; DENSE_N];
+    for (k, (vk, bk)) in v.iter_mut().zip(b.iter_mut()).enumerate() {
+        *vk = dense_weight(k * 7 + 3);
+        *bk = dense_weight(k * 11 + 5);
+    }
+    let mut v = core::hint::black_box(v);
+    let t0 = clock.now();
+    for _ in 0..COST_REPEATS {
+        floe_runtime::kernels::dense_f32(core::hint::black_box(&DENSE_W), core::hint::black_box(&b), &v, &mut y)?;
+        v.copy_from_slice(&y);
+    }
+    let t1 = clock.now();
+    sink.cost("dense-mac", COST_REPEATS * (DENSE_N * DENSE_N) as u32, t1.saturating_sub(t0).saturating_sub(overhead));
+    for (j, yj) in y.iter().enumerate() {
+        sink.value("dense", 0, j as u32, *yj);
+    }
+    Ok(())
+}

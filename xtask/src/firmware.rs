@@ -1,0 +1,617 @@
+//! `cargo xtask qemu | size | assets`: the firmware under QEMU, diffed against the
+//! host runtime bit for bit, and its cost (instructions, sizes, stack).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "../../firmware/src/script.rs"]
+#[allow(dead_code)]
+mod script;
+
+use floe_runtime::Error;
+use script::Sink;
+
+/// A board QEMU emulates, with the Rust target that runs on it.
+pub struct Board {
+    /// Rust target triple.
+    pub target: &'static str,
+    /// QEMU machine.
+    pub machine: &'static str,
+    /// QEMU system emulator.
+    pub qemu: &'static str,
+    /// Extra QEMU arguments (CPU).
+    pub cpu: &'static [&'static str],
+    /// Human name.
+    pub name: &'static str,
+    /// Instructions per SysTick tick under `-icount shift=0` (1 ns per instruction):
+    /// 1 GHz over the SysTick clock. Checked on every run with a loop of known length.
+    pub instructions_per_tick: f64,
+}
+
+/// The boards `cargo xtask qemu` runs on.
+pub const BOARDS: [Board; 3] = [
+    Board {
+        target: "thumbv7em-none-eabihf",
+        machine: "mps2-an386",
+        qemu: "qemu-system-arm",
+        cpu: &["-cpu", "cortex-m4"],
+        name: "Cortex-M4F (mps2-an386)",
+        instructions_per_tick: 40.0, // 25 MHz
+    },
+    Board {
+        target: "thumbv6m-none-eabi",
+        machine: "microbit",
+        qemu: "qemu-system-arm",
+        cpu: &[],
+        name: "Cortex-M0 (microbit)",
+        instructions_per_tick: 62.5, // 16 MHz
+    },
+    Board {
+        target: "riscv32imac-unknown-none-elf",
+        machine: "virt",
+        qemu: "qemu-system-riscv32",
+        cpu: &["-bios", "none"],
+        name: "RV32IMAC (virt)",
+        instructions_per_tick: 1.0, // minstret
+    },
+];
+
+/// The firmware programs (`firmware/src/bin`).
+const PROGRAMS: [&str; 2] = ["golden", "cost"];
+
+/// Seconds a program may run in QEMU.
+const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("xtask: {msg}");
+    exit(1)
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
+}
+
+pub fn firmware_dir() -> PathBuf {
+    root().join("firmware")
+}
+
+/// Lines the host runtime prints: the expected output.
+#[derive(Default)]
+struct HostSink {
+    lines: Vec<String>,
+}
+
+impl Sink for HostSink {
+    fn model(&mut self, bytes: u32, dim: u32, context_dim: u32, layers: u32, scratch_words: u32) {
+        self.lines.push(format!(
+            "model bytes={bytes} dim={dim} context={context_dim} layers={layers} scratch={scratch_words}"
+        ));
+    }
+
+    fn value(&mut self, what: &'static str, i: u32, j: u32, v: f32) {
+        // defmt-print renders `{=f32}` with ryu; so does the reference.
+        self.lines.push(format!("{what} {i} {j} {:#010x} {}", v.to_bits(), ryu::Buffer::new().format(v)));
+    }
+
+    fn error(&mut self, what: &'static str, i: u32, e: Error) {
+        self.lines.push(format!("{what} {i} error {e:?}"));
+    }
+
+    fn cost(&mut self, _what: &'static str, _calls: u32, _instructions: u64) {}
+}
+
+struct NoClock;
+
+impl script::Clock for NoClock {
+    fn now(&mut self) -> u64 {
+        0
+    }
+}
+
+/// The model file and input rows the firmware embeds.
+pub struct Assets {
+    model: Vec<u8>,
+    inputs: Vec<u8>,
+    model_path: PathBuf,
+}
+
+impl Assets {
+    fn load() -> Assets {
+        let dir = firmware_dir().join("assets");
+        let model_path = std::env::var_os("FLOE_MODEL").map(PathBuf::from).unwrap_or(dir.join("thyroid.floe"));
+        let inputs_path = std::env::var_os("FLOE_INPUTS").map(PathBuf::from).unwrap_or(dir.join("thyroid.f32"));
+        let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", p.display())));
+        Assets { model: read(&model_path), inputs: read(&inputs_path), model_path }
+    }
+}
+
+/// Run a script on the host runtime; returns its lines.
+fn host_lines(program: &str, model: &[u8], inputs: &[u8]) -> Result<Vec<String>, Error> {
+    // The runtime reads tensors in place: give it a 16-byte aligned copy.
+    let mut words = vec![0u128; model.len().div_ceil(16)];
+    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    buf[..model.len()].copy_from_slice(model);
+    let bytes = &buf[..model.len()];
+    let m = floe_runtime::Model::load(bytes)?;
+    let mut x = vec![0.0f32; m.dim()];
+    let mut ctx = vec![0.0f32; m.context_dim()];
+    let mut scratch = vec![0.0f32; m.scratch_len()];
+    let mut sink = HostSink::default();
+    match program {
+        "golden" => script::golden(bytes, inputs, &mut x, &mut ctx, &mut scratch, &mut sink)?,
+        "cost" => script::cost(bytes, inputs, &mut x, &mut ctx, &mut scratch, &mut sink, &mut NoClock)?,
+        other => fail(format!("unknown program {other}")),
+    }
+    Ok(sink.lines)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn step(what: &str, cmd: &mut Command) {
+    eprintln!("\n== xtask: {what}\n   {cmd:?}");
+    let status = cmd.status().unwrap_or_else(|e| fail(format!("cannot start {cmd:?}: {e}")));
+    if !status.success() {
+        fail(format!("{what} failed ({status})"));
+    }
+}
+
+/// Install what the firmware checks need when it is missing: the rustup targets,
+/// QEMU (apt) and defmt-print (cargo install).
+pub fn install_tools(targets: &[&str]) {
+    if have("rustup", "--version") {
+        step("install firmware targets", Command::new("rustup").args(["target", "add"]).args(targets));
+    }
+    let mut packages = Vec::new();
+    if !have("qemu-system-arm", "--version") {
+        packages.push("qemu-system-arm");
+    }
+    if !have("qemu-system-riscv32", "--version") {
+        packages.push("qemu-system-misc");
+    }
+    if !packages.is_empty() {
+        // `--no-install-recommends`: QEMU's recommended block modules conflict with
+        // a newer qemu-utils on some Debian images.
+        let sudo = !is_root() && have("sudo", "--version");
+        let apt = |args: &[&str]| {
+            let mut c = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
+            if sudo {
+                c.arg("apt-get");
+            }
+            c.args(args);
+            c
+        };
+        step("apt-get update", &mut apt(&["update", "-q"]));
+        step(
+            "install QEMU",
+            apt(&[&["install", "-y", "-q", "--no-install-recommends"][..], &packages].concat())
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        );
+    }
+    if !have("defmt-print", "--version") {
+        step("install defmt-print", cargo().args(["install", "defmt-print", "--locked", "--version", "1.2.0"]));
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+fn elf_path(target: &str, program: &str) -> PathBuf {
+    firmware_dir().join("target").join(target).join("release").join(program)
+}
+
+fn build_firmware(target: &str, extra: &[&str]) {
+    step(
+        &format!("firmware builds for {target} {}", extra.join(" ")),
+        cargo().current_dir(firmware_dir()).args(["build", "--release", "--bins", "--target", target]).args(extra),
+    );
+}
+
+/// Run `elf` in QEMU; returns (exit status code, decoded defmt lines).
+fn run_qemu(board: &Board, elf: &Path) -> (i32, Vec<String>) {
+    let mut qemu = Command::new(board.qemu);
+    qemu.args(board.cpu)
+        .args(["-machine", board.machine, "-display", "none", "-monitor", "none", "-serial", "none"])
+        .args(["-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel"])
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut child = qemu.spawn().unwrap_or_else(|e| fail(format!("cannot start {qemu:?}: {e}")));
+    let mut out = child.stdout.take().unwrap_or_else(|| fail("no stdout from QEMU"));
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).map(|_| v)
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap_or_else(|e| fail(format!("waiting for QEMU: {e}"))) {
+            break s;
+        }
+        if start.elapsed() > QEMU_TIMEOUT {
+            let _ = child.kill();
+            fail(format!("{} did not finish in {} s under QEMU", elf.display(), QEMU_TIMEOUT.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let raw = reader.join().ok().and_then(|r| r.ok()).unwrap_or_else(|| fail("reading QEMU's output failed"));
+    let mut dp = Command::new("defmt-print")
+        .arg("-e")
+        .arg(elf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| fail(format!("cannot start defmt-print: {e}")));
+    let mut stdin = dp.stdin.take().unwrap_or_else(|| fail("no stdin for defmt-print"));
+    let writer = std::thread::spawn(move || stdin.write_all(&raw));
+    let decoded = dp.wait_with_output().unwrap_or_else(|e| fail(format!("defmt-print: {e}")));
+    let _ = writer.join();
+    let text = String::from_utf8_lossy(&decoded.stdout).into_owned();
+    let code = status.code().unwrap_or(-1);
+    (code, text.lines().map(str::to_owned).collect())
+}
+
+/// Lines that carry measurements (differ by target; not diffed).
+fn is_measurement(line: &str) -> bool {
+    line.starts_with("cost ") || line.starts_with("measure ")
+}
+
+/// First difference between expected and actual, if any.
+fn first_difference(expected: &[String], actual: &[String]) -> Option<String> {
+    let n = expected.len().max(actual.len());
+    for k in 0..n {
+        let (e, a) = (expected.get(k), actual.get(k));
+        if e != a {
+            return Some(format!(
+                "line {}:\n  host:   {}\n  device: {}",
+                k + 1,
+                e.map_or("<end of output>", |s| s),
+                a.map_or("<end of output>", |s| s)
+            ));
+        }
+    }
+    None
+}
+
+fn count_differences(expected: &[String], actual: &[String]) -> usize {
+    let n = expected.len().max(actual.len());
+    (0..n).filter(|&k| expected.get(k) != actual.get(k)).count()
+}
+
+/// Section sizes of an ELF32 file: name -> (size, flags).
+fn elf_sections(path: &Path) -> BTreeMap<String, u64> {
+    let b = std::fs::read(path).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", path.display())));
+    let u16_at = |o: usize| b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as usize);
+    let u32_at = |o: usize| b.get(o..o + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize);
+    let parse = || -> Option<BTreeMap<String, u64>> {
+        if b.get(..5)? != b"\x7fELF\x01" {
+            return None;
+        }
+        let (shoff, shentsize, shnum, shstrndx) = (u32_at(0x20)?, u16_at(0x2E)?, u16_at(0x30)?, u16_at(0x32)?);
+        let sh = |i: usize| shoff + i * shentsize;
+        let stroff = u32_at(sh(shstrndx) + 16)?;
+        let mut out = BTreeMap::new();
+        for i in 0..shnum {
+            let name_off = stroff + u32_at(sh(i))?;
+            let end = b.get(name_off..)?.iter().position(|&c| c == 0)?;
+            let name = String::from_utf8_lossy(&b[name_off..name_off + end]).into_owned();
+            let flags = u32_at(sh(i) + 8)?;
+            let size = u32_at(sh(i) + 20)?;
+            if flags & 2 != 0 {
+                // SHF_ALLOC: occupies flash or RAM.
+                out.insert(name, size as u64);
+            }
+        }
+        Some(out)
+    };
+    parse().unwrap_or_else(|| fail(format!("{} is not a 32-bit ELF file", path.display())))
+}
+
+/// Flash / RAM figures of one program.
+#[derive(Clone, Copy)]
+struct Sizes {
+    text: u64,
+    rodata: u64,
+    data: u64,
+    bss: u64,
+    vector: u64,
+}
+
+fn sizes(elf: &Path) -> Sizes {
+    let s = elf_sections(elf);
+    let get = |k: &str| s.get(k).copied().unwrap_or(0);
+    Sizes {
+        text: get(".text"),
+        rodata: get(".rodata"),
+        data: get(".data"),
+        bss: get(".bss") + get(".uninit"),
+        vector: get(".vector_table"),
+    }
+}
+
+/// Measurements parsed from a device run.
+#[derive(Default, Clone)]
+struct Measured {
+    /// what -> (calls, instructions)
+    cost: BTreeMap<String, (u64, u64)>,
+    stack: Option<(u64, u64)>,
+    arena: Option<u64>,
+    /// Sections of the golden program.
+    sizes: Option<Sizes>,
+}
+
+fn parse_measurements(lines: &[String], m: &mut Measured) {
+    for l in lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["cost", what, calls, instr] => {
+                if let (Ok(c), Ok(i)) = (calls.parse(), instr.parse()) {
+                    m.cost.insert((*what).to_owned(), (c, i));
+                }
+            }
+            ["measure", "stack", used, "of", size, "arena", arena] => {
+                if let (Ok(u), Ok(s), Ok(a)) = (used.parse(), size.parse(), arena.parse()) {
+                    m.stack = Some((u, s));
+                    m.arena = Some(a);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Instructions per call of `what`.
+fn per_call(board: &Board, m: &Measured, what: &str) -> Option<f64> {
+    m.cost.get(what).filter(|(c, t)| *c > 0 && *t > 0).map(|(c, t)| *t as f64 * board.instructions_per_tick / *c as f64)
+}
+
+/// The counter's factor is right if a loop of `2 n` instructions reads as that,
+/// to within a tick at each end.
+fn check_clock(board: &Board, m: &Measured) {
+    let Some(&(n, ticks)) = m.cost.get("calibrate") else {
+        fail(format!("{}: the cost program reported no calibration", board.name))
+    };
+    let counted = ticks as f64 * board.instructions_per_tick;
+    let expected = 2.0 * n as f64;
+    // One tick at each end, plus the counter's own read (a few instructions).
+    if (counted - expected).abs() > 2.0 * board.instructions_per_tick + 16.0 {
+        fail(format!(
+            "{}: a loop of {expected} instructions counted as {counted}: the ticks-to-instructions factor {} is wrong",
+            board.name, board.instructions_per_tick
+        ));
+    }
+}
+
+/// Flip one bit of a weight in the middle of the model's largest tensor and fix
+/// the CRC: a model the runtime loads, differing from the original in one number.
+fn tampered_model(model: &[u8]) -> Vec<u8> {
+    let mut words = vec![0u128; model.len().div_ceil(16)];
+    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    buf[..model.len()].copy_from_slice(model);
+    let m = floe_runtime::Model::load(&buf[..model.len()]).unwrap_or_else(|e| fail(format!("model: {e:?}")));
+    let n_tensors = m.header().n_tensors;
+    let largest = (0..n_tensors)
+        .filter_map(|i| m.tensor_record(i).ok())
+        .max_by_key(|r| r.rows * r.cols)
+        .unwrap_or_else(|| fail("model has no tensors"));
+    let mut out = model.to_vec();
+    let at = largest.offset as usize + 4 * (largest.rows * largest.cols / 2) as usize;
+    out[at + 2] ^= 0x01; // bit 16 of the f32: a 2^-7 relative change
+    let n = out.len();
+    let crc = floe_runtime::format::crc32(&out[..n - 4]);
+    out[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// `cargo xtask qemu`.
+pub fn qemu() {
+    let targets: Vec<&str> = BOARDS.iter().map(|b| b.target).collect();
+    install_tools(&targets);
+    let assets = Assets::load();
+    let out_dir = root().join("target").join("qemu");
+    std::fs::create_dir_all(&out_dir).unwrap_or_else(|e| fail(format!("cannot create {}: {e}", out_dir.display())));
+
+    // 1. The host reference, from the host runtime on the same model and inputs.
+    let mut expected = BTreeMap::new();
+    for p in PROGRAMS {
+        let lines = host_lines(p, &assets.model, &assets.inputs)
+            .unwrap_or_else(|e| fail(format!("host reference for {p} on {}: {e:?}", assets.model_path.display())));
+        let file = out_dir.join(format!("{p}.expected"));
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap_or_else(|e| fail(format!("{}: {e}", file.display())));
+        expected.insert(p, lines);
+    }
+
+    // 2. The comparison catches a wrong model on the device: the golden program
+    //    built with one weight changed (a file the runtime loads: CRC fixed) must
+    //    fail the diff against the genuine host reference.
+    let tampered = tampered_model(&assets.model);
+    let tampered_path = out_dir.join("tampered.floe");
+    std::fs::write(&tampered_path, &tampered).unwrap_or_else(|e| fail(format!("{}: {e}", tampered_path.display())));
+    let board = &BOARDS[0];
+    step(
+        &format!("golden built with a tampered model for {}", board.target),
+        cargo()
+            .current_dir(firmware_dir())
+            .args(["build", "--release", "--bin", "golden", "--target", board.target])
+            .env("FLOE_MODEL", &tampered_path),
+    );
+    let (code, lines) = run_qemu(board, &elf_path(board.target, "golden"));
+    let results: Vec<String> = lines.iter().filter(|l| !is_measurement(l)).cloned().collect();
+    let n_device = count_differences(&expected["golden"], &results);
+    eprintln!("   the tampered firmware (exit {code}) differs from the host reference in {n_device} lines");
+    if code != 0 || n_device == 0 {
+        fail("the device diff did not detect a firmware built with a changed model");
+    }
+
+    // 3. Each program on each board, decoded and diffed.
+    let mut report = Vec::new();
+    let mut golden_device = Vec::new();
+    for board in &BOARDS {
+        build_firmware(board.target, &[]);
+        let mut measured = Measured::default();
+        for p in PROGRAMS {
+            let elf = elf_path(board.target, p);
+            eprintln!("\n== xtask: run {p} on {} under QEMU", board.name);
+            let t = Instant::now();
+            let (code, lines) = run_qemu(board, &elf);
+            let log = out_dir.join(format!("{p}.{}.out", board.target));
+            std::fs::write(&log, lines.join("\n") + "\n").unwrap_or_else(|e| fail(format!("{}: {e}", log.display())));
+            if code != 0 {
+                let tail: Vec<&String> = lines.iter().rev().take(5).collect();
+                fail(format!("{p} on {} exited with status {code}; last lines: {tail:?}", board.name));
+            }
+            let results: Vec<String> = lines.iter().filter(|l| !is_measurement(l)).cloned().collect();
+            let exp = &expected[p];
+            if let Some(d) = first_difference(exp, &results) {
+                fail(format!(
+                    "{p} on {} differs from the host ({} of {} lines; {} vs {}):\n{d}",
+                    board.name,
+                    count_differences(exp, &results),
+                    exp.len(),
+                    out_dir.join(format!("{p}.expected")).display(),
+                    log.display()
+                ));
+            }
+            let n_values = results.iter().filter(|l| l.contains(" 0x")).count();
+            eprintln!(
+                "   ok: {} lines identical to the host ({n_values} f32 compared bit for bit), {:.1} s",
+                results.len(),
+                t.elapsed().as_secs_f64()
+            );
+            parse_measurements(&lines, &mut measured);
+            if p == "golden" {
+                measured.sizes = Some(sizes(&elf));
+            }
+            if p == "golden" && board.target == BOARDS[0].target {
+                golden_device = results;
+            }
+        }
+        check_clock(board, &measured);
+        report.push((board, measured));
+    }
+
+    // 4. The comparison is sensitive on the host side too: the reference from the
+    //    changed model, or from an input moved by one ulp, fails the device output.
+    let lines = host_lines("golden", &tampered, &assets.inputs).unwrap_or_else(|e| fail(format!("tampered: {e:?}")));
+    let n_model = count_differences(&lines, &golden_device);
+    let mut inputs = assets.inputs.clone();
+    let v = f32::from_le_bytes([inputs[0], inputs[1], inputs[2], inputs[3]]);
+    inputs[..4].copy_from_slice(&f32::from_bits(v.to_bits() + 1).to_le_bytes());
+    let lines = host_lines("golden", &assets.model, &inputs).unwrap_or_else(|e| fail(format!("tampered: {e:?}")));
+    let n_input = count_differences(&lines, &golden_device);
+    eprintln!(
+        "\n== xtask: sensitivity: one weight changed -> {n_model} lines differ; first input moved by 1 ulp -> {n_input} lines differ"
+    );
+    if n_model == 0 || n_input == 0 {
+        fail("the comparison did not detect a changed model or input");
+    }
+
+    // 5. The RTT transport (real boards) builds.
+    build_firmware(BOARDS[0].target, &["--no-default-features", "--features", "rtt"]);
+
+    println!("{}", table(&report, assets.model.len()));
+}
+
+fn table(report: &[(&Board, Measured)], model_len: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nfirmware cost (release build; QEMU -icount shift=0, instructions = SysTick ticks x 1 GHz / SysTick clock)"
+    );
+    let _ = writeln!(s, "model: {model_len} bytes\n");
+    let _ = writeln!(
+        s,
+        "| board | .text | .rodata | .data | .bss | stack (max) | arena | load | log_prob | sample | dense MAC | clock check |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (board, m) in report {
+        let Some(z) = m.sizes else { continue };
+        let f = |v: Option<f64>| v.map_or("n/a".to_owned(), |x| format!("{x:.0}"));
+        let calib = per_call(board, m, "calibrate").map_or("no SysTick".to_owned(), |x| format!("{x:.3}"));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            board.name,
+            z.text + z.vector,
+            z.rodata,
+            z.data,
+            z.bss,
+            m.stack.map_or("n/a".into(), |(u, _)| u.to_string()),
+            m.arena.map_or("n/a".into(), |a| a.to_string()),
+            f(per_call(board, m, "load")),
+            f(per_call(board, m, "log_prob")),
+            f(per_call(board, m, "sample")),
+            per_call(board, m, "dense-mac").map_or("n/a".into(), |x| format!("{x:.2}")),
+            calib
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nsizes in bytes of the golden program (.text includes the vector table; .rodata includes the model);\n\
+         load / log_prob / sample / dense MAC in instructions per call; clock check = instructions counted\n\
+         per iteration of a 2-instruction loop (must read 2)."
+    );
+    s
+}
+
+/// `cargo xtask size`: build the firmware and print its sections.
+pub fn size() {
+    let targets: Vec<&str> = BOARDS.iter().map(|b| b.target).collect();
+    if have("rustup", "--version") {
+        step("install firmware targets", Command::new("rustup").args(["target", "add"]).args(&targets));
+    }
+    println!("| target | program | .vector_table | .text | .rodata | .data | .bss | flash | RAM (static) |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for board in &BOARDS {
+        build_firmware(board.target, &[]);
+        for p in PROGRAMS {
+            let z = sizes(&elf_path(board.target, p));
+            println!(
+                "| {} | {p} | {} | {} | {} | {} | {} | {} | {} |",
+                board.target,
+                z.vector,
+                z.text,
+                z.rodata,
+                z.data,
+                z.bss,
+                z.vector + z.text + z.rodata + z.data,
+                z.data + z.bss
+            );
+        }
+    }
+}
+
+/// `cargo xtask assets`: regenerate `firmware/assets/` from the demo (trains the
+/// demo model, freezes it, keeps its first `N` held-out rows).
+pub fn assets() {
+    const ROWS: usize = 32;
+    let out = root().join("target").join("firmware-assets");
+    step(
+        "demo (trains and freezes the model)",
+        cargo()
+            .current_dir(root())
+            .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "demo", "--quiet", "--out"])
+            .arg(&out),
+    );
+    let model = std::fs::read(out.join("thyroid.floe")).unwrap_or_else(|e| fail(format!("demo model: {e}")));
+    let rows = std::fs::read(out.join("thyroid-test.f32")).unwrap_or_else(|e| fail(format!("demo rows: {e}")));
+    let mut words = vec![0u128; model.len().div_ceil(16)];
+    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    buf[..model.len()].copy_from_slice(&model);
+    let m = floe_runtime::Model::load(&buf[..model.len()]).unwrap_or_else(|e| fail(format!("demo model: {e:?}")));
+    let width = 4 * (m.dim() + m.context_dim());
+    let keep = rows.len().min(ROWS * width);
+    let dir = firmware_dir().join("assets");
+    std::fs::write(dir.join("thyroid.floe"), &model).unwrap_or_else(|e| fail(format!("write model: {e}")));
+    std::fs::write(dir.join("thyroid.f32"), &rows[..keep]).unwrap_or_else(|e| fail(format!("write rows: {e}")));
+    println!("wrote {} ({} bytes) and {} rows", dir.display(), model.len(), keep / width);
+}

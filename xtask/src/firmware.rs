@@ -197,8 +197,26 @@ pub fn install_tools(targets: &[&str]) {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         );
     }
-    if !have("defmt-print", "--version") {
-        step("install defmt-print", cargo().args(["install", "defmt-print", "--locked", "--version", "1.2.0"]));
+    if !have(&defmt_print(), "--version") {
+        // Into the repository's target/ so it is found whatever PATH holds.
+        step(
+            "install defmt-print",
+            cargo().args(["install", "defmt-print", "--locked", "--version", "1.2.0", "--root"]).arg(tools_root()),
+        );
+    }
+}
+
+fn tools_root() -> PathBuf {
+    root().join("target").join("tools")
+}
+
+/// defmt-print: the one `cargo xtask` installed, else the one on PATH.
+fn defmt_print() -> String {
+    let local = tools_root().join("bin").join("defmt-print");
+    if local.exists() {
+        local.to_string_lossy().into_owned()
+    } else {
+        "defmt-print".to_owned()
     }
 }
 
@@ -244,7 +262,7 @@ fn run_qemu(board: &Board, elf: &Path) -> (i32, Vec<String>) {
         std::thread::sleep(Duration::from_millis(20));
     };
     let raw = reader.join().ok().and_then(|r| r.ok()).unwrap_or_else(|| fail("reading QEMU's output failed"));
-    let mut dp = Command::new("defmt-print")
+    let mut dp = Command::new(defmt_print())
         .arg("-e")
         .arg(elf)
         .stdin(Stdio::piped())
@@ -515,8 +533,13 @@ pub fn qemu() {
         fail("the comparison did not detect a changed model or input");
     }
 
-    // 5. The RTT transport (real boards) builds.
-    build_firmware(BOARDS[0].target, &["--no-default-features", "--features", "rtt"]);
+    // 5. The RTT transport (real boards) builds; in its own target directory, so
+    //    the ELFs QEMU runs stay the semihosting ones.
+    let rtt_dir = firmware_dir().join("target").join("rtt");
+    build_firmware(
+        BOARDS[0].target,
+        &["--no-default-features", "--features", "rtt", "--target-dir", &rtt_dir.to_string_lossy()],
+    );
 
     println!("{}", table(&report, assets.model.len()));
 }
@@ -614,4 +637,76 @@ pub fn assets() {
     std::fs::write(dir.join("thyroid.floe"), &model).unwrap_or_else(|e| fail(format!("write model: {e}")));
     std::fs::write(dir.join("thyroid.f32"), &rows[..keep]).unwrap_or_else(|e| fail(format!("write rows: {e}")));
     println!("wrote {} ({} bytes) and {} rows", dir.display(), model.len(), keep / width);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assets() -> Assets {
+        let dir = firmware_dir().join("assets");
+        Assets {
+            model: std::fs::read(dir.join("thyroid.floe")).expect("bundled model"),
+            inputs: std::fs::read(dir.join("thyroid.f32")).expect("bundled rows"),
+            model_path: dir.join("thyroid.floe"),
+        }
+    }
+
+    #[test]
+    fn host_reference_covers_every_row_sample_and_bad_call() {
+        let a = assets();
+        let lines = host_lines("golden", &a.model, &a.inputs).expect("golden runs on the host");
+        let rows = a.inputs.len() / (4 * 6);
+        assert_eq!(lines.iter().filter(|l| l.starts_with("logp ")).count(), rows);
+        assert_eq!(lines.iter().filter(|l| l.starts_with("sample-logp ")).count(), script::N_SAMPLES as usize);
+        assert!(lines.contains(&"nan-input 0 error NonFiniteInput".to_owned()), "{lines:?}");
+        assert!(lines.contains(&"short-input 0 error DimMismatch { expected: 6, got: 5 }".to_owned()));
+        // A sample's log p equals log_prob evaluated at it (to f32 round-off).
+        for i in 0..script::N_SAMPLES {
+            let get = |tag: &str| {
+                let l = lines.iter().find(|l| l.starts_with(&format!("{tag} {i} 0 "))).expect(tag);
+                let bits = l.split_whitespace().nth(3).expect("bits");
+                f32::from_bits(u32::from_str_radix(bits.trim_start_matches("0x"), 16).expect("hex"))
+            };
+            let (a, b) = (get("sample-logp"), get("sample-logp-eval"));
+            assert!((a - b).abs() <= 1e-3 * (1.0 + a.abs()), "sample {i}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn tampered_model_loads_and_differs_in_one_weight() {
+        let a = assets();
+        let t = tampered_model(&a.model);
+        let diff: Vec<usize> = (0..a.model.len() - 4).filter(|&k| a.model[k] != t[k]).collect();
+        assert_eq!(diff.len(), 1, "exactly one byte of the body changes");
+        let lines = host_lines("golden", &t, &a.inputs).expect("the tampered model still loads");
+        let genuine = host_lines("golden", &a.model, &a.inputs).expect("genuine");
+        assert!(count_differences(&lines, &genuine) > 0);
+    }
+
+    #[test]
+    fn diff_reports_the_first_differing_line() {
+        let e: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let d: Vec<String> = ["a", "x", "c", "d"].map(String::from).to_vec();
+        assert!(first_difference(&e, &e).is_none());
+        let msg = first_difference(&e, &d).expect("differs");
+        assert!(msg.starts_with("line 2:") && msg.contains("host:   b") && msg.contains("device: x"), "{msg}");
+        assert_eq!(count_differences(&e, &d), 2);
+    }
+
+    #[test]
+    fn measurements_are_parsed_and_scaled_per_board() {
+        let lines: Vec<String> =
+            ["cost calibrate 100000 5000", "cost log_prob 128 1280", "measure stack 1264 of 4096 arena 700"]
+                .map(String::from)
+                .to_vec();
+        let mut m = Measured::default();
+        parse_measurements(&lines, &mut m);
+        assert_eq!(m.stack, Some((1264, 4096)));
+        assert_eq!(m.arena, Some(700));
+        assert_eq!(per_call(&BOARDS[0], &m, "log_prob"), Some(400.0));
+        assert_eq!(per_call(&BOARDS[0], &m, "calibrate"), Some(2.0));
+        assert!(lines.iter().all(|l| is_measurement(l)));
+        assert!(!is_measurement("logp 0 0 0x4170dfb8 15.054619"));
+    }
 }

@@ -1,14 +1,15 @@
 //! Build script: picks the memory map for the target board and embeds the model.
 //!
-//! The model file and the input rows come from `FLOE_MODEL` / `FLOE_INPUTS`
-//! (paths; default: the bundled `assets/thyroid.floe` and `assets/thyroid.f32`).
-//! The model is validated here with the same `floe_runtime::Model::load` the
-//! firmware runs, so an invalid file fails the build, and the arena size, the
-//! dimensions and the number of input rows become `const`s in `$OUT_DIR/model.rs`.
+//! The models and their input rows are listed in `assets/models.txt` (`name
+//! model-file inputs-file` per line); `FLOE_MODEL` (a path) replaces the first
+//! model's file. Every model is validated here with the same
+//! `floe_runtime::Model::load` the firmware runs, so an invalid file fails the
+//! build; `$OUT_DIR/models.rs` gets the table of models (16-byte aligned bytes,
+//! inputs, dimensions, scratch) and the arena size (the largest scratch).
 
 use std::env;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The `memory.x` linker script of the board a target runs on.
 fn memory_x(target: &str) -> String {
@@ -41,13 +42,6 @@ fn memory_x(target: &str) -> String {
     s
 }
 
-fn input(var: &str, default: &str, manifest: &Path) -> PathBuf {
-    println!("cargo:rerun-if-env-changed={var}");
-    let p = env::var_os(var).map(PathBuf::from).unwrap_or_else(|| manifest.join(default));
-    println!("cargo:rerun-if-changed={}", p.display());
-    p
-}
-
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -58,40 +52,74 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=build.rs");
 
-    let model_path = input("FLOE_MODEL", "assets/thyroid.floe", &manifest);
-    let inputs_path = input("FLOE_INPUTS", "assets/thyroid.f32", &manifest);
-    let bytes = fs::read(&model_path).unwrap_or_else(|e| panic!("cannot read model {}: {e}", model_path.display()));
-    // Model::load needs the 16-byte alignment the firmware gives the embedded copy.
-    let mut words = vec![0u128; bytes.len().div_ceil(16)];
-    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-    buf[..bytes.len()].copy_from_slice(&bytes);
-    let model = floe_runtime::Model::load(&buf[..bytes.len()])
-        .unwrap_or_else(|e| panic!("{} is not a valid floe model: {e:?}", model_path.display()));
-    let rows = fs::read(&inputs_path).unwrap_or_else(|e| panic!("cannot read inputs {}: {e}", inputs_path.display()));
-    let row_bytes = 4 * (model.dim() + model.context_dim());
-    assert!(
-        !rows.is_empty() && rows.len().is_multiple_of(row_bytes),
-        "{}: {} bytes is not a whole number of rows of {} little-endian f32 (dim + context dim)",
-        inputs_path.display(),
-        rows.len(),
-        row_bytes / 4
-    );
-    fs::copy(&model_path, out.join("model.floe")).expect("copy model");
-    fs::copy(&inputs_path, out.join("inputs.f32")).expect("copy inputs");
-
+    let list_path = manifest.join("assets/models.txt");
+    println!("cargo:rerun-if-changed={}", list_path.display());
+    println!("cargo:rerun-if-env-changed=FLOE_MODEL");
+    let list = fs::read_to_string(&list_path).unwrap_or_else(|e| panic!("cannot read {}: {e}", list_path.display()));
+    let mut table = String::new();
+    let mut statics = String::new();
+    let (mut max_dim, mut max_cdim, mut max_scratch) = (0, 0, 0);
+    let entries: Vec<Vec<&str>> = list
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").split_whitespace().collect::<Vec<_>>())
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert!(!entries.is_empty(), "{}: no models listed", list_path.display());
+    for (k, f) in entries.iter().enumerate() {
+        let [name, model_file, inputs_file] = f.as_slice() else {
+            panic!("{}: each line is `name model-file inputs-file`, got {f:?}", list_path.display())
+        };
+        // FLOE_MODEL replaces the first model's file (the xtask's tamper check).
+        let model_path = match (k, env::var_os("FLOE_MODEL")) {
+            (0, Some(p)) => PathBuf::from(p),
+            _ => manifest.join("assets").join(model_file),
+        };
+        let inputs_path = manifest.join("assets").join(inputs_file);
+        println!("cargo:rerun-if-changed={}", model_path.display());
+        println!("cargo:rerun-if-changed={}", inputs_path.display());
+        let bytes = fs::read(&model_path).unwrap_or_else(|e| panic!("cannot read model {}: {e}", model_path.display()));
+        // Model::load needs the 16-byte alignment the firmware gives the embedded copy.
+        let mut words = vec![0u128; bytes.len().div_ceil(16)];
+        let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+        buf[..bytes.len()].copy_from_slice(&bytes);
+        let model = floe_runtime::Model::load(&buf[..bytes.len()])
+            .unwrap_or_else(|e| panic!("{} is not a valid floe model: {e:?}", model_path.display()));
+        let rows =
+            fs::read(&inputs_path).unwrap_or_else(|e| panic!("cannot read inputs {}: {e}", inputs_path.display()));
+        let row_bytes = 4 * (model.dim() + model.context_dim());
+        assert!(
+            !rows.is_empty() && rows.len().is_multiple_of(row_bytes),
+            "{}: {} bytes is not a whole number of rows of {} little-endian f32 (dim + context dim)",
+            inputs_path.display(),
+            rows.len(),
+            row_bytes / 4
+        );
+        let (m, r) = (out.join(format!("model{k}.floe")), out.join(format!("inputs{k}.f32")));
+        fs::write(&m, &bytes).expect("copy model");
+        fs::write(&r, &rows).expect("copy inputs");
+        statics +=
+            &format!("static MODEL{k}: Aligned<[u8; {len}]> = Aligned(*include_bytes!({m:?}));\n", len = bytes.len());
+        table += &format!(
+            "    ModelAsset {{ name: {name:?}, bytes: &MODEL{k}.0, inputs: include_bytes!({r:?}), dim: {dim}, \
+             context_dim: {cdim}, scratch_words: {scratch} }},\n",
+            dim = model.dim(),
+            cdim = model.context_dim(),
+            scratch = model.scratch_len(),
+        );
+        max_dim = max_dim.max(model.dim());
+        max_cdim = max_cdim.max(model.context_dim());
+        max_scratch = max_scratch.max(model.scratch_len());
+    }
     let consts = format!(
-        "// Generated by build.rs from {model}; do not edit.\n\
-         /// Size of the model file in bytes.\npub const MODEL_LEN: usize = {len};\n\
-         /// Dimension of the data.\npub const DIM: usize = {dim};\n\
-         /// Dimension of the context (0 for an unconditional model).\npub const CONTEXT_DIM: usize = {cdim};\n\
-         /// f32 words of scratch the model needs (`Model::scratch_len`).\npub const SCRATCH_WORDS: usize = {scratch};\n\
-         /// Input rows bundled with the program (each `DIM + CONTEXT_DIM` little-endian f32).\npub const N_INPUTS: usize = {n};\n",
-        model = model_path.display(),
-        len = bytes.len(),
-        dim = model.dim(),
-        cdim = model.context_dim(),
-        scratch = model.scratch_len(),
-        n = rows.len() / row_bytes,
+        "// Generated by build.rs from {list}; do not edit.\n\
+         {statics}\
+         /// The embedded models, in the order of `assets/models.txt`.\n\
+         pub static MODELS: [ModelAsset; {n}] = [\n{table}];\n\
+         /// Largest data dimension of the embedded models.\npub const MAX_DIM: usize = {max_dim};\n\
+         /// Largest context dimension.\npub const MAX_CONTEXT_DIM: usize = {max_cdim};\n\
+         /// Largest scratch (f32 words): the size of the arena.\npub const SCRATCH_WORDS: usize = {max_scratch};\n",
+        list = list_path.display(),
+        n = entries.len(),
     );
-    fs::write(out.join("model.rs"), consts).expect("write model.rs");
+    fs::write(out.join("models.rs"), consts).expect("write models.rs");
 }

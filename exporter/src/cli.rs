@@ -13,6 +13,7 @@ use crate::freeze::{self, runtime_log_prob, PARITY_TOLERANCE};
 use crate::model::{BaseChoice, FlowConfig, PermChoice, TransformKind};
 use crate::pipeline::{self, raw_rows};
 use crate::plot;
+use crate::quant::{self, QuantConfig, QuantMode, RowSet};
 use crate::train::{self, log_prob_rows, nll_per_dim, Checkpoint, TrainConfig};
 use crate::writer::AlignedBytes;
 
@@ -167,6 +168,17 @@ pub struct FreezeArgs {
     /// Largest allowed |log p_burn - log p_runtime| per held-out row, nats.
     #[arg(long, default_value_t = PARITY_TOLERANCE)]
     pub tolerance: f64,
+    /// Quantize the conditioners: `int8` (int8 weights and activations, int32
+    /// accumulation) or `w8` (int8 weights, f32 activations).
+    #[arg(long, value_enum)]
+    pub quantize: Option<QuantMode>,
+    /// Training rows that calibrate the int8 activation ranges.
+    #[arg(long, default_value_t = 1000)]
+    pub calib: usize,
+    /// A layer stays f32 when quantizing it alone raises the validation NLL by
+    /// more than this many nats/dim.
+    #[arg(long, default_value_t = 0.01)]
+    pub max_layer_cost: f64,
 }
 
 /// `floe eval`.
@@ -331,28 +343,137 @@ pub fn train_cmd(a: TrainArgs) -> Result<PathBuf> {
 }
 
 /// Freeze a checkpoint, verifying parity on its held-out test rows.
+fn write_model(out: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| FloeError::io(parent, e))?;
+    }
+    std::fs::write(out, bytes).map_err(|e| FloeError::io(out, e))?;
+    // Read back what is on disk: the file itself must load.
+    read_model(out)?;
+    Ok(())
+}
+
 fn freeze_checkpoint(dir: &Path, out: &Path, tol: f64) -> Result<(freeze::Parity, usize)> {
     let (ck, model) = Checkpoint::load(dir)?;
     let prep = pipeline::prepare(&ck.data, ck.flow.context_dim, &ck.train)?;
     let (x, c) = raw_rows(&prep.table, &prep.split.test, prep.c);
     let (bytes, parity) = freeze::freeze(&model, &ck.x_std, &ck.c_std, &x, &c, tol)?;
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| FloeError::io(parent, e))?;
-    }
-    std::fs::write(out, &bytes).map_err(|e| FloeError::io(out, e))?;
-    // Read back what is on disk: the file itself must load.
-    read_model(out)?;
+    write_model(out, &bytes)?;
     Ok((parity, bytes.len()))
 }
 
+/// Rows of the data file whose label differs from the training label (the
+/// anomalies of an anomaly-detection set), in data units.
+fn anomaly_rows(spec: &DataSpec, context_dim: usize) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+    let Some(normal) = spec.only_label else { return Ok(None) };
+    let t = data::load(&DataSpec { only_label: None, ..spec.clone() })?;
+    let Some(labels) = &t.labels else { return Ok(None) };
+    let idx: Vec<usize> = (0..t.n).filter(|&i| labels[i] != normal).collect();
+    if idx.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(raw_rows(&t, &idx, context_dim)))
+}
+
+/// AUROC of `-log p` for held-out normal rows against anomalies.
+fn model_auroc(bytes: &[u8], normal: RowSet<'_>, anomalies: RowSet<'_>) -> Result<Option<f64>> {
+    let buf = AlignedBytes::new(bytes);
+    let m = load_model(Path::new("<model>"), &buf)?;
+    let err = |err| FloeError::Runtime { path: "<model>".into(), err };
+    let a = runtime_log_prob(&m, normal.x, normal.c).map_err(err)?;
+    let b = runtime_log_prob(&m, anomalies.x, anomalies.c).map_err(err)?;
+    let scores: Vec<f64> = a.iter().chain(&b).map(|v| -v).collect();
+    let labels: Vec<bool> = (0..scores.len()).map(|i| i >= a.len()).collect();
+    Ok(quant::auroc(&scores, &labels))
+}
+
+fn freeze_quantized(a: &FreezeArgs, mode: QuantMode) -> Result<()> {
+    let (ck, model) = Checkpoint::load(&a.checkpoint)?;
+    let prep = pipeline::prepare(&ck.data, ck.flow.context_dim, &ck.train)?;
+    let rows = |idx: &[usize]| raw_rows(&prep.table, idx, prep.c);
+    let (tx, tc) = rows(&prep.split.test);
+    let (f32_bytes, parity) = freeze::freeze(&model, &ck.x_std, &ck.c_std, &tx, &tc, a.tolerance)?;
+    let frozen = model.frozen(&ck.x_std, &ck.c_std)?;
+    let calib_idx: Vec<usize> = prep.split.train.iter().copied().take(a.calib.max(1)).collect();
+    let (cx, cc) = rows(&calib_idx);
+    let (vx, vc) = rows(&prep.split.val);
+    let test = RowSet { x: &tx, c: &tc };
+    let q = quant::quantize(
+        &frozen,
+        QuantConfig { mode, max_layer_cost: a.max_layer_cost },
+        RowSet { x: &cx, c: &cc },
+        RowSet { x: &vx, c: &vc },
+        test,
+    )?;
+    write_model(&a.out, &q.bytes)?;
+    let test_nll = (quant::nll(&frozen, test)?, quant::nll(&q.model, test)?);
+    println!(
+        "wrote {} ({} bytes, {}); the f32 model reproduces Burn on {} held-out rows (max |diff| {:.2e} nats)",
+        a.out.display(),
+        q.bytes.len(),
+        mode.name(),
+        parity.rows,
+        parity.max_abs_diff
+    );
+    println!();
+    let (fb, qb) = (f32_bytes.len(), q.bytes.len());
+    println!("  file bytes      f32 {fb} -> {} {qb} ({:.1} % of f32)", mode.name(), 100.0 * qb as f64 / fb as f64);
+    println!(
+        "  test NLL        f32 {:.5} -> quantized {:.5} nats/dim (+{:.5}) over {} rows",
+        test_nll.0,
+        test_nll.1,
+        test_nll.1 - test_nll.0,
+        tx.len() / prep.d
+    );
+    println!("  val NLL         f32 {:.5} -> quantized {:.5} nats/dim", q.val_nll.0, q.val_nll.1);
+    if let Some((ax, ac)) = anomaly_rows(&ck.data, prep.c)? {
+        let an = RowSet { x: &ax, c: &ac };
+        let (fa, qa) = (model_auroc(&f32_bytes, test, an)?, model_auroc(&q.bytes, test, an)?);
+        if let (Some(fa), Some(qa)) = (fa, qa) {
+            println!(
+                "  AUROC           f32 {fa:.4} -> quantized {qa:.4} ({} held-out normal rows vs {} anomalies)",
+                tx.len() / prep.d,
+                ax.len() / prep.d
+            );
+        }
+    }
+    println!(
+        "  bit-exact       {} conditioner outputs of the runtime equal the reference int8/w8 arithmetic",
+        q.checked_values
+    );
+    println!(
+        "  layers (a layer stays f32 when quantizing it alone costs > {} nats/dim on validation):",
+        a.max_layer_cost
+    );
+    for ch in &q.choices {
+        println!(
+            "    {:>3} {:<16} {:<5} cost {:+.5} nats/dim, conditioner {} -> {} bytes{}{}",
+            ch.layer,
+            ch.kind,
+            ch.mode.map_or("f32", QuantMode::name),
+            ch.cost,
+            ch.bytes.0,
+            if ch.mode.is_some() { ch.bytes.1 } else { ch.bytes.0 },
+            if ch.note.is_empty() { "" } else { "  -- " },
+            ch.note
+        );
+    }
+    Ok(())
+}
+
 fn freeze_cmd(a: FreezeArgs) -> Result<()> {
+    if let Some(mode) = a.quantize {
+        return freeze_quantized(&a, mode);
+    }
     let (p, len) = freeze_checkpoint(&a.checkpoint, &a.out, a.tolerance)?;
     println!(
-        "wrote {} ({len} bytes); runtime reproduces Burn on {} held-out rows: max |diff| {:.2e} nats (tolerance {:.0e} + 1e-6 |log p|)",
+        "wrote {} ({len} bytes); runtime reproduces Burn on {} held-out rows: max |diff| {:.2e} nats (tolerance {:.0e} + \
+         1e-6 |log p|; {} rows within their f32 sensitivity allowance)",
         a.out.display(),
         p.rows,
         p.max_abs_diff,
-        a.tolerance
+        a.tolerance,
+        p.ill_conditioned
     );
     Ok(())
 }
@@ -405,8 +526,8 @@ pub fn describe(model: &Model<'_>) -> Result<String> {
     w(
         &mut s,
         format_args!(
-            "  {:>3} {:<16} {:>6} {:>6} {:>5} {:>6} {:>8} {:>8} {:>6}\n",
-            "#", "kind", "split", "hidden", "depth", "bins", "params", "bytes", "work"
+            "  {:>3} {:<16} {:>6} {:>6} {:>5} {:>6} {:>8} {:>8} {:>6} {:>5}\n",
+            "#", "kind", "split", "hidden", "depth", "bins", "params", "bytes", "work", "dtype"
         ),
     );
     let (mut tp, mut tb) = (0, 0);
@@ -418,10 +539,19 @@ pub fn describe(model: &Model<'_>) -> Result<String> {
         } else {
             "-".into()
         };
+        let dtype = if !r.kind.has_conditioner() {
+            "f32"
+        } else if r.flags & floe_runtime::format::FLAG_INT8 != 0 {
+            "int8"
+        } else if r.flags & floe_runtime::format::FLAG_W8 != 0 {
+            "w8"
+        } else {
+            "f32"
+        };
         w(
             &mut s,
             format_args!(
-                "  {:>3} {:<16} {:>6} {:>6} {:>5} {:>6} {:>8} {:>8} {:>6}\n",
+                "  {:>3} {:<16} {:>6} {:>6} {:>5} {:>6} {:>8} {:>8} {:>6} {:>5}\n",
                 i,
                 r.kind.name(),
                 r.split,
@@ -430,7 +560,8 @@ pub fn describe(model: &Model<'_>) -> Result<String> {
                 r.bins,
                 li.n_params,
                 li.n_bytes,
-                li.work
+                li.work,
+                dtype
             ),
         );
         tp += li.n_params;
@@ -533,7 +664,7 @@ fn demo(a: DemoArgs) -> Result<()> {
         context_dim: None,
         transform: Some(TransformKind::SplineCoupling),
         steps: Some(4),
-        hidden: Some(32),
+        hidden: Some(64),
         blocks: Some(2),
         residual: false,
         tanh: false,
@@ -591,8 +722,9 @@ fn demo(a: DemoArgs) -> Result<()> {
     println!("  test NLL Burn   {burn_nll:.5} nats/dim");
     println!("  test NLL floe   {rt_nll:.5} nats/dim (no_std runtime, {us:.1} us/row)");
     println!(
-        "  parity          max |log p diff| {:.2e} nats over {} rows (tolerance {:.0e} + 1e-6 |log p|)",
-        parity.max_abs_diff, parity.rows, PARITY_TOLERANCE
+        "  parity          max |log p diff| {:.2e} nats over {} rows (tolerance {:.0e} + 1e-6 |log p|; {} rows \
+         passed through their f32 sensitivity allowance)",
+        parity.max_abs_diff, parity.rows, PARITY_TOLERANCE, parity.ill_conditioned
     );
     println!("  model file      {} ({len} bytes)", file.display());
     println!("  scratch         {} f32 ({} bytes)", rt.scratch_len(), rt.scratch_len() * 4);

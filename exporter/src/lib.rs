@@ -14,4 +14,5 @@ pub mod data;
 pub mod freeze;
 pub mod pipeline;
 pub mod plot;
+pub mod quant;
 pub mod train;

@@ -26,6 +26,12 @@ pub enum Payload {
     F32(Vec<f32>),
     /// `u16` values.
     U16(Vec<u16>),
+    /// `i8` values (quantized weights).
+    I8(Vec<i8>),
+    /// `i32` values (quantized biases).
+    I32(Vec<i32>),
+    /// bfloat16 bit patterns (per-channel scales).
+    BF16(Vec<u16>),
 }
 
 impl FrozenTensor {
@@ -42,24 +48,51 @@ impl FrozenTensor {
     pub fn indices(v: Vec<u16>) -> Self {
         FrozenTensor { rows: v.len(), cols: 1, data: Payload::U16(v) }
     }
+    /// A 1-D tensor of any payload.
+    pub fn column(data: Payload) -> Self {
+        let rows = data.len();
+        FrozenTensor { rows, cols: 1, data }
+    }
     fn dtype(&self) -> DType {
         match self.data {
             Payload::F32(_) => DType::F32,
             Payload::U16(_) => DType::U16,
+            Payload::I8(_) => DType::I8,
+            Payload::I32(_) => DType::I32,
+            Payload::BF16(_) => DType::BF16,
         }
     }
     /// The `f32` values (empty for other dtypes).
     pub fn f32s(&self) -> &[f32] {
         match &self.data {
             Payload::F32(v) => v,
-            Payload::U16(_) => &[],
+            _ => &[],
         }
     }
-    fn bytes(&self) -> Vec<u8> {
+    /// Bytes of data (without alignment padding).
+    pub fn bytes(&self) -> Vec<u8> {
         match &self.data {
             Payload::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            Payload::U16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Payload::U16(v) | Payload::BF16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Payload::I8(v) => v.iter().map(|&x| x as u8).collect(),
+            Payload::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         }
+    }
+}
+
+impl Payload {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::F32(v) => v.len(),
+            Payload::U16(v) | Payload::BF16(v) => v.len(),
+            Payload::I8(v) => v.len(),
+            Payload::I32(v) => v.len(),
+        }
+    }
+    /// No elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -72,6 +105,8 @@ pub struct FrozenLayer {
     pub activation: Activation,
     /// Residual conditioner.
     pub residual: bool,
+    /// Quantization flag of the conditioner: 0, `FLAG_W8` or `FLAG_INT8`.
+    pub quant: u8,
     /// Couplings: pass-through coordinates.
     pub split: u16,
     /// Splines: bins.
@@ -93,6 +128,7 @@ impl FrozenLayer {
             kind,
             activation: Activation::None,
             residual: false,
+            quant: 0,
             split: 0,
             bins: 0,
             hidden: 0,
@@ -107,7 +143,7 @@ impl FrozenLayer {
         LayerRecord {
             kind: self.kind,
             activation: self.activation,
-            flags: if self.residual { FLAG_RESIDUAL } else { 0 },
+            flags: if self.residual { FLAG_RESIDUAL } else { 0 } | self.quant,
             split: self.split,
             bins: self.bins,
             hidden: self.hidden,

@@ -77,6 +77,26 @@ fn train_freeze_inspect_eval_sample() {
     assert!(out.contains("runtime reproduces Burn"), "{out}");
     let (ok, out, _) = floe(&["inspect", model.to_str().unwrap()]);
     assert!(ok && out.contains("spline_coupling") && out.contains("scratch"), "{out}");
+    // Quantized: int8 file, smaller, with the report and the bit-exact check.
+    let q8 = d.join("m8.floe");
+    let (ok, out, err) = floe(&[
+        "freeze",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--quantize",
+        "int8",
+        "--calib",
+        "200",
+        "--out",
+        q8.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("file bytes") && out.contains("bit-exact") && out.contains("int8"), "{out}");
+    assert!(std::fs::metadata(&q8).unwrap().len() < std::fs::metadata(&model).unwrap().len());
+    let (ok, out, err) = floe(&["eval", "--model", q8.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    assert!(ok && out.contains("nats/dim"), "{out}{err}");
+    let (ok, _, err) = floe(&["freeze", "--checkpoint", ck.to_str().unwrap(), "--quantize", "int4", "--out", "x"]);
+    assert_clean_error(ok, &err, "int4");
     let (ok, out, err) = floe(&["eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     assert!(ok && out.contains("nats/dim"), "{out}{err}");
     let samples = d.join("s.csv");

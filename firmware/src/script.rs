@@ -19,10 +19,14 @@ pub const DENSE_N: usize = 32;
 
 /// Where results go. Every line except [`Sink::cost`] is deterministic and diffed.
 pub trait Sink {
+    /// The start of a model's results.
+    fn begin(&mut self, name: &str);
     /// The loaded model's shape.
     fn model(&mut self, bytes: u32, dim: u32, context_dim: u32, layers: u32, scratch_words: u32);
     /// A named f32 result with two indices (row / sample, coordinate).
     fn value(&mut self, what: &'static str, i: u32, j: u32, v: f32);
+    /// A named integer result.
+    fn int(&mut self, what: &'static str, i: u32, j: u32, v: i32);
     /// A call that returned an error (expected for the deliberately bad calls).
     fn error(&mut self, what: &'static str, i: u32, e: Error);
     /// A measurement: `ticks` of the board's counter spent on `calls` calls of
@@ -193,7 +197,39 @@ pub fn cost(
     sink.cost("sample", COST_REPEATS, t1.saturating_sub(t0).saturating_sub(overhead));
     sink.value("sample-logp-sum", COST_REPEATS, 0, acc);
 
-    // The dense kernel alone: y = W v + b, DENSE_N x DENSE_N, weights in flash.
+    Ok(())
+}
+
+/// A deterministic int8 weight for the timed int8 and w8 dense layers.
+const fn dense_weight_i8(k: usize) -> i8 {
+    ((k * 37 % 255) as i32 - 127) as i8
+}
+
+const fn dense_weights_i8() -> [i8; DENSE_N * DENSE_N] {
+    let mut w = [0; DENSE_N * DENSE_N];
+    let mut k = 0;
+    while k < w.len() {
+        w[k] = dense_weight_i8(k);
+        k += 1;
+    }
+    w
+}
+
+/// The timed int8 layer's weights (in flash on the device).
+static DENSE_W_I8: [i8; DENSE_N * DENSE_N] = dense_weights_i8();
+
+/// Instructions per multiply-accumulate of the three dense kernels (f32, w8,
+/// int8), each `DENSE_N x DENSE_N` with weights in flash, repeated
+/// [`COST_REPEATS`] times; their outputs are results too.
+pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), Error> {
+    use core::hint::black_box;
+    use floe_runtime::kernels::{dense_f32, quant};
+    let macs = COST_REPEATS * (DENSE_N * DENSE_N) as u32;
+    let t0 = clock.now();
+    let t1 = clock.now();
+    let overhead = t1.saturating_sub(t0);
+
+    // f32: y = W v + b, fed back as the next input.
     let mut v = [0.0f32; DENSE_N];
     let mut y = [0.0f32; DENSE_N];
     let mut b = [0.0f32; DENSE_N];
@@ -201,16 +237,89 @@ pub fn cost(
         *vk = dense_weight(k * 7 + 3);
         *bk = dense_weight(k * 11 + 5);
     }
-    let mut v = core::hint::black_box(v);
+    let mut v = black_box(v);
     let t0 = clock.now();
     for _ in 0..COST_REPEATS {
-        floe_runtime::kernels::dense_f32(core::hint::black_box(&DENSE_W), core::hint::black_box(&b), &v, &mut y)?;
+        // Slices through black_box: the kernels see run-time sizes, as in a model.
+        dense_f32(black_box(&DENSE_W[..]), black_box(&b[..]), black_box(&v[..]), black_box(&mut y[..]))?;
         v.copy_from_slice(&y);
     }
     let t1 = clock.now();
-    sink.cost("dense-mac", COST_REPEATS * (DENSE_N * DENSE_N) as u32, t1.saturating_sub(t0).saturating_sub(overhead));
+    sink.cost("dense-f32-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
     for (j, yj) in y.iter().enumerate() {
-        sink.value("dense", 0, j as u32, *yj);
+        sink.value("dense-f32", 0, j as u32, *yj);
+    }
+
+    // w8: int8 weights, bf16 scales (1/256), f32 activations.
+    let scale = [0x3B80u16; DENSE_N];
+    let mut v = black_box(v);
+    let t0 = clock.now();
+    for _ in 0..COST_REPEATS {
+        quant::dense_w8(
+            black_box(&DENSE_W_I8[..]),
+            black_box(&scale[..]),
+            black_box(&b[..]),
+            black_box(&v[..]),
+            black_box(&mut y[..]),
+        )?;
+        for (vk, yk) in v.iter_mut().zip(y.iter()) {
+            *vk = *yk * (1.0 / 16.0);
+        }
+    }
+    let t1 = clock.now();
+    sink.cost("dense-w8-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
+    for (j, yj) in y.iter().enumerate() {
+        sink.value("dense-w8", 0, j as u32, *yj);
+    }
+
+    // int8: centred int8 activations (i16), i32 accumulators and biases.
+    let mut xq = [0i16; DENSE_N];
+    let mut bq = [0i32; DENSE_N];
+    for (k, (xk, bk)) in xq.iter_mut().zip(bq.iter_mut()).enumerate() {
+        *xk = i16::from(dense_weight_i8(k * 7 + 3)) * 2;
+        *bk = i32::from(dense_weight_i8(k * 11 + 5)) * 1000;
+    }
+    let mut acc = [0i32; DENSE_N];
+    let mut xq = black_box(xq);
+    let t0 = clock.now();
+    for _ in 0..COST_REPEATS {
+        quant::dense_i8(black_box(&DENSE_W_I8[..]), black_box(&bq[..]), black_box(&xq[..]), black_box(&mut acc[..]))?;
+        for (xk, ak) in xq.iter_mut().zip(acc.iter()) {
+            *xk = (*ak >> 12).clamp(-255, 255) as i16;
+        }
+    }
+    let t1 = clock.now();
+    sink.cost("dense-int8-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
+    for (j, aj) in acc.iter().enumerate() {
+        sink.int("dense-int8", 0, j as u32, *aj);
+    }
+    Ok(())
+}
+
+/// A model to run: its name, bytes (16-byte aligned) and input rows.
+pub type ModelRef<'a> = (&'a str, &'a [u8], &'a [u8]);
+
+/// A program run on one model: `(model bytes, inputs, x, context, scratch, sink)`.
+pub type Program<'p, S> = dyn FnMut(&[u8], &[u8], &mut [f32], &mut [f32], &mut [f32], &mut S) -> Result<(), Error> + 'p;
+
+/// Run `program` on every model: a `begin` line, then its results. `row` must hold
+/// the largest `dim + context_dim`, `scratch` the largest scratch.
+pub fn each_model<S: Sink>(
+    models: &[ModelRef<'_>],
+    row: &mut [f32],
+    scratch: &mut [f32],
+    sink: &mut S,
+    program: &mut Program<'_, S>,
+) -> Result<(), Error> {
+    for &(name, bytes, inputs) in models {
+        sink.begin(name);
+        let model = Model::load(bytes)?;
+        let (d, c) = (model.dim(), model.context_dim());
+        let Some(buf) = row.get_mut(..d + c) else {
+            return Err(Error::DimMismatch { expected: (d + c) as u32, got: row.len() as u32 });
+        };
+        let (x, ctx) = buf.split_at_mut(d);
+        program(bytes, inputs, x, ctx, scratch, sink)?;
     }
     Ok(())
 }

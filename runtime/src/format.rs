@@ -36,14 +36,22 @@ pub enum DType {
     F32 = 1,
     /// Unsigned 16-bit integer, little-endian (permutation indices).
     U16 = 2,
+    /// Signed 8-bit integer (quantized weights, symmetric: -127 ..= 127).
+    I8 = 3,
+    /// Signed 32-bit integer, little-endian (quantized biases).
+    I32 = 4,
+    /// bfloat16: the high 16 bits of an IEEE-754 binary32, little-endian
+    /// (per-channel weight scales; widened to f32 exactly).
+    BF16 = 5,
 }
 
 impl DType {
     /// Bytes per element.
     pub const fn size(self) -> usize {
         match self {
-            DType::F32 => 4,
-            DType::U16 => 2,
+            DType::F32 | DType::I32 => 4,
+            DType::U16 | DType::BF16 => 2,
+            DType::I8 => 1,
         }
     }
     /// Decode the dtype byte.
@@ -51,6 +59,9 @@ impl DType {
         match v {
             1 => Some(DType::F32),
             2 => Some(DType::U16),
+            3 => Some(DType::I8),
+            4 => Some(DType::I32),
+            5 => Some(DType::BF16),
             _ => None,
         }
     }
@@ -176,6 +187,19 @@ impl Activation {
 
 /// Layer flag: the conditioner uses residual blocks.
 pub const FLAG_RESIDUAL: u8 = 1;
+/// Layer flag: the conditioner's weights are int8 (per-output-channel bf16
+/// scales), its activations and biases f32 ("w8", weight-only quantization).
+pub const FLAG_W8: u8 = 2;
+/// Layer flag: the conditioner is fully int8: int8 weights and activations, int32
+/// accumulators and biases, fixed-point requantization (plain MLPs, ReLU only).
+pub const FLAG_INT8: u8 = 4;
+/// Every flag bit version 1 defines.
+pub const KNOWN_FLAGS: u8 = FLAG_RESIDUAL | FLAG_W8 | FLAG_INT8;
+
+/// Widen a bfloat16 (the high half of an f32) to f32, exactly.
+pub const fn bf16_to_f32(v: u16) -> f32 {
+    f32::from_bits((v as u32) << 16)
+}
 
 // ---------------------------------------------------------------------------
 // Little helpers: every read is bounds-checked and returns `Error::Truncated`.
@@ -457,7 +481,7 @@ pub(crate) fn read_layer_record(b: &[u8], h: &Header, i: u16) -> Result<LayerRec
     let first_tensor = rd_u32(b, at + 16)?;
     let n_tensors = rd_u32(b, at + 20)?;
     let reserved = b.get(at + 24..at + 32).ok_or(Error::Truncated)?;
-    if reserved3 != 0 || reserved.iter().any(|&r| r != 0) || flags & !FLAG_RESIDUAL != 0 {
+    if reserved3 != 0 || reserved.iter().any(|&r| r != 0) || flags & !KNOWN_FLAGS != 0 {
         return Err(Error::BadLayer(i));
     }
     Ok(LayerRecord { kind, activation, flags, split, bins, hidden, blocks, param, first_tensor, n_tensors })
@@ -486,13 +510,32 @@ pub(crate) fn tensor_f32<'a>(b: &'a [u8], h: &Header, i: u32) -> Result<(TensorR
     Ok((t, v))
 }
 
-/// Borrow tensor `i` as `u16`s.
+/// Borrow tensor `i` as `u16`s (dtype u16 or bf16).
 pub(crate) fn tensor_u16<'a>(b: &'a [u8], h: &Header, i: u32) -> Result<(TensorRecord, &'a [u16])> {
     let (t, bytes) = tensor_bytes(b, h, i)?;
-    if t.dtype != DType::U16 {
+    if t.dtype != DType::U16 && t.dtype != DType::BF16 {
         return Err(Error::BadTensor(i));
     }
     let v: &[u16] = bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned)?;
+    Ok((t, v))
+}
+
+/// Borrow tensor `i` as `i8`s.
+pub(crate) fn tensor_i8<'a>(b: &'a [u8], h: &Header, i: u32) -> Result<(TensorRecord, &'a [i8])> {
+    let (t, bytes) = tensor_bytes(b, h, i)?;
+    if t.dtype != DType::I8 {
+        return Err(Error::BadTensor(i));
+    }
+    Ok((t, bytemuck::cast_slice(bytes)))
+}
+
+/// Borrow tensor `i` as `i32`s.
+pub(crate) fn tensor_i32<'a>(b: &'a [u8], h: &Header, i: u32) -> Result<(TensorRecord, &'a [i32])> {
+    let (t, bytes) = tensor_bytes(b, h, i)?;
+    if t.dtype != DType::I32 {
+        return Err(Error::BadTensor(i));
+    }
+    let v: &[i32] = bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned)?;
     Ok((t, v))
 }
 

@@ -16,7 +16,9 @@
 //!
 //! The format is specified in `docs/FORMAT.md`; [`format`] is its code.
 #![no_std]
-#![forbid(unsafe_code)]
+// The one `unsafe` block is the DSP inner loop (`kernels/dsp.rs`, feature `dsp`),
+// with its justification; everything else is safe code.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 // `!(x > 0.0)` is deliberate throughout: it is true for NaN too.
@@ -36,5 +38,5 @@ pub mod transforms;
 
 pub use error::{Error, Result};
 pub use format::{Activation, BaseKind, DType, Header, LayerKind, LayerRecord, TensorRecord};
-pub use model::{layer_work_len, scratch_words, LayerInfo, Model};
+pub use model::{layer_work_len, scratch_words, LayerInfo, Model, Trace};
 pub use rng::Rng;

@@ -2,7 +2,7 @@
 //! `sample` with caller-provided scratch memory.
 
 use crate::base::Base;
-use crate::conditioner::MlpShape;
+use crate::conditioner::{self, MlpShape, Tracer};
 use crate::error::{Error, Result};
 use crate::format::{
     self, check_envelope, read_layer_record, Activation, BaseKind, DType, Header, LayerKind, LayerRecord, TensorRecord,
@@ -25,6 +25,12 @@ impl<'a> Core<'a> {
     }
     pub(crate) fn u16_tensor(&self, i: u32) -> Result<&'a [u16]> {
         format::tensor_u16(self.b, &self.h, i).map(|(_, v)| v)
+    }
+    pub(crate) fn i8_tensor(&self, i: u32) -> Result<&'a [i8]> {
+        format::tensor_i8(self.b, &self.h, i).map(|(_, v)| v)
+    }
+    pub(crate) fn i32_tensor(&self, i: u32) -> Result<&'a [i32]> {
+        format::tensor_i32(self.b, &self.h, i).map(|(_, v)| v)
     }
     pub(crate) fn record(&self, i: u32) -> Result<TensorRecord> {
         format::read_tensor_record(self.b, &self.h, i)
@@ -90,10 +96,7 @@ impl Plan {
     /// `(rows, cols, dtype)` of the layer's tensor `j`, and the tensor count.
     fn tensor_spec(&self, dim: usize, j: usize) -> (usize, usize, DType) {
         match self {
-            Plan::Coupling { shape, .. } | Plan::Made { shape, .. } => {
-                let (r, c) = shape.tensor_shape(j);
-                (r, c, DType::F32)
-            }
+            Plan::Coupling { shape, .. } | Plan::Made { shape, .. } => shape.tensor_spec(j),
             Plan::LuLinear => {
                 if j == 0 {
                     (dim, dim, DType::F32)
@@ -123,6 +126,10 @@ impl Plan {
 pub fn scratch_words(dim: usize, cdim: usize, max_layer_work: usize) -> usize {
     2 * dim + cdim + max_layer_work
 }
+
+/// An observer of conditioner evaluations: `(layer, input, output)`
+/// (see [`Model::log_prob_traced`]).
+pub type Trace<'t> = dyn FnMut(u16, &[f32], &[f32]) + 't;
 
 /// A validated model, borrowing its bytes (flash or RAM) for its whole life.
 ///
@@ -301,12 +308,31 @@ impl<'a> Model<'a> {
     /// `log p(x | context)` in nats, in data units (the standardization's
     /// log-determinant is included).
     pub fn log_prob(&self, x: &[f32], context: &[f32], scratch: &mut [f32]) -> Result<f32> {
+        self.log_prob_with(x, context, scratch, &mut Tracer { f: None, layer: 0 })
+    }
+
+    /// [`Model::log_prob`], calling `trace(layer, input, output)` after every
+    /// conditioner evaluation with the conditioner's input (pass-through
+    /// coordinates and standardized context) and output (the elementwise map's
+    /// parameters). The exporter calibrates int8 activation ranges and checks its
+    /// reference int8 arithmetic against the runtime with it.
+    pub fn log_prob_traced(
+        &self,
+        x: &[f32],
+        context: &[f32],
+        scratch: &mut [f32],
+        trace: &mut Trace<'_>,
+    ) -> Result<f32> {
+        self.log_prob_with(x, context, scratch, &mut Tracer { f: Some(trace), layer: 0 })
+    }
+
+    fn log_prob_with(&self, x: &[f32], context: &[f32], scratch: &mut [f32], trace: &mut Tracer<'_>) -> Result<f32> {
         self.check_call(x, context, scratch)?;
         let (state, tmp, c, work) = self.buffers(context, scratch)?;
         for (((o, &v), &m), &s) in state.iter_mut().zip(x).zip(self.x_mean).zip(self.x_std) {
             *o = (v - m) / s;
         }
-        let ld = self.run(state, tmp, c, work, false)?;
+        let ld = self.run(state, tmp, c, work, false, trace)?;
         Ok(self.base.log_kernel(state)? + ld + self.log_const)
     }
 
@@ -321,7 +347,7 @@ impl<'a> Model<'a> {
         for (((o, &v), &m), &s) in state.iter_mut().zip(x).zip(self.x_mean).zip(self.x_std) {
             *o = (v - m) / s;
         }
-        let ld = self.run(state, tmp, c, work, false)?;
+        let ld = self.run(state, tmp, c, work, false, &mut Tracer { f: None, layer: 0 })?;
         z.copy_from_slice(state);
         Ok(ld + self.std_logdet())
     }
@@ -335,7 +361,7 @@ impl<'a> Model<'a> {
         }
         let (state, tmp, c, work) = self.buffers(context, scratch)?;
         state.copy_from_slice(z);
-        let ld = self.run(state, tmp, c, work, true)?;
+        let ld = self.run(state, tmp, c, work, true, &mut Tracer { f: None, layer: 0 })?;
         for (((o, &v), &m), &s) in x.iter_mut().zip(state.iter()).zip(self.x_mean).zip(self.x_std) {
             *o = v * s + m;
         }
@@ -351,7 +377,7 @@ impl<'a> Model<'a> {
         let (state, tmp, c, work) = self.buffers(context, scratch)?;
         self.base.sample(rng, state)?;
         let lk = self.base.log_kernel(state)?;
-        let ld = self.run(state, tmp, c, work, true)?;
+        let ld = self.run(state, tmp, c, work, true, &mut Tracer { f: None, layer: 0 })?;
         for (((o, &v), &m), &s) in out.iter_mut().zip(state.iter()).zip(self.x_mean).zip(self.x_std) {
             *o = v * s + m;
         }
@@ -364,25 +390,44 @@ impl<'a> Model<'a> {
 
     /// Run every layer forward (or all in reverse order, inverted) on the
     /// standardized state. Returns the summed forward log-determinant.
-    fn run(&self, state: &mut [f32], tmp: &mut [f32], c: &[f32], work: &mut [f32], inverse: bool) -> Result<f32> {
+    fn run(
+        &self,
+        state: &mut [f32],
+        tmp: &mut [f32],
+        c: &[f32],
+        work: &mut [f32],
+        inverse: bool,
+        trace: &mut Tracer<'_>,
+    ) -> Result<f32> {
         let n = self.core.h.n_layers;
         let mut ld = 0.0f32;
         for k in 0..n {
             let i = if inverse { n - 1 - k } else { k };
-            ld += self.layer(i, state, tmp, c, work, inverse)?;
+            trace.layer = i;
+            ld += self.layer(i, state, tmp, c, work, inverse, trace)?;
         }
         Ok(ld)
     }
 
-    fn layer(&self, i: u16, x: &mut [f32], tmp: &mut [f32], c: &[f32], work: &mut [f32], inverse: bool) -> Result<f32> {
+    #[allow(clippy::too_many_arguments)]
+    fn layer(
+        &self,
+        i: u16,
+        x: &mut [f32],
+        tmp: &mut [f32],
+        c: &[f32],
+        work: &mut [f32],
+        inverse: bool,
+        trace: &mut Tracer<'_>,
+    ) -> Result<f32> {
         let core = &self.core;
         let rec = core.layer(i)?;
         let t0 = rec.first_tensor;
         match Plan::of(&rec, self.dim(), self.context_dim()) {
             Plan::Coupling { shape, elem, split } => {
-                affine_coupling::apply(core, &shape, &elem, t0, split, x, c, work, inverse)
+                affine_coupling::apply(core, &shape, &elem, t0, split, x, c, work, inverse, trace)
             }
-            Plan::Made { shape, elem } => made::apply(core, &shape, &elem, t0, x, c, tmp, work, inverse),
+            Plan::Made { shape, elem } => made::apply(core, &shape, &elem, t0, x, c, tmp, work, inverse, trace),
             Plan::LuLinear => {
                 let (lu, ldg, b) = (core.f32_tensor(t0)?, core.f32_tensor(t0 + 1)?, core.f32_tensor(t0 + 2)?);
                 if inverse {
@@ -438,7 +483,12 @@ fn check_tensors(core: &Core<'_>) -> Result<()> {
             return Err(Error::BadTensor(i));
         }
         end = t.offset as usize + bytes.len();
-        if t.dtype == DType::F32 && core.f32_tensor(i)?.iter().any(|v| !v.is_finite()) {
+        let finite = match t.dtype {
+            DType::F32 => core.f32_tensor(i)?.iter().all(|v| v.is_finite()),
+            DType::BF16 => core.u16_tensor(i)?.iter().all(|&v| format::bf16_to_f32(v).is_finite()),
+            DType::U16 | DType::I8 | DType::I32 => true,
+        };
+        if !finite {
             return Err(Error::NonFiniteWeight(i));
         }
     }
@@ -460,6 +510,7 @@ fn check_layer(core: &Core<'_>, i: u16, expected_first: u32) -> Result<(Plan, La
             (1..dim).contains(&split) && check_mlp(&rec, &shape) && elem.check() && bins_ok(&rec)
         }
         Plan::Made { shape, elem } => rec.split == 0 && check_mlp(&rec, &shape) && elem.check() && bins_ok(&rec),
+        // (check_mlp includes the quantization flags.)
         _ => {
             rec.split == 0
                 && rec.bins == 0
@@ -487,7 +538,11 @@ fn check_layer(core: &Core<'_>, i: u16, expected_first: u32) -> Result<(Plan, La
     // Semantic checks.
     let t0 = rec.first_tensor;
     let valid = match plan {
-        Plan::Made { shape, elem } => made::check_masks(core, &shape, t0, dim, elem.params_per_dim())?,
+        Plan::Made { shape, elem } => {
+            conditioner::check_quant(core, &shape, t0)?
+                && made::check_masks(core, &shape, t0, dim, elem.params_per_dim())?
+        }
+        Plan::Coupling { shape, .. } => conditioner::check_quant(core, &shape, t0)?,
         Plan::Permute => permute::is_permutation(core.u16_tensor(t0)?),
         Plan::LuLinear => {
             // The packed matrix's diagonal is unused and must be zero.
@@ -503,7 +558,8 @@ fn check_layer(core: &Core<'_>, i: u16, expected_first: u32) -> Result<(Plan, La
 }
 
 fn check_mlp(rec: &LayerRecord, shape: &MlpShape) -> bool {
-    shape.hidden >= 1
+    MlpShape::flags_ok(rec)
+        && shape.hidden >= 1
         && shape.hidden <= format::MAX_DIM
         && rec.activation != Activation::None
         && (shape.residual || shape.blocks >= 1)

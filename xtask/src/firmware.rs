@@ -86,6 +86,14 @@ struct HostSink {
 }
 
 impl Sink for HostSink {
+    fn begin(&mut self, name: &str) {
+        self.lines.push(format!("begin {name}"));
+    }
+
+    fn int(&mut self, what: &'static str, i: u32, j: u32, v: i32) {
+        self.lines.push(format!("{what} {i} {j} {v}"));
+    }
+
     fn model(&mut self, bytes: u32, dim: u32, context_dim: u32, layers: u32, scratch_words: u32) {
         self.lines.push(format!(
             "model bytes={bytes} dim={dim} context={context_dim} layers={layers} scratch={scratch_words}"
@@ -112,38 +120,85 @@ impl script::Clock for NoClock {
     }
 }
 
-/// The model file and input rows the firmware embeds.
+/// The models and input rows the firmware embeds (`firmware/assets/models.txt`).
 pub struct Assets {
-    model: Vec<u8>,
-    inputs: Vec<u8>,
-    model_path: PathBuf,
+    /// (name, model bytes, input rows)
+    models: Vec<(String, Vec<u8>, Vec<u8>)>,
 }
 
 impl Assets {
     fn load() -> Assets {
         let dir = firmware_dir().join("assets");
-        let model_path = std::env::var_os("FLOE_MODEL").map(PathBuf::from).unwrap_or(dir.join("thyroid.floe"));
-        let inputs_path = std::env::var_os("FLOE_INPUTS").map(PathBuf::from).unwrap_or(dir.join("thyroid.f32"));
+        let list_path = dir.join("models.txt");
+        let list = std::fs::read_to_string(&list_path)
+            .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", list_path.display())));
         let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", p.display())));
-        Assets { model: read(&model_path), inputs: read(&inputs_path), model_path }
+        let mut models = Vec::new();
+        for line in list.lines() {
+            let f: Vec<&str> = line.split('#').next().unwrap_or("").split_whitespace().collect();
+            match f.as_slice() {
+                [] => {}
+                [name, model, inputs] => {
+                    models.push(((*name).to_owned(), read(&dir.join(model)), read(&dir.join(inputs))));
+                }
+                _ => fail(format!("{}: bad line {line:?}", list_path.display())),
+            }
+        }
+        if models.is_empty() {
+            fail(format!("{}: no models", list_path.display()));
+        }
+        Assets { models }
+    }
+
+    /// The same assets with the first model's file replaced.
+    fn with_first_model(&self, bytes: Vec<u8>) -> Assets {
+        let mut models = self.models.clone();
+        models[0].1 = bytes;
+        Assets { models }
+    }
+
+    /// The same assets with the first input row's first value moved by one ulp.
+    fn with_nudged_input(&self) -> Assets {
+        let mut models = self.models.clone();
+        let inputs = &mut models[0].2;
+        let v = f32::from_le_bytes([inputs[0], inputs[1], inputs[2], inputs[3]]);
+        inputs[..4].copy_from_slice(&f32::from_bits(v.to_bits() + 1).to_le_bytes());
+        Assets { models }
     }
 }
 
-/// Run a script on the host runtime; returns its lines.
-fn host_lines(program: &str, model: &[u8], inputs: &[u8]) -> Result<Vec<String>, Error> {
-    // The runtime reads tensors in place: give it a 16-byte aligned copy.
+/// A 16-byte aligned copy of a model file (the runtime reads tensors in place).
+fn aligned(model: &[u8]) -> Vec<u128> {
     let mut words = vec![0u128; model.len().div_ceil(16)];
-    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-    buf[..model.len()].copy_from_slice(model);
-    let bytes = &buf[..model.len()];
-    let m = floe_runtime::Model::load(bytes)?;
-    let mut x = vec![0.0f32; m.dim()];
-    let mut ctx = vec![0.0f32; m.context_dim()];
-    let mut scratch = vec![0.0f32; m.scratch_len()];
+    bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..model.len()].copy_from_slice(model);
+    words
+}
+
+/// Run a program on the host runtime over every model; returns its lines.
+fn host_lines(program: &str, assets: &Assets) -> Result<Vec<String>, Error> {
+    let copies: Vec<Vec<u128>> = assets.models.iter().map(|(_, m, _)| aligned(m)).collect();
+    let mut refs = Vec::new();
+    let (mut max_row, mut max_scratch) = (0, 0);
+    for ((name, m, inputs), words) in assets.models.iter().zip(&copies) {
+        let bytes = &bytemuck::cast_slice::<u128, u8>(words)[..m.len()];
+        let model = floe_runtime::Model::load(bytes)?;
+        max_row = max_row.max(model.dim() + model.context_dim());
+        max_scratch = max_scratch.max(model.scratch_len());
+        refs.push((name.as_str(), bytes, inputs.as_slice()));
+    }
+    let mut row = vec![0.0f32; max_row];
+    let mut scratch = vec![0.0f32; max_scratch];
     let mut sink = HostSink::default();
     match program {
-        "golden" => script::golden(bytes, inputs, &mut x, &mut ctx, &mut scratch, &mut sink)?,
-        "cost" => script::cost(bytes, inputs, &mut x, &mut ctx, &mut scratch, &mut sink, &mut NoClock)?,
+        "golden" => script::each_model(&refs, &mut row, &mut scratch, &mut sink, &mut |b, i, x, c, s, k| {
+            script::golden(b, i, x, c, s, k)
+        })?,
+        "cost" => {
+            script::each_model(&refs, &mut row, &mut scratch, &mut sink, &mut |b, i, x, c, s, k| {
+                script::cost(b, i, x, c, s, k, &mut NoClock)
+            })?;
+            script::kernel_cost(&mut sink, &mut NoClock)?;
+        }
         other => fail(format!("unknown program {other}")),
     }
     Ok(sink.lines)
@@ -367,13 +422,22 @@ struct Measured {
     sizes: Option<Sizes>,
 }
 
+/// Kernel and clock measurements are global; the others belong to the model of
+/// the preceding `begin` line (key `model/what`).
 fn parse_measurements(lines: &[String], m: &mut Measured) {
+    let mut current = String::new();
     for l in lines {
         let f: Vec<&str> = l.split_whitespace().collect();
         match f.as_slice() {
+            ["begin", name] => current = (*name).to_owned(),
             ["cost", what, calls, instr] => {
                 if let (Ok(c), Ok(i)) = (calls.parse(), instr.parse()) {
-                    m.cost.insert((*what).to_owned(), (c, i));
+                    let key = if what.starts_with("dense-") || *what == "calibrate" {
+                        (*what).to_owned()
+                    } else {
+                        format!("{current}/{what}")
+                    };
+                    m.cost.insert(key, (c, i));
                 }
             }
             ["measure", "stack", used, "of", size, "arena", arena] => {
@@ -412,10 +476,9 @@ fn check_clock(board: &Board, m: &Measured) {
 /// Flip one bit of a weight in the middle of the model's largest tensor and fix
 /// the CRC: a model the runtime loads, differing from the original in one number.
 fn tampered_model(model: &[u8]) -> Vec<u8> {
-    let mut words = vec![0u128; model.len().div_ceil(16)];
-    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-    buf[..model.len()].copy_from_slice(model);
-    let m = floe_runtime::Model::load(&buf[..model.len()]).unwrap_or_else(|e| fail(format!("model: {e:?}")));
+    let words = aligned(model);
+    let bytes = &bytemuck::cast_slice::<u128, u8>(&words)[..model.len()];
+    let m = floe_runtime::Model::load(bytes).unwrap_or_else(|e| fail(format!("model: {e:?}")));
     let n_tensors = m.header().n_tensors;
     let largest = (0..n_tensors)
         .filter_map(|i| m.tensor_record(i).ok())
@@ -441,8 +504,7 @@ pub fn qemu() {
     // 1. The host reference, from the host runtime on the same model and inputs.
     let mut expected = BTreeMap::new();
     for p in PROGRAMS {
-        let lines = host_lines(p, &assets.model, &assets.inputs)
-            .unwrap_or_else(|e| fail(format!("host reference for {p} on {}: {e:?}", assets.model_path.display())));
+        let lines = host_lines(p, &assets).unwrap_or_else(|e| fail(format!("host reference for {p}: {e:?}")));
         let file = out_dir.join(format!("{p}.expected"));
         std::fs::write(&file, lines.join("\n") + "\n").unwrap_or_else(|e| fail(format!("{}: {e}", file.display())));
         expected.insert(p, lines);
@@ -451,7 +513,7 @@ pub fn qemu() {
     // 2. The comparison catches a wrong model on the device: the golden program
     //    built with one weight changed (a file the runtime loads: CRC fixed) must
     //    fail the diff against the genuine host reference.
-    let tampered = tampered_model(&assets.model);
+    let tampered = tampered_model(&assets.models[0].1);
     let tampered_path = out_dir.join("tampered.floe");
     std::fs::write(&tampered_path, &tampered).unwrap_or_else(|e| fail(format!("{}: {e}", tampered_path.display())));
     let board = &BOARDS[0];
@@ -519,12 +581,10 @@ pub fn qemu() {
 
     // 4. The comparison is sensitive on the host side too: the reference from the
     //    changed model, or from an input moved by one ulp, fails the device output.
-    let lines = host_lines("golden", &tampered, &assets.inputs).unwrap_or_else(|e| fail(format!("tampered: {e:?}")));
+    let lines =
+        host_lines("golden", &assets.with_first_model(tampered)).unwrap_or_else(|e| fail(format!("tampered: {e:?}")));
     let n_model = count_differences(&lines, &golden_device);
-    let mut inputs = assets.inputs.clone();
-    let v = f32::from_le_bytes([inputs[0], inputs[1], inputs[2], inputs[3]]);
-    inputs[..4].copy_from_slice(&f32::from_bits(v.to_bits() + 1).to_le_bytes());
-    let lines = host_lines("golden", &assets.model, &inputs).unwrap_or_else(|e| fail(format!("tampered: {e:?}")));
+    let lines = host_lines("golden", &assets.with_nudged_input()).unwrap_or_else(|e| fail(format!("nudged: {e:?}")));
     let n_input = count_differences(&lines, &golden_device);
     eprintln!(
         "\n== xtask: sensitivity: one weight changed -> {n_model} lines differ; first input moved by 1 ulp -> {n_input} lines differ"
@@ -541,28 +601,27 @@ pub fn qemu() {
         &["--no-default-features", "--features", "rtt", "--target-dir", &rtt_dir.to_string_lossy()],
     );
 
-    println!("{}", table(&report, assets.model.len()));
+    println!("{}", table(&report, &assets));
 }
 
-fn table(report: &[(&Board, Measured)], model_len: usize) -> String {
+fn table(report: &[(&Board, Measured)], assets: &Assets) -> String {
     let mut s = String::new();
+    let f = |v: Option<f64>| v.map_or("n/a".to_owned(), |x| format!("{x:.0}"));
+    let f2 = |v: Option<f64>| v.map_or("n/a".to_owned(), |x| format!("{x:.2}"));
     let _ = writeln!(
         s,
-        "\nfirmware cost (release build; QEMU -icount shift=0, instructions = SysTick ticks x 1 GHz / SysTick clock)"
+        "\nfirmware cost (release build; QEMU -icount shift=0: instructions = SysTick ticks x 1 GHz / SysTick clock, minstret on RISC-V)\n"
     );
-    let _ = writeln!(s, "model: {model_len} bytes\n");
     let _ = writeln!(
         s,
-        "| board | .text | .rodata | .data | .bss | stack (max) | arena | load | log_prob | sample | dense MAC | clock check |"
+        "| board | .text | .rodata | .data | .bss | max stack | arena | f32 MAC | w8 MAC | int8 MAC | clock check |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (board, m) in report {
         let Some(z) = m.sizes else { continue };
-        let f = |v: Option<f64>| v.map_or("n/a".to_owned(), |x| format!("{x:.0}"));
-        let calib = per_call(board, m, "calibrate").map_or("no SysTick".to_owned(), |x| format!("{x:.3}"));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             board.name,
             z.text + z.vector,
             z.rodata,
@@ -570,18 +629,32 @@ fn table(report: &[(&Board, Measured)], model_len: usize) -> String {
             z.bss,
             m.stack.map_or("n/a".into(), |(u, _)| u.to_string()),
             m.arena.map_or("n/a".into(), |a| a.to_string()),
-            f(per_call(board, m, "load")),
-            f(per_call(board, m, "log_prob")),
-            f(per_call(board, m, "sample")),
-            per_call(board, m, "dense-mac").map_or("n/a".into(), |x| format!("{x:.2}")),
-            calib
+            f2(per_call(board, m, "dense-f32-mac")),
+            f2(per_call(board, m, "dense-w8-mac")),
+            f2(per_call(board, m, "dense-int8-mac")),
+            f2(per_call(board, m, "calibrate")),
         );
+    }
+    let _ = writeln!(s, "\n| board | model | file bytes | Model::load | log_prob | sample |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
+    for (board, m) in report {
+        for (name, bytes, _) in &assets.models {
+            let _ = writeln!(
+                s,
+                "| {} | {name} | {} | {} | {} | {} |",
+                board.name,
+                bytes.len(),
+                f(per_call(board, m, &format!("{name}/load"))),
+                f(per_call(board, m, &format!("{name}/log_prob"))),
+                f(per_call(board, m, &format!("{name}/sample"))),
+            );
+        }
     }
     let _ = writeln!(
         s,
-        "\nsizes in bytes of the golden program (.text includes the vector table; .rodata includes the model);\n\
-         load / log_prob / sample / dense MAC in instructions per call; clock check = instructions counted\n\
-         per iteration of a 2-instruction loop (must read 2)."
+        "\nsizes in bytes of the golden program (.text includes the vector table; .rodata the models); max stack\n\
+         and arena in bytes; MAC = instructions per multiply-accumulate of a 32 x 32 dense kernel; load / log_prob /\n\
+         sample in instructions per call; clock check = instructions counted per iteration of a 2-instruction loop."
     );
     s
 }
@@ -614,7 +687,7 @@ pub fn size() {
 }
 
 /// `cargo xtask assets`: regenerate `firmware/assets/` from the demo (trains the
-/// demo model, freezes it, keeps its first `N` held-out rows).
+/// demo model, freezes it in f32 and int8, keeps its first `ROWS` held-out rows).
 pub fn assets() {
     const ROWS: usize = 32;
     let out = root().join("target").join("firmware-assets");
@@ -625,15 +698,23 @@ pub fn assets() {
             .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "demo", "--quiet", "--out"])
             .arg(&out),
     );
+    let dir = firmware_dir().join("assets");
+    step(
+        "int8 model",
+        cargo()
+            .current_dir(root())
+            .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "freeze", "--quantize", "int8", "--checkpoint"])
+            .arg(out.join("checkpoint"))
+            .arg("--out")
+            .arg(dir.join("thyroid-int8.floe")),
+    );
     let model = std::fs::read(out.join("thyroid.floe")).unwrap_or_else(|e| fail(format!("demo model: {e}")));
     let rows = std::fs::read(out.join("thyroid-test.f32")).unwrap_or_else(|e| fail(format!("demo rows: {e}")));
-    let mut words = vec![0u128; model.len().div_ceil(16)];
-    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-    buf[..model.len()].copy_from_slice(&model);
-    let m = floe_runtime::Model::load(&buf[..model.len()]).unwrap_or_else(|e| fail(format!("demo model: {e:?}")));
+    let words = aligned(&model);
+    let m = floe_runtime::Model::load(&bytemuck::cast_slice::<u128, u8>(&words)[..model.len()])
+        .unwrap_or_else(|e| fail(format!("demo model: {e:?}")));
     let width = 4 * (m.dim() + m.context_dim());
     let keep = rows.len().min(ROWS * width);
-    let dir = firmware_dir().join("assets");
     std::fs::write(dir.join("thyroid.floe"), &model).unwrap_or_else(|e| fail(format!("write model: {e}")));
     std::fs::write(dir.join("thyroid.f32"), &rows[..keep]).unwrap_or_else(|e| fail(format!("write rows: {e}")));
     println!("wrote {} ({} bytes) and {} rows", dir.display(), model.len(), keep / width);
@@ -644,21 +725,20 @@ mod tests {
     use super::*;
 
     fn assets() -> Assets {
-        let dir = firmware_dir().join("assets");
-        Assets {
-            model: std::fs::read(dir.join("thyroid.floe")).expect("bundled model"),
-            inputs: std::fs::read(dir.join("thyroid.f32")).expect("bundled rows"),
-            model_path: dir.join("thyroid.floe"),
-        }
+        Assets::load()
     }
 
     #[test]
     fn host_reference_covers_every_row_sample_and_bad_call() {
         let a = assets();
-        let lines = host_lines("golden", &a.model, &a.inputs).expect("golden runs on the host");
-        let rows = a.inputs.len() / (4 * 6);
+        let lines = host_lines("golden", &a).expect("golden runs on the host");
+        let rows: usize = a.models.iter().map(|(_, _, inputs)| inputs.len() / (4 * 6)).sum();
         assert_eq!(lines.iter().filter(|l| l.starts_with("logp ")).count(), rows);
-        assert_eq!(lines.iter().filter(|l| l.starts_with("sample-logp ")).count(), script::N_SAMPLES as usize);
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("sample-logp ")).count(),
+            a.models.len() * script::N_SAMPLES as usize
+        );
+        assert_eq!(lines.iter().filter(|l| l.starts_with("begin ")).count(), a.models.len());
         assert!(lines.contains(&"nan-input 0 error NonFiniteInput".to_owned()), "{lines:?}");
         assert!(lines.contains(&"short-input 0 error DimMismatch { expected: 6, got: 5 }".to_owned()));
         // A sample's log p equals log_prob evaluated at it (to f32 round-off).
@@ -676,12 +756,15 @@ mod tests {
     #[test]
     fn tampered_model_loads_and_differs_in_one_weight() {
         let a = assets();
-        let t = tampered_model(&a.model);
-        let diff: Vec<usize> = (0..a.model.len() - 4).filter(|&k| a.model[k] != t[k]).collect();
+        let m = &a.models[0].1;
+        let t = tampered_model(m);
+        let diff: Vec<usize> = (0..m.len() - 4).filter(|&k| m[k] != t[k]).collect();
         assert_eq!(diff.len(), 1, "exactly one byte of the body changes");
-        let lines = host_lines("golden", &t, &a.inputs).expect("the tampered model still loads");
-        let genuine = host_lines("golden", &a.model, &a.inputs).expect("genuine");
+        let lines = host_lines("golden", &a.with_first_model(t)).expect("the tampered model still loads");
+        let genuine = host_lines("golden", &a).expect("genuine");
         assert!(count_differences(&lines, &genuine) > 0);
+        let nudged = host_lines("golden", &a.with_nudged_input()).expect("nudged");
+        assert!(count_differences(&nudged, &genuine) > 0);
     }
 
     #[test]
@@ -697,16 +780,16 @@ mod tests {
     #[test]
     fn measurements_are_parsed_and_scaled_per_board() {
         let lines: Vec<String> =
-            ["cost calibrate 100000 5000", "cost log_prob 128 1280", "measure stack 1264 of 4096 arena 700"]
+            ["begin m", "cost calibrate 100000 5000", "cost log_prob 128 1280", "measure stack 1264 of 4096 arena 700"]
                 .map(String::from)
                 .to_vec();
         let mut m = Measured::default();
         parse_measurements(&lines, &mut m);
         assert_eq!(m.stack, Some((1264, 4096)));
         assert_eq!(m.arena, Some(700));
-        assert_eq!(per_call(&BOARDS[0], &m, "log_prob"), Some(400.0));
+        assert_eq!(per_call(&BOARDS[0], &m, "m/log_prob"), Some(400.0));
         assert_eq!(per_call(&BOARDS[0], &m, "calibrate"), Some(2.0));
-        assert!(lines.iter().all(|l| is_measurement(l)));
+        assert!(lines.iter().skip(1).all(|l| is_measurement(l)));
         assert!(!is_measurement("logp 0 0 0x4170dfb8 15.054619"));
     }
 }

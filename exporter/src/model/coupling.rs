@@ -114,6 +114,7 @@ impl Coupling {
         FrozenLayer {
             kind,
             activation: self.spec.activation(),
+            quant: 0,
             residual: self.spec.residual,
             split: self.split as u16,
             bins,
@@ -166,6 +167,7 @@ impl Made {
         FrozenLayer {
             kind,
             activation: self.spec.activation(),
+            quant: 0,
             residual: self.spec.residual,
             split: 0,
             bins,

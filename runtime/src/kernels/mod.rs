@@ -6,6 +6,10 @@
 use crate::error::{Error, Result};
 use crate::format::Activation;
 
+#[cfg(all(feature = "dsp", target_arch = "arm"))]
+mod dsp;
+pub mod quant;
+
 /// `y = W x + b` with `W` row-major `y.len() x x.len()`.
 ///
 /// Each output is `sum_j W[i][j] * x[j]` accumulated left to right, then `+ b[i]`.

@@ -6,7 +6,7 @@
 //! permutation layers between couplings let every coordinate be transformed.
 
 use super::Elementwise;
-use crate::conditioner::{mlp_eval, MlpShape};
+use crate::conditioner::{mlp_eval, MlpShape, Tracer};
 use crate::error::{Error, Result};
 use crate::kernels::{sub_mut, take};
 use crate::model::Core;
@@ -23,6 +23,7 @@ pub(crate) fn apply(
     ctx: &[f32],
     mut work: &mut [f32],
     inverse: bool,
+    trace: &mut Tracer<'_>,
 ) -> Result<f32> {
     let cond_in = take(&mut work, shape.n_in)?;
     let out = take(&mut work, shape.n_out)?;
@@ -35,6 +36,7 @@ pub(crate) fn apply(
     sub_mut(cond_in, 0, split)?.copy_from_slice(head);
     sub_mut(cond_in, split, ctx.len())?.copy_from_slice(ctx);
     mlp_eval(core, shape, first, cond_in, out, mlp_work)?;
+    trace.emit(cond_in, out);
     let mut logdet = 0.0f32;
     for (j, v) in tail.iter_mut().enumerate() {
         let (nv, ld) =

@@ -13,7 +13,7 @@
 //! `forward` (data to latent) takes one conditioner pass; `inverse` takes D.
 
 use super::Elementwise;
-use crate::conditioner::{mlp_eval, MlpShape};
+use crate::conditioner::{mlp_eval, MlpShape, Quant, Tracer};
 use crate::error::{Error, Result};
 use crate::kernels::{at, set, sub, sub_mut, take};
 use crate::model::Core;
@@ -49,30 +49,32 @@ pub fn mask_allows(layer: MaskLayer, dim: usize, ppd: usize, row: usize, col: us
     }
 }
 
-fn mask_layer(shape: &MlpShape, t: usize) -> MaskLayer {
-    if t == 0 {
+fn mask_layer(shape: &MlpShape, d: usize) -> MaskLayer {
+    if d == 0 {
         MaskLayer::Input
-    } else if t + 2 == shape.n_tensors() {
+    } else if d + 1 == shape.n_dense() {
         MaskLayer::Output
     } else {
         MaskLayer::Hidden
     }
 }
 
-/// Check that every masked weight is exactly zero.
+/// Check that every masked weight is exactly zero (f32 `0.0` or int8 `0`).
 pub(crate) fn check_masks(core: &Core<'_>, shape: &MlpShape, first: u32, dim: usize, ppd: usize) -> Result<bool> {
-    for t in (0..shape.n_tensors()).step_by(2) {
-        let w = core.f32_tensor(first + t as u32)?;
-        let (rows, cols) = shape.tensor_shape(t);
-        if w.len() != rows * cols {
-            return Err(Error::Internal);
-        }
-        for (r, row) in w.chunks_exact(cols.max(1)).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                if v != 0.0 && !mask_allows(mask_layer(shape, t), dim, ppd, r, c) {
-                    return Ok(false);
-                }
-            }
+    for d in 0..shape.n_dense() {
+        let t = first + shape.weight_index(d) as u32;
+        let (rows, cols) = shape.dense_shape(d);
+        let layer = mask_layer(shape, d);
+        let allowed = |k: usize| mask_allows(layer, dim, ppd, k / cols.max(1), k % cols.max(1));
+        let ok = if shape.quant == Quant::F32 {
+            let w = core.f32_tensor(t)?;
+            w.len() == rows * cols && w.iter().enumerate().all(|(k, &v)| v == 0.0 || allowed(k))
+        } else {
+            let w = core.i8_tensor(t)?;
+            w.len() == rows * cols && w.iter().enumerate().all(|(k, &v)| v == 0 || allowed(k))
+        };
+        if !ok {
+            return Ok(false);
         }
     }
     Ok(true)
@@ -91,6 +93,7 @@ pub(crate) fn apply(
     zbuf: &mut [f32],
     mut work: &mut [f32],
     inverse: bool,
+    trace: &mut Tracer<'_>,
 ) -> Result<f32> {
     let dim = x.len();
     let cond_in = take(&mut work, shape.n_in)?;
@@ -105,6 +108,7 @@ pub(crate) fn apply(
     if !inverse {
         sub_mut(cond_in, 0, dim)?.copy_from_slice(x);
         mlp_eval(core, shape, first, cond_in, out, mlp_work)?;
+        trace.emit(cond_in, out);
         for (j, v) in x.iter_mut().enumerate() {
             let (z, ld) = elem.forward(*v, out, j, elem_work)?;
             *v = z;
@@ -117,6 +121,7 @@ pub(crate) fn apply(
         }
         for j in 0..dim {
             mlp_eval(core, shape, first, cond_in, out, mlp_work)?;
+            trace.emit(cond_in, out);
             let (xj, ld) = elem.inverse(at(zbuf, j)?, out, j, elem_work)?;
             set(cond_in, j, xj)?;
             logdet += ld;

@@ -1,0 +1,223 @@
+//! Quantized kernels.
+//!
+//! - **w8** (weight-only): int8 weights with a bf16 scale per output channel,
+//!   f32 activations; `y_i = (Σ_j w_ij·x_j)·s_i + b_i`, accumulated in f32 left to
+//!   right.
+//! - **int8**: int8 activations (asymmetric, per tensor) and weights (symmetric,
+//!   per output channel), exact int32 accumulation, and requantization by a Q31
+//!   fixed-point multiplier and a shift with one rounding (TFLite-Micro's
+//!   single-rounding scheme). Integer arithmetic is exact and the multipliers are
+//!   derived from f32 bit patterns, so every target gives the same bits.
+
+use crate::error::{Error, Result};
+use crate::format::bf16_to_f32;
+
+/// `y = diag(s) (W x) + b` with int8 `W` (row-major `y.len() x x.len()`) and bf16
+/// per-row scales `s`. Each row accumulates `w_ij · x_j` in f32 left to right,
+/// then multiplies by its scale and adds its bias.
+pub fn dense_w8(w: &[i8], scale: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
+    let cols = x.len();
+    if cols == 0 || w.len() != cols * y.len() || b.len() != y.len() || scale.len() != y.len() {
+        return Err(Error::Internal);
+    }
+    for (((row, &s), bi), yi) in w.chunks_exact(cols).zip(scale).zip(b).zip(y.iter_mut()) {
+        let mut acc = 0.0f32;
+        for (&wij, &xj) in row.iter().zip(x) {
+            acc += f32::from(wij) * xj;
+        }
+        *yi = acc * bf16_to_f32(s) + bi;
+    }
+    Ok(())
+}
+
+/// Where element `j` of an `n`-element int8 activation vector is stored: the
+/// *paired* layout keeps each complete group of four as elements 0, 2, 1, 3, so
+/// that one 32-bit load yields the pair a packed 16-bit multiply-accumulate
+/// (`SMLAD`) needs next to the `SXTB16`-extracted weights 0, 2 (and 1, 3). A
+/// trailing partial group is stored in order. Internal to the int8 conditioner;
+/// the file format stores weights in plain row-major order.
+pub const fn paired_index(j: usize, n: usize) -> usize {
+    if j >= n - n % 4 {
+        j
+    } else {
+        match j % 4 {
+            1 => j + 1,
+            2 => j - 1,
+            _ => j,
+        }
+    }
+}
+
+/// Quantize `x` to int8 as `q = clamp(round(x · inv_scale) + zp, -128, 127)`
+/// (`round`: half away from zero) and store `q - zp`, the centred value the dot
+/// products use, as i16 in the paired layout ([`paired_index`]).
+pub fn quantize(x: &[f32], inv_scale: f32, zp: i32, q: &mut [i16]) -> Result<()> {
+    let n = x.len();
+    if n != q.len() {
+        return Err(Error::Internal);
+    }
+    for (j, &v) in x.iter().enumerate() {
+        // Clamp in f32 first so the conversion is exact; `as` maps NaN to 0.
+        let r = libm::roundf(v * inv_scale).clamp(-512.0, 512.0) as i32;
+        let qv = r.saturating_add(zp).clamp(-128, 127);
+        *q.get_mut(paired_index(j, n)).ok_or(Error::Internal)? = (qv - zp) as i16;
+    }
+    Ok(())
+}
+
+/// `acc_i = b_i + Σ_j w_ij · x_j`, exact in i32, with `x` in the paired layout
+/// ([`paired_index`]). |w| ≤ 127, |x| ≤ 255 and |b| ≤ 2^30 are checked at load,
+/// so no sum can overflow for up to 4096 inputs; wrapping arithmetic keeps even a
+/// violated bound panic-free and deterministic.
+///
+/// With the `dsp` feature on Arm, rows of whole groups of four go through the
+/// `SMLAD` loop (`kernels/dsp.rs`); the integer result is the same.
+pub fn dense_i8(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
+    let cols = x.len();
+    if cols == 0 || w.len() != cols * acc.len() || b.len() != acc.len() {
+        return Err(Error::Internal);
+    }
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if super::dsp::dense_paired(w, b, x, acc) {
+        return Ok(());
+    }
+    let split = cols - cols % 4;
+    let (x4, xr) = x.split_at(split);
+    for ((row, &bi), a) in w.chunks_exact(cols).zip(b).zip(acc.iter_mut()) {
+        let (w4, wr) = row.split_at(split);
+        let mut s0 = bi;
+        let mut s1 = 0i32;
+        for (wc, xc) in w4.chunks_exact(4).zip(x4.chunks_exact(4)) {
+            // x holds elements 0, 2, 1, 3 of the group.
+            if let ([w0, w1, w2, w3], [x0, x2, x1, x3]) = (wc, xc) {
+                s0 = s0.wrapping_add(i32::from(*w0) * i32::from(*x0) + i32::from(*w2) * i32::from(*x2));
+                s1 = s1.wrapping_add(i32::from(*w1) * i32::from(*x1) + i32::from(*w3) * i32::from(*x3));
+            }
+        }
+        for (&wj, &xj) in wr.iter().zip(xr) {
+            s0 = s0.wrapping_add(i32::from(wj) * i32::from(xj));
+        }
+        *a = s0.wrapping_add(s1);
+    }
+    Ok(())
+}
+
+/// The fixed-point form `(m, shift)` of a positive `real`, with
+/// `real = m · 2^(shift - 31)` and `m` in `[2^30, 2^31)`: read off the f32's bits
+/// (24 significant bits), exact. Zero, negative, subnormal or non-finite values
+/// give `(0, 0)`, the zero multiplier.
+pub fn multiplier(real: f32) -> (i32, i32) {
+    let bits = real.to_bits();
+    let e = ((bits >> 23) & 0xFF) as i32;
+    if bits >> 31 != 0 || e == 0 || e == 0xFF {
+        return (0, 0);
+    }
+    let mant = (bits & 0x007F_FFFF) | 0x0080_0000;
+    ((mant << 7) as i32, e - 126)
+}
+
+/// `round(acc · m · 2^(shift - 31))` with one rounding (half towards +∞),
+/// saturated to i32.
+pub fn requantize(acc: i32, m: i32, shift: i32) -> i32 {
+    if m == 0 {
+        return 0;
+    }
+    let prod = i64::from(acc) * i64::from(m);
+    let total = 31 - shift;
+    let r = if total > 62 {
+        0
+    } else if total > 0 {
+        (prod + (1i64 << (total - 1))) >> total
+    } else if total > -32 {
+        // A multiplier ≥ 2^31: saturate instead of overflowing.
+        prod.saturating_mul(1i64 << (-total))
+    } else if prod == 0 {
+        0
+    } else if prod > 0 {
+        i64::MAX
+    } else {
+        i64::MIN
+    };
+    r.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiplier_reproduces_the_real_value() {
+        for &r in &[1.0f32, 0.5, 0.75, 3.0e-3, 1.7, 123.456, 1e-9] {
+            let (m, s) = multiplier(r);
+            let back = m as f64 * 2f64.powi(s - 31);
+            assert_eq!(back as f32, r, "{r}: m={m} shift={s}");
+            assert!((1 << 30..=i32::MAX).contains(&m));
+        }
+        assert_eq!(multiplier(0.0), (0, 0));
+        assert_eq!(multiplier(-1.0), (0, 0));
+        assert_eq!(multiplier(f32::NAN), (0, 0));
+    }
+
+    #[test]
+    fn requantize_rounds_once_and_saturates() {
+        let (m, s) = multiplier(0.5);
+        assert_eq!(requantize(3, m, s), 2); // 1.5 -> 2 (half up)
+        assert_eq!(requantize(-3, m, s), -1); // -1.5 -> -1 (half towards +inf)
+        assert_eq!(requantize(4, m, s), 2);
+        let (m, s) = multiplier(0.001);
+        for acc in [-100_000, -1234, 0, 7, 99_999] {
+            let exact = acc as f64 * m as f64 * 2f64.powi(s - 31);
+            assert!((requantize(acc, m, s) as f64 - exact).abs() <= 0.5, "{acc}");
+        }
+        let (m, s) = multiplier(1e12);
+        assert_eq!(requantize(5, m, s), i32::MAX);
+        assert_eq!(requantize(-5, m, s), i32::MIN);
+    }
+
+    #[test]
+    fn dense_i8_is_the_exact_dot_product() {
+        const COLS: usize = 11;
+        let cols = COLS;
+        let mut w = [0i8; 3 * COLS];
+        for (k, v) in w.iter_mut().enumerate() {
+            *v = (((k * 37) % 255) as i32 - 127) as i8;
+        }
+        let mut x = [0i16; COLS];
+        for (k, v) in x.iter_mut().enumerate() {
+            *v = (k as i16 * 53) % 511 - 255;
+        }
+        // Stored in the paired layout.
+        let mut xs = [0i16; COLS];
+        for k in 0..COLS {
+            xs[paired_index(k, COLS)] = x[k];
+        }
+        let b = [5, -1 << 30, 1 << 30];
+        let mut acc = [0i32; 3];
+        dense_i8(&w, &b, &xs, &mut acc).unwrap();
+        for r in 0..3 {
+            let want: i64 = b[r] as i64 + (0..cols).map(|j| w[r * cols + j] as i64 * x[j] as i64).sum::<i64>();
+            assert!(want.abs() < i32::MAX as i64);
+            assert_eq!(acc[r] as i64, want);
+        }
+    }
+
+    #[test]
+    fn quantize_clamps_and_centres_in_the_paired_layout() {
+        let mut q = [0i16; 5];
+        quantize(&[0.0, 1.0, -1.0, 1e9, -1e9], 10.0, -3, &mut q).unwrap();
+        assert_eq!(q, [0, -10, 10, 130, -125]);
+    }
+
+    #[test]
+    fn paired_index_is_a_permutation() {
+        for n in 1..14 {
+            let mut seen = [false; 14];
+            for j in 0..n {
+                let p = paired_index(j, n);
+                assert!(p < n && !seen[p]);
+                seen[p] = true;
+            }
+        }
+        assert_eq!([0, 1, 2, 3, 4].map(|j| paired_index(j, 5)), [0, 2, 1, 3, 4]);
+    }
+}

@@ -1,0 +1,166 @@
+//! Quantized models: the exporter's int8 / w8 files load, match the reference
+//! arithmetic bit for bit (checked inside `quantize`), stay close to f32, and
+//! malformed quantized files get typed errors.
+
+use floe_exporter::model::TransformKind;
+use floe_exporter::quant::{quantize, QuantConfig, QuantMode, Quantized, RowSet};
+use floe_exporter::writer::{AlignedBytes, FrozenModel, Payload};
+use floe_runtime::format::{FLAG_INT8, FLAG_W8};
+use floe_runtime::{Error, Model};
+use floe_tests::{config, random_flow, rows};
+
+fn frozen(transform: TransformKind, residual: bool, tanh: bool, cdim: usize) -> FrozenModel {
+    let mut cfg = config(transform, 4, cdim);
+    cfg.hidden = 16;
+    cfg.residual = residual;
+    cfg.tanh = tanh;
+    let (flow, xs, cs) = random_flow(&cfg, 7);
+    flow.frozen(&xs, &cs).expect("freeze")
+}
+
+fn run(model: &FrozenModel, mode: QuantMode, budget: f64) -> Quantized {
+    let (d, c) = (model.dim, model.context_dim);
+    let (cx, cc) = (rows(400, d, 1.0, 1), rows(400, c, 1.0, 2));
+    let (vx, vc) = (rows(200, d, 1.0, 3), rows(200, c, 1.0, 4));
+    let (tx, tc) = (rows(200, d, 1.0, 5), rows(200, c, 1.0, 6));
+    quantize(
+        model,
+        QuantConfig { mode, max_layer_cost: budget },
+        RowSet { x: &cx, c: &cc },
+        RowSet { x: &vx, c: &vc },
+        RowSet { x: &tx, c: &tc },
+    )
+    .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
+}
+
+fn log_probs(bytes: &[u8], x: &[f32], c: &[f32], d: usize, cd: usize) -> Vec<f32> {
+    let buf = AlignedBytes::new(bytes);
+    let m = Model::load(&buf).expect("loads");
+    let mut scratch = vec![0.0f32; m.scratch_len()];
+    (0..x.len() / d)
+        .map(|i| m.log_prob(&x[i * d..(i + 1) * d], &c[i * cd..(i + 1) * cd], &mut scratch).expect("log_prob"))
+        .collect()
+}
+
+#[test]
+fn int8_and_w8_models_load_and_stay_close_to_f32() {
+    for (transform, residual, tanh, cdim) in [
+        (TransformKind::SplineCoupling, false, false, 0),
+        (TransformKind::AffineCoupling, false, false, 2),
+        (TransformKind::MadeSpline, false, false, 0),
+        (TransformKind::SplineCoupling, true, false, 0),
+        (TransformKind::AffineCoupling, false, true, 0),
+    ] {
+        let model = frozen(transform, residual, tanh, cdim);
+        let f32_bytes = model.to_bytes().expect("f32 bytes");
+        for mode in [QuantMode::Int8, QuantMode::W8] {
+            let q = run(&model, mode, f64::INFINITY);
+            let what = format!("{transform:?} residual={residual} tanh={tanh} {mode:?}");
+            assert!(q.checked_values > 0, "{what}: nothing compared bit for bit");
+            assert!(q.bytes.len() < f32_bytes.len(), "{what}: not smaller");
+            for ch in &q.choices {
+                let expect_int8 = mode == QuantMode::Int8 && !residual && !tanh;
+                let got = ch.mode.expect("unlimited budget quantizes every layer");
+                assert_eq!(got == QuantMode::Int8, expect_int8, "{what}: layer {} is {got:?}", ch.layer);
+                if mode == QuantMode::Int8 && !expect_int8 {
+                    assert!(!ch.note.is_empty(), "{what}: fallback without a reason");
+                }
+            }
+            let (x, c) = (rows(100, 4, 1.0, 11), rows(100, cdim, 1.0, 12));
+            let a = log_probs(&f32_bytes, &x, &c, 4, cdim);
+            let b = log_probs(&q.bytes, &x, &c, 4, cdim);
+            let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            let mean = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).sum::<f32>() / a.len() as f32;
+            // Random (untrained) weights: rows near a spline knot can move by more
+            // than typical ones; a wrong scale or tensor order moves all by far more.
+            assert!(mean < 0.1 && worst < 2.0, "{what}: log p moved by {mean} nats on average, {worst} at most");
+            for ch in &q.choices {
+                assert!(ch.cost.abs() < 0.05, "{what}: layer {} costs {} nats/dim", ch.layer, ch.cost);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_zero_budget_keeps_costly_layers_in_f32() {
+    let model = frozen(TransformKind::SplineCoupling, false, false, 0);
+    let q = run(&model, QuantMode::Int8, -1.0);
+    assert!(q.choices.iter().all(|ch| ch.mode.is_none() && ch.note.contains("kept f32")));
+    assert_eq!(q.bytes, model.to_bytes().expect("f32"), "nothing quantized: the f32 file");
+}
+
+/// Bytes of a quantized model with one tensor payload changed (CRC fixed by the writer).
+fn mutate(q: &Quantized, edit: impl FnOnce(&mut FrozenModel)) -> Result<(), Error> {
+    let mut m = q.model.clone();
+    edit(&mut m);
+    let bytes = m.to_bytes().expect("serialize");
+    Model::load(&AlignedBytes::new(&bytes)).map(|_| ())
+}
+
+fn first_quantized(m: &FrozenModel) -> usize {
+    m.layers.iter().position(|l| l.quant != 0).expect("a quantized layer")
+}
+
+#[test]
+fn malformed_quantized_layers_get_typed_errors() {
+    let model = frozen(TransformKind::SplineCoupling, false, false, 0);
+    let q = run(&model, QuantMode::Int8, f64::INFINITY);
+    let li = first_quantized(&q.model);
+    let layer = li as u16;
+    assert_eq!(mutate(&q, |_| {}), Ok(()));
+    // An int8 weight of -128 (weights are symmetric).
+    let e = mutate(&q, |m| {
+        if let Payload::I8(w) = &mut m.layers[li].tensors[1].data {
+            w[0] = i8::MIN;
+        }
+    });
+    assert_eq!(e, Err(Error::InvalidParameter(layer)));
+    // A non-integral zero point.
+    let e = mutate(&q, |m| {
+        if let Payload::F32(a) = &mut m.layers[li].tensors[0].data {
+            a[1] += 0.5;
+        }
+    });
+    assert_eq!(e, Err(Error::InvalidParameter(layer)));
+    // A negative scale.
+    let e = mutate(&q, |m| {
+        if let Payload::F32(a) = &mut m.layers[li].tensors[0].data {
+            a[0] = -a[0];
+        }
+    });
+    assert_eq!(e, Err(Error::InvalidParameter(layer)));
+    // A bias beyond ±2^30.
+    let e = mutate(&q, |m| {
+        if let Payload::I32(b) = &mut m.layers[li].tensors[3].data {
+            b[0] = i32::MAX;
+        }
+    });
+    assert_eq!(e, Err(Error::InvalidParameter(layer)));
+    // A NaN bf16 scale.
+    let e = mutate(&q, |m| {
+        if let Payload::BF16(s) = &mut m.layers[li].tensors[2].data {
+            s[0] = 0x7FC0;
+        }
+    });
+    assert!(matches!(e, Err(Error::NonFiniteWeight(_))), "{e:?}");
+    // Both quantization flags, or int8 with a residual conditioner.
+    assert_eq!(mutate(&q, |m| m.layers[li].quant = FLAG_INT8 | FLAG_W8), Err(Error::BadLayer(layer)));
+    assert_eq!(mutate(&q, |m| m.layers[li].residual = true), Err(Error::BadLayer(layer)));
+    // A w8 flag on int8 tensors: the shapes and dtypes no longer fit.
+    assert_eq!(mutate(&q, |m| m.layers[li].quant = FLAG_W8), Err(Error::ShapeMismatch(layer)));
+}
+
+#[test]
+fn made_masks_are_checked_on_int8_weights() {
+    let model = frozen(TransformKind::Maf, false, false, 0);
+    let q = run(&model, QuantMode::Int8, f64::INFINITY);
+    let li = first_quantized(&q.model);
+    // Hidden unit 0 has degree 1; input x_1 has degree 2: the weight (0, 1) is masked.
+    let e = mutate(&q, |m| {
+        if let Payload::I8(w) = &mut m.layers[li].tensors[1].data {
+            assert_eq!(w[1], 0);
+            w[1] = 5;
+        }
+    });
+    assert_eq!(e, Err(Error::InvalidParameter(li as u16)));
+}

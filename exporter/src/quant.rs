@@ -89,6 +89,8 @@ pub struct Quantized {
     pub val_nll: (f64, f64),
     /// Conditioner outputs compared bit for bit with the reference.
     pub checked_values: usize,
+    /// Rows whose quantized `log p` (runtime) equals the simulated one bit for bit.
+    pub checked_rows: usize,
 }
 
 /// Round a non-negative scale up to a bf16 (so quantized weights stay in range).
@@ -388,15 +390,21 @@ pub fn nll(model: &FrozenModel, rows: RowSet<'_>) -> Result<f64> {
     Ok(-lp.iter().sum::<f64>() / lp.len().max(1) as f64 / m.dim() as f64)
 }
 
-/// Run the runtime with a tracer over `rows`; `visit(layer, input, output)`.
-fn trace(model: &Model<'_>, rows: RowSet<'_>, visit: &mut dyn FnMut(u16, &[f32], &[f32])) -> Result<()> {
+/// Run the runtime with a tracer over `rows`; `visit(layer, input, output)` may
+/// rewrite the output. Returns every row's `log p`.
+fn trace(model: &Model<'_>, rows: RowSet<'_>, visit: &mut floe_runtime::Trace<'_>) -> Result<Vec<f32>> {
     let (d, cd) = (model.dim(), model.context_dim());
     let mut scratch = vec![0.0f32; model.scratch_len()];
-    for i in 0..rows.x.len() / d {
-        let ctx = if cd == 0 { &[][..] } else { &rows.c[i * cd..(i + 1) * cd] };
-        model.log_prob_traced(&rows.x[i * d..(i + 1) * d], ctx, &mut scratch, visit).map_err(rt_err)?;
-    }
-    Ok(())
+    (0..rows.x.len() / d)
+        .map(|i| {
+            let ctx = if cd == 0 { &[][..] } else { &rows.c[i * cd..(i + 1) * cd] };
+            model.log_prob_traced(&rows.x[i * d..(i + 1) * d], ctx, &mut scratch, visit).map_err(rt_err)
+        })
+        .collect()
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 fn conditioner_bytes(layer: &FrozenLayer) -> usize {
@@ -463,34 +471,56 @@ pub fn quantize(
     let bytes = out.to_bytes()?;
     let q_nll = nll(&out, val)?;
 
-    // The runtime's conditioner outputs must equal the reference's, bit for bit.
+    // 1. The runtime's conditioner outputs must equal the reference's, bit for bit.
     let buf = AlignedBytes::new(&bytes);
     let q_model = load(&buf)?;
     let mut checked = 0usize;
     let mut mismatch: Option<String> = None;
-    trace(&q_model, check, &mut |l, input, output| {
+    let q_lp = trace(&q_model, check, &mut |l, input, output| {
         let layer = &out.layers[l as usize];
         if layer.quant == 0 || mismatch.is_some() {
             return;
         }
         match reference(layer, input) {
+            Ok(r) if same_bits(&r, output) => checked += r.len(),
             Ok(r) => {
-                let same = r.len() == output.len() && r.iter().zip(output).all(|(a, b)| a.to_bits() == b.to_bits());
-                if same {
-                    checked += r.len();
-                } else {
-                    let k = r.iter().zip(output).position(|(a, b)| a.to_bits() != b.to_bits()).unwrap_or(0);
-                    mismatch =
-                        Some(format!("layer {l}: runtime output {k} = {:?}, reference {:?}", output.get(k), r.get(k)));
-                }
+                let k = r.iter().zip(output.iter()).position(|(a, b)| a.to_bits() != b.to_bits()).unwrap_or(0);
+                mismatch =
+                    Some(format!("layer {l}: runtime output {k} = {:?}, reference {:?}", output.get(k), r.get(k)));
             }
             Err(e) => mismatch = Some(e.to_string()),
         }
     })?;
-    if let Some(m) = mismatch {
-        return Err(FloeError::Parity(format!("quantized conditioner differs from the reference arithmetic: {m}")));
+    // 2. Simulated quantization: the f32 model, its quantized layers' conditioner
+    //    outputs replaced by the reference arithmetic on their inputs, must give
+    //    the quantized runtime's log p bit for bit, row by row.
+    let sim_lp = trace(&f32_model, check, &mut |l, input, output| {
+        let layer = &out.layers[l as usize];
+        if layer.quant == 0 || mismatch.is_some() {
+            return;
+        }
+        match reference(layer, input) {
+            Ok(r) if r.len() == output.len() => output.copy_from_slice(&r),
+            Ok(_) => mismatch = Some(format!("layer {l}: reference output has the wrong length")),
+            Err(e) => mismatch = Some(e.to_string()),
+        }
+    })?;
+    if mismatch.is_none() {
+        if let Some(i) = q_lp.iter().zip(&sim_lp).position(|(a, b)| a.to_bits() != b.to_bits()) {
+            mismatch = Some(format!("row {i}: runtime log p {} != simulated {}", q_lp[i], sim_lp[i]));
+        }
     }
-    Ok(Quantized { model: out, bytes, choices, val_nll: (base_nll, q_nll), checked_values: checked })
+    if let Some(m) = mismatch {
+        return Err(FloeError::Parity(format!("quantized model differs from the simulated quantization: {m}")));
+    }
+    Ok(Quantized {
+        model: out,
+        bytes,
+        choices,
+        val_nll: (base_nll, q_nll),
+        checked_values: checked,
+        checked_rows: q_lp.len(),
+    })
 }
 
 /// Area under the ROC curve of `scores` (higher = more anomalous) against

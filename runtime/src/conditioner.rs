@@ -323,8 +323,9 @@ pub(crate) struct Tracer<'t> {
 }
 
 impl Tracer<'_> {
-    /// Report one evaluation of the current layer's conditioner.
-    pub(crate) fn emit(&mut self, input: &[f32], output: &[f32]) {
+    /// Report one evaluation of the current layer's conditioner (the observer may
+    /// rewrite `output`).
+    pub(crate) fn emit(&mut self, input: &[f32], output: &mut [f32]) {
         if let Some(f) = self.f.as_mut() {
             f(self.layer, input, output);
         }

@@ -127,9 +127,9 @@ pub fn scratch_words(dim: usize, cdim: usize, max_layer_work: usize) -> usize {
     2 * dim + cdim + max_layer_work
 }
 
-/// An observer of conditioner evaluations: `(layer, input, output)`
-/// (see [`Model::log_prob_traced`]).
-pub type Trace<'t> = dyn FnMut(u16, &[f32], &[f32]) + 't;
+/// An observer of conditioner evaluations: `(layer, input, output)`; it may
+/// rewrite the output (see [`Model::log_prob_traced`]).
+pub type Trace<'t> = dyn FnMut(u16, &[f32], &mut [f32]) + 't;
 
 /// A validated model, borrowing its bytes (flash or RAM) for its whole life.
 ///
@@ -314,8 +314,10 @@ impl<'a> Model<'a> {
     /// [`Model::log_prob`], calling `trace(layer, input, output)` after every
     /// conditioner evaluation with the conditioner's input (pass-through
     /// coordinates and standardized context) and output (the elementwise map's
-    /// parameters). The exporter calibrates int8 activation ranges and checks its
-    /// reference int8 arithmetic against the runtime with it.
+    /// parameters), which `trace` may rewrite before the layer uses it. The
+    /// exporter calibrates int8 activation ranges with it, and simulates a
+    /// quantized model on the f32 one by substituting its own quantized
+    /// conditioner outputs.
     pub fn log_prob_traced(
         &self,
         x: &[f32],

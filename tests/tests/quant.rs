@@ -57,6 +57,7 @@ fn int8_and_w8_models_load_and_stay_close_to_f32() {
             let q = run(&model, mode, f64::INFINITY);
             let what = format!("{transform:?} residual={residual} tanh={tanh} {mode:?}");
             assert!(q.checked_values > 0, "{what}: nothing compared bit for bit");
+            assert_eq!(q.checked_rows, 200, "{what}: every check row simulated");
             assert!(q.bytes.len() < f32_bytes.len(), "{what}: not smaller");
             for ch in &q.choices {
                 let expect_int8 = mode == QuantMode::Int8 && !residual && !tanh;

@@ -360,6 +360,41 @@ fn count_differences(expected: &[String], actual: &[String]) -> usize {
     (0..n).filter(|&k| expected.get(k) != actual.get(k)).count()
 }
 
+/// Count Thumb-2 `SMLAD` instructions (`1111 1011 0010 nnnn | aaaa dddd 0000 mmmm`,
+/// `aaaa` ≠ 1111) in the executable sections of an ELF32 file, decoding the
+/// instruction stream in order (a halfword starting `11101`, `11110` or `11111`
+/// opens a 32-bit instruction), so halves of other instructions do not count.
+fn count_smlad(path: &Path) -> usize {
+    let b = std::fs::read(path).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", path.display())));
+    let u16_at = |o: usize| b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as usize);
+    let u32_at = |o: usize| b.get(o..o + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize);
+    let count = || -> Option<usize> {
+        let (shoff, shentsize, shnum) = (u32_at(0x20)?, u16_at(0x2E)?, u16_at(0x30)?);
+        let mut n = 0;
+        for i in 0..shnum {
+            let sh = shoff + i * shentsize;
+            if u32_at(sh + 8)? & 4 == 0 {
+                continue; // not SHF_EXECINSTR
+            }
+            let (off, size) = (u32_at(sh + 16)?, u32_at(sh + 20)?);
+            let mut k = off;
+            while k + 4 <= off + size {
+                let (h1, h2) = (u16_at(k)?, u16_at(k + 2)?);
+                if matches!(h1 >> 11, 0b11101..=0b11111) {
+                    if h1 & 0xFFF0 == 0xFB20 && h2 & 0x00F0 == 0 && h2 >> 12 != 0xF {
+                        n += 1;
+                    }
+                    k += 4;
+                } else {
+                    k += 2;
+                }
+            }
+        }
+        Some(n)
+    };
+    count().unwrap_or(0)
+}
+
 /// Section sizes of an ELF32 file: name -> (size, flags).
 fn elf_sections(path: &Path) -> BTreeMap<String, u64> {
     let b = std::fs::read(path).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", path.display())));
@@ -571,6 +606,16 @@ pub fn qemu() {
             if p == "golden" {
                 measured.sizes = Some(sizes(&elf));
             }
+            if p == "cost" && board.target.starts_with("thumb") {
+                // The int8 kernel uses the DSP extension on the Cortex-M4F, and
+                // nothing else does (the Cortex-M0 has none).
+                let n = count_smlad(&elf);
+                eprintln!("   {n} SMLAD instructions in {}", elf.display());
+                let dsp = board.target.starts_with("thumbv7em");
+                if dsp != (n > 0) {
+                    fail(format!("{n} SMLAD instructions in the {} build", board.name));
+                }
+            }
             if p == "golden" && board.target == BOARDS[0].target {
                 golden_device = results;
             }
@@ -657,6 +702,57 @@ fn table(report: &[(&Board, Measured)], assets: &Assets) -> String {
          sample in instructions per call; clock check = instructions counted per iteration of a 2-instruction loop."
     );
     s
+}
+
+/// `cargo xtask bench`: the host kernel benchmark, then the cost program on every
+/// board under QEMU; prints instructions per MAC and per `log_prob`, int8 against
+/// f32, measured in the same run.
+pub fn bench() {
+    step(
+        "host kernel benchmark",
+        cargo().current_dir(root()).args(["bench", "-p", "floe-runtime", "--bench", "kernels"]),
+    );
+    let targets: Vec<&str> = BOARDS.iter().map(|b| b.target).collect();
+    install_tools(&targets);
+    let assets = Assets::load();
+    let mut out = String::from(
+        "\nQEMU (-icount shift=0), instructions per call, ratios int8 / f32 from the same run\n\n\
+         | board | f32 MAC | int8 MAC | int8 / f32 | log_prob f32 | log_prob int8 | int8 / f32 |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for board in &BOARDS {
+        build_firmware(board.target, &[]);
+        let (code, lines) = run_qemu(board, &elf_path(board.target, "cost"));
+        if code != 0 {
+            fail(format!("cost on {} exited with status {code}", board.name));
+        }
+        let mut m = Measured::default();
+        parse_measurements(&lines, &mut m);
+        check_clock(board, &m);
+        let (fm, im) = (per_call(board, &m, "dense-f32-mac"), per_call(board, &m, "dense-int8-mac"));
+        let names: Vec<&str> = assets.models.iter().map(|(n, _, _)| n.as_str()).collect();
+        let lp = |suffix: &str| {
+            names.iter().find(|n| n.ends_with(suffix)).and_then(|n| per_call(board, &m, &format!("{n}/log_prob")))
+        };
+        let (fl, il) = (lp("-f32"), lp("-int8"));
+        let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.2}", b / a),
+            _ => "n/a".into(),
+        };
+        let g = |v: Option<f64>, p: usize| v.map_or("n/a".into(), |x| format!("{x:.p$}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            board.name,
+            g(fm, 2),
+            g(im, 2),
+            r(fm, im),
+            g(fl, 0),
+            g(il, 0),
+            r(fl, il)
+        );
+    }
+    println!("{out}");
 }
 
 /// `cargo xtask size`: build the firmware and print its sections.

@@ -6,6 +6,7 @@
 //! - `qemu`: run the firmware programs in QEMU (Cortex-M4F and Cortex-M0) and diff
 //!   their output bit for bit against the host runtime; print the cost table.
 //! - `size`: build the firmware and print its section sizes.
+//! - `bench`: host kernel benchmark and QEMU instruction counts, int8 vs f32.
 //! - `assets`: regenerate `firmware/assets/` (model and input rows) from the demo.
 
 mod firmware;
@@ -106,9 +107,10 @@ fn main() {
         "ci" => ci(),
         "qemu" => firmware::qemu(),
         "size" => firmware::size(),
+        "bench" => firmware::bench(),
         "assets" => firmware::assets(),
         _ => {
-            eprintln!("usage: cargo xtask ci | qemu | size | assets");
+            eprintln!("usage: cargo xtask ci | qemu | size | bench | assets");
             exit(2);
         }
     }

@@ -193,6 +193,10 @@ pub struct FrozenModel {
     pub base: FrozenBase,
     /// Layers, data side first.
     pub layers: Vec<FrozenLayer>,
+    /// Calibrated anomaly threshold (header flag bit 0).
+    pub anomaly: Option<floe_runtime::AnomalyThreshold>,
+    /// Stream window layout (header flag bit 1).
+    pub stream: Option<floe_runtime::StreamLayout>,
 }
 
 fn align(n: usize, a: usize) -> usize {
@@ -266,7 +270,19 @@ impl FrozenModel {
 
         put(&mut b, hdr::MAGIC, &format::MAGIC);
         put(&mut b, hdr::VERSION, &format::VERSION.to_le_bytes());
-        put(&mut b, hdr::FLAGS, &0u16.to_le_bytes());
+        let mut flags = 0u16;
+        if let Some(a) = self.anomaly {
+            flags |= format::HEADER_FLAG_ANOMALY;
+            put(&mut b, hdr::THRESHOLD, &a.threshold.to_le_bytes());
+            put(&mut b, hdr::TARGET_FPR, &a.target_fpr.to_le_bytes());
+        }
+        if let Some(st) = self.stream {
+            flags |= format::HEADER_FLAG_STREAM;
+            put(&mut b, hdr::WINDOW, &st.window.to_le_bytes());
+            put(&mut b, hdr::CHANNELS, &st.channels.to_le_bytes());
+            b[hdr::STREAM_FLAGS] = if st.differences { format::STREAM_FLAG_DIFFERENCES } else { 0 };
+        }
+        put(&mut b, hdr::FLAGS, &flags.to_le_bytes());
         put(&mut b, hdr::FILE_LEN, &file_len32.to_le_bytes());
         put(&mut b, hdr::HEADER_LEN, &(HEADER_LEN as u32).to_le_bytes());
         put(&mut b, hdr::DIM, &dim.to_le_bytes());

@@ -71,6 +71,24 @@ pub enum Error {
     },
     /// An input value is NaN or infinite.
     NonFiniteInput,
+    /// A stream call on a model without a stream layout (or an anomaly call on a
+    /// model without a threshold).
+    NotAStreamModel,
+    /// The stream buffer's capacity is smaller than the model's window needs.
+    BufferTooSmall {
+        /// `f32` values the window needs (`window · channels`).
+        needed: u32,
+        /// The buffer's capacity.
+        got: u32,
+    },
+    /// A stream sample's sequence number is not the one after the previous
+    /// sample's (repeated, older, or with a gap). The sample was not taken.
+    OutOfOrder {
+        /// The sequence number expected.
+        expected: u32,
+        /// The one given.
+        got: u32,
+    },
     /// An internal invariant failed. Unreachable after a successful load; reported
     /// instead of panicking.
     Internal,
@@ -103,6 +121,13 @@ impl core::fmt::Display for Error {
                 write!(f, "scratch buffer too small: need {needed} f32, got {got}")
             }
             Error::NonFiniteInput => write!(f, "input holds a NaN or infinite value"),
+            Error::NotAStreamModel => write!(f, "the model has no stream layout or anomaly threshold"),
+            Error::BufferTooSmall { needed, got } => {
+                write!(f, "stream buffer too small: the window needs {needed} values, capacity {got}")
+            }
+            Error::OutOfOrder { expected, got } => {
+                write!(f, "stream sample out of order: expected sequence number {expected}, got {got}")
+            }
             Error::Internal => write!(f, "internal invariant violated"),
         }
     }

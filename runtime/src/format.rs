@@ -285,7 +285,55 @@ pub struct Header {
     pub tensor_table: u32,
     /// Offset of the data section.
     pub data_offset: u32,
+    /// The anomaly threshold, when the file carries one (header flag bit 0).
+    pub anomaly: Option<AnomalyThreshold>,
+    /// The stream layout, when the model scores windows of a stream (flag bit 1).
+    pub stream: Option<StreamLayout>,
 }
+
+/// A calibrated anomaly threshold: a row is an anomaly when its score
+/// `-log p(x)` (nats, data units) exceeds `threshold`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AnomalyThreshold {
+    /// Score threshold, nats.
+    pub threshold: f32,
+    /// The false-alarm rate it was calibrated for on held-out normal rows.
+    pub target_fpr: f32,
+}
+
+/// How a stream of `channels`-wide samples becomes the model's input: the last
+/// `window` samples, oldest first, channel-interleaved (`[s_0c_0, s_0c_1, …]`), or
+/// with `differences` the `window − 1` first differences `s_{t+1} − s_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StreamLayout {
+    /// Samples per window, W.
+    pub window: u16,
+    /// Channels per sample, C.
+    pub channels: u16,
+    /// Whether the input is the first differences of the window.
+    pub differences: bool,
+}
+
+impl StreamLayout {
+    /// Input dimension the layout produces: `C·W`, or `C·(W − 1)` with differences.
+    pub const fn dim(&self) -> usize {
+        let w = if self.differences { (self.window as usize).saturating_sub(1) } else { self.window as usize };
+        w * self.channels as usize
+    }
+    /// f32 values of stream history needed: `C·W`.
+    pub const fn history_len(&self) -> usize {
+        self.window as usize * self.channels as usize
+    }
+}
+
+/// Header flag: the file carries an anomaly threshold (bytes 44..52).
+pub const HEADER_FLAG_ANOMALY: u16 = 1;
+/// Header flag: the model scores windows of a stream (bytes 52..57).
+pub const HEADER_FLAG_STREAM: u16 = 2;
+/// Stream flag: the input is the window's first differences.
+pub const STREAM_FLAG_DIFFERENCES: u8 = 1;
 
 /// Byte offsets of the header fields (see docs/FORMAT.md).
 pub mod hdr {
@@ -293,7 +341,7 @@ pub mod hdr {
     pub const MAGIC: usize = 0;
     /// `u16` version.
     pub const VERSION: usize = 4;
-    /// `u16` flags (must be 0 in version 1).
+    /// `u16` flags: [`super::HEADER_FLAG_ANOMALY`], [`super::HEADER_FLAG_STREAM`].
     pub const FLAGS: usize = 6;
     /// `u32` file length.
     pub const FILE_LEN: usize = 8;
@@ -317,8 +365,18 @@ pub mod hdr {
     pub const TENSOR_TABLE: usize = 36;
     /// `u32` data section offset.
     pub const DATA_OFFSET: usize = 40;
+    /// `f32` anomaly threshold (flag bit 0; else 0).
+    pub const THRESHOLD: usize = 44;
+    /// `f32` target false-alarm rate of the threshold (flag bit 0; else 0).
+    pub const TARGET_FPR: usize = 48;
+    /// `u16` stream window W (flag bit 1; else 0).
+    pub const WINDOW: usize = 52;
+    /// `u16` stream channels C (flag bit 1; else 0).
+    pub const CHANNELS: usize = 54;
+    /// `u8` stream flags (bit 0: first differences; flag bit 1; else 0).
+    pub const STREAM_FLAGS: usize = 56;
     /// Start of the reserved bytes (zero in version 1) up to the end of the header.
-    pub const RESERVED: usize = 44;
+    pub const RESERVED: usize = 57;
 }
 
 /// Number of tensors before the layers' tensors: x mean, x std, context mean,
@@ -346,9 +404,46 @@ impl Header {
         let tensor_table = rd_u32(b, hdr::TENSOR_TABLE)?;
         let data_offset = rd_u32(b, hdr::DATA_OFFSET)?;
         let reserved = b.get(hdr::RESERVED..HEADER_LEN).ok_or(Error::Truncated)?;
-        if flags != 0 || header_len as usize != HEADER_LEN || reserved.iter().any(|&r| r != 0) {
+        let known = HEADER_FLAG_ANOMALY | HEADER_FLAG_STREAM;
+        if flags & !known != 0 || header_len as usize != HEADER_LEN || reserved.iter().any(|&r| r != 0) {
             return Err(Error::BadHeader);
         }
+        let anomaly_bytes = b.get(hdr::THRESHOLD..hdr::WINDOW).ok_or(Error::Truncated)?;
+        let anomaly = if flags & HEADER_FLAG_ANOMALY != 0 {
+            let threshold = rd_f32(b, hdr::THRESHOLD)?;
+            let target_fpr = rd_f32(b, hdr::TARGET_FPR)?;
+            if !(threshold.is_finite() && target_fpr > 0.0 && target_fpr < 1.0) {
+                return Err(Error::BadHeader);
+            }
+            Some(AnomalyThreshold { threshold, target_fpr })
+        } else if anomaly_bytes.iter().any(|&r| r != 0) {
+            return Err(Error::BadHeader);
+        } else {
+            None
+        };
+        let stream_bytes = b.get(hdr::WINDOW..hdr::RESERVED).ok_or(Error::Truncated)?;
+        let stream = if flags & HEADER_FLAG_STREAM != 0 {
+            let sf = rd_u8(b, hdr::STREAM_FLAGS)?;
+            let layout = StreamLayout {
+                window: rd_u16(b, hdr::WINDOW)?,
+                channels: rd_u16(b, hdr::CHANNELS)?,
+                differences: sf & STREAM_FLAG_DIFFERENCES != 0,
+            };
+            let min_window = if layout.differences { 2 } else { 1 };
+            if sf & !STREAM_FLAG_DIFFERENCES != 0
+                || layout.window < min_window
+                || layout.channels == 0
+                || layout.dim() != dim as usize
+                || context_dim != 0
+            {
+                return Err(Error::BadHeader);
+            }
+            Some(layout)
+        } else if stream_bytes.iter().any(|&r| r != 0) {
+            return Err(Error::BadHeader);
+        } else {
+            None
+        };
         if dim == 0 || dim as usize > MAX_DIM || context_dim as usize > MAX_DIM || n_layers as usize > MAX_LAYERS {
             return Err(Error::BadHeader);
         }
@@ -383,6 +478,8 @@ impl Header {
             layer_table,
             tensor_table,
             data_offset,
+            anomaly,
+            stream,
         })
     }
 }

@@ -27,6 +27,7 @@
 
 mod fmt;
 
+pub mod anomaly;
 mod base;
 mod conditioner;
 mod error;
@@ -36,7 +37,10 @@ mod model;
 pub mod rng;
 pub mod transforms;
 
+pub use anomaly::{Score, Stream};
 pub use error::{Error, Result};
-pub use format::{Activation, BaseKind, DType, Header, LayerKind, LayerRecord, TensorRecord};
+pub use format::{
+    Activation, AnomalyThreshold, BaseKind, DType, Header, LayerKind, LayerRecord, StreamLayout, TensorRecord,
+};
 pub use model::{layer_work_len, scratch_words, LayerInfo, Model, Trace};
 pub use rng::Rng;

@@ -467,6 +467,8 @@ impl Flow {
             c_std: c_std.std.clone(),
             base: self.base.frozen(),
             layers,
+            anomaly: None,
+            stream: None,
         };
         let all_finite = m.layers.iter().flat_map(|l| l.tensors.iter()).all(|t| t.f32s().iter().all(|v| v.is_finite()));
         if !all_finite {

@@ -1,0 +1,169 @@
+//! Anomaly scores against a calibrated threshold, and a streaming front end that
+//! turns a sensor stream into windows and scores each one — in fixed memory.
+//!
+//! The score of a row is `-log p(x)` in nats (data units): large = unlikely. A
+//! model frozen by `floe anomaly fit` carries a threshold calibrated on held-out
+//! normal rows at a chosen false-alarm rate, and for streams the window layout
+//! (W samples of C channels, optionally first differences).
+
+use heapless::HistoryBuf;
+
+use crate::error::{Error, Result};
+use crate::format::{AnomalyThreshold, StreamLayout};
+use crate::model::Model;
+
+/// The anomaly score of one row (or window).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Score {
+    /// `-log p(x)`, nats.
+    pub nats: f32,
+    /// `nats / D`.
+    pub per_dim: f32,
+    /// `nats > threshold`, when the model carries a threshold.
+    pub anomaly: Option<bool>,
+}
+
+impl<'a> Model<'a> {
+    /// The calibrated threshold, if the file carries one.
+    pub fn anomaly_threshold(&self) -> Option<AnomalyThreshold> {
+        self.header().anomaly
+    }
+
+    /// The stream layout, if the model scores windows of a stream.
+    pub fn stream_layout(&self) -> Option<StreamLayout> {
+        self.header().stream
+    }
+
+    /// Score a row: `-log p(x | context)`, per dimension, and the verdict against
+    /// the stored threshold.
+    pub fn score(&self, x: &[f32], context: &[f32], scratch: &mut [f32]) -> Result<Score> {
+        let lp = self.log_prob(x, context, scratch)?;
+        let nats = -lp;
+        Ok(Score {
+            nats,
+            per_dim: nats / self.dim() as f32,
+            anomaly: self.anomaly_threshold().map(|t| nats > t.threshold),
+        })
+    }
+}
+
+/// A sliding window over a stream, in `N` values of fixed memory (the history
+/// ring and the assembled window; `N ≥ W·C`). Samples go in one at a time; once W
+/// samples have arrived, every sample yields the score of the window ending at it.
+///
+/// A rejected sample (wrong channel count, NaN/Inf, out of order, scratch too
+/// small) returns a typed error and leaves the stream exactly as it was.
+#[derive(Debug, Clone)]
+pub struct Stream<const N: usize> {
+    layout: StreamLayout,
+    history: HistoryBuf<f32, N>,
+    window: [f32; N],
+    next_seq: Option<u32>,
+}
+
+impl<const N: usize> Stream<N> {
+    /// A stream for `model`, which must carry a stream layout whose window fits `N`.
+    pub fn new(model: &Model<'_>) -> Result<Self> {
+        let layout = model.stream_layout().ok_or(Error::NotAStreamModel)?;
+        if layout.history_len() > N || layout.dim() > N {
+            return Err(Error::BufferTooSmall { needed: layout.history_len() as u32, got: N as u32 });
+        }
+        Ok(Stream { layout, history: HistoryBuf::new(), window: [0.0; N], next_seq: None })
+    }
+
+    /// The layout this stream was made for.
+    pub fn layout(&self) -> StreamLayout {
+        self.layout
+    }
+
+    /// Samples still needed before the first score.
+    pub fn samples_needed(&self) -> usize {
+        let c = self.layout.channels as usize;
+        let have = self.history.len().min(self.layout.history_len()) / c.max(1);
+        self.layout.window as usize - have
+    }
+
+    /// Forget the history (after a gap in the stream, say).
+    pub fn reset(&mut self) {
+        self.history.clear();
+        self.next_seq = None;
+    }
+
+    /// Add one sample (C channel values). Returns the score of the window ending
+    /// here once W samples have arrived, `None` before.
+    pub fn push(&mut self, model: &Model<'_>, sample: &[f32], scratch: &mut [f32]) -> Result<Option<Score>> {
+        self.check(model, sample, scratch)?;
+        self.take(model, sample, scratch)
+    }
+
+    /// [`Stream::push`] with a sequence number: it must be the previous sample's
+    /// plus one (any value for the first sample after `new` or `reset`); a
+    /// repeated, older or skipped number is rejected with [`Error::OutOfOrder`].
+    pub fn push_seq(
+        &mut self,
+        model: &Model<'_>,
+        seq: u32,
+        sample: &[f32],
+        scratch: &mut [f32],
+    ) -> Result<Option<Score>> {
+        self.check(model, sample, scratch)?;
+        if let Some(expected) = self.next_seq {
+            if seq != expected {
+                return Err(Error::OutOfOrder { expected, got: seq });
+            }
+        }
+        let out = self.take(model, sample, scratch)?;
+        self.next_seq = Some(seq.wrapping_add(1));
+        Ok(out)
+    }
+
+    /// Everything that can reject a sample, before anything changes.
+    fn check(&self, model: &Model<'_>, sample: &[f32], scratch: &[f32]) -> Result<()> {
+        if model.stream_layout() != Some(self.layout) {
+            return Err(Error::NotAStreamModel);
+        }
+        let c = self.layout.channels as usize;
+        if sample.len() != c {
+            return Err(Error::DimMismatch { expected: c as u32, got: sample.len() as u32 });
+        }
+        if sample.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteInput);
+        }
+        if scratch.len() < model.scratch_len() {
+            return Err(Error::ScratchTooSmall { needed: model.scratch_len() as u32, got: scratch.len() as u32 });
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, model: &Model<'_>, sample: &[f32], scratch: &mut [f32]) -> Result<Option<Score>> {
+        for &v in sample {
+            self.history.write(v);
+        }
+        let need = self.layout.history_len();
+        if self.history.len() < need {
+            return Ok(None);
+        }
+        let c = self.layout.channels as usize;
+        let d = self.layout.dim();
+        let skip = self.history.len() - need;
+        let window = self.window.get_mut(..d).ok_or(Error::Internal)?;
+        if self.layout.differences {
+            // x[k·C + j] = s[k + 1][j] − s[k][j]: walk the history once, keeping
+            // the previous sample's values in the window slots they difference.
+            let mut prev = self.history.oldest_ordered().skip(skip);
+            let mut next = self.history.oldest_ordered().skip(skip + c);
+            for o in window.iter_mut() {
+                match (prev.next(), next.next()) {
+                    (Some(a), Some(b)) => *o = b - a,
+                    _ => return Err(Error::Internal),
+                }
+            }
+        } else {
+            for (o, &v) in window.iter_mut().zip(self.history.oldest_ordered().skip(skip)) {
+                *o = v;
+            }
+        }
+        model.score(window, &[], scratch).map(Some)
+    }
+}

@@ -42,6 +42,28 @@ fn memory_x(target: &str) -> String {
     s
 }
 
+/// What the build needs to know about a model file.
+struct Facts {
+    bytes: Vec<u8>,
+    dim: usize,
+    context_dim: usize,
+    scratch: usize,
+    stream: Option<floe_runtime::StreamLayout>,
+}
+
+/// Read a model file and validate it with the runtime's own loader (in a 16-byte
+/// aligned copy, as the firmware embeds it).
+fn validated(path: &std::path::Path) -> Facts {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("cannot read model {}: {e}", path.display()));
+    let mut words = vec![0u128; bytes.len().div_ceil(16)];
+    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    buf[..bytes.len()].copy_from_slice(&bytes);
+    let m = floe_runtime::Model::load(&buf[..bytes.len()])
+        .unwrap_or_else(|e| panic!("{} is not a valid floe model: {e:?}", path.display()));
+    let (dim, context_dim, scratch, stream) = (m.dim(), m.context_dim(), m.scratch_len(), m.stream_layout());
+    Facts { bytes, dim, context_dim, scratch, stream }
+}
+
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -77,16 +99,11 @@ fn main() {
         let inputs_path = manifest.join("assets").join(inputs_file);
         println!("cargo:rerun-if-changed={}", model_path.display());
         println!("cargo:rerun-if-changed={}", inputs_path.display());
-        let bytes = fs::read(&model_path).unwrap_or_else(|e| panic!("cannot read model {}: {e}", model_path.display()));
-        // Model::load needs the 16-byte alignment the firmware gives the embedded copy.
-        let mut words = vec![0u128; bytes.len().div_ceil(16)];
-        let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-        buf[..bytes.len()].copy_from_slice(&bytes);
-        let model = floe_runtime::Model::load(&buf[..bytes.len()])
-            .unwrap_or_else(|e| panic!("{} is not a valid floe model: {e:?}", model_path.display()));
+        let model = validated(&model_path);
+        let bytes = &model.bytes;
         let rows =
             fs::read(&inputs_path).unwrap_or_else(|e| panic!("cannot read inputs {}: {e}", inputs_path.display()));
-        let row_bytes = 4 * (model.dim() + model.context_dim());
+        let row_bytes = 4 * (model.dim + model.context_dim);
         assert!(
             !rows.is_empty() && rows.len().is_multiple_of(row_bytes),
             "{}: {} bytes is not a whole number of rows of {} little-endian f32 (dim + context dim)",
@@ -95,26 +112,66 @@ fn main() {
             row_bytes / 4
         );
         let (m, r) = (out.join(format!("model{k}.floe")), out.join(format!("inputs{k}.f32")));
-        fs::write(&m, &bytes).expect("copy model");
+        fs::write(&m, bytes).expect("copy model");
         fs::write(&r, &rows).expect("copy inputs");
         statics +=
             &format!("static MODEL{k}: Aligned<[u8; {len}]> = Aligned(*include_bytes!({m:?}));\n", len = bytes.len());
         table += &format!(
             "    ModelAsset {{ name: {name:?}, bytes: &MODEL{k}.0, inputs: include_bytes!({r:?}), dim: {dim}, \
              context_dim: {cdim}, scratch_words: {scratch} }},\n",
-            dim = model.dim(),
-            cdim = model.context_dim(),
-            scratch = model.scratch_len(),
+            dim = model.dim,
+            cdim = model.context_dim,
+            scratch = model.scratch,
         );
-        max_dim = max_dim.max(model.dim());
-        max_cdim = max_cdim.max(model.context_dim());
-        max_scratch = max_scratch.max(model.scratch_len());
+        max_dim = max_dim.max(model.dim);
+        max_cdim = max_cdim.max(model.context_dim);
+        max_scratch = max_scratch.max(model.scratch);
+    }
+    // Stream models and their series (`assets/streams.txt`: name model series).
+    let streams_path = manifest.join("assets/streams.txt");
+    println!("cargo:rerun-if-changed={}", streams_path.display());
+    let streams = fs::read_to_string(&streams_path).unwrap_or_default();
+    let mut stream_table = String::new();
+    let mut n_streams = 0;
+    for f in streams
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").split_whitespace().collect::<Vec<_>>())
+        .filter(|f| !f.is_empty())
+    {
+        let [name, model_file, series_file] = f.as_slice() else {
+            panic!("{}: each line is `name model-file series-file`, got {f:?}", streams_path.display())
+        };
+        let (model_path, series_path) =
+            (manifest.join("assets").join(model_file), manifest.join("assets").join(series_file));
+        println!("cargo:rerun-if-changed={}", model_path.display());
+        println!("cargo:rerun-if-changed={}", series_path.display());
+        let model = validated(&model_path);
+        let bytes = &model.bytes;
+        let layout = model.stream.unwrap_or_else(|| panic!("{} has no stream layout", model_path.display()));
+        let series = fs::read(&series_path).unwrap_or_else(|e| panic!("cannot read {}: {e}", series_path.display()));
+        assert!(
+            series.len().is_multiple_of(4 * layout.channels as usize),
+            "{}: not whole samples",
+            series_path.display()
+        );
+        let k = n_streams;
+        let (m, r) = (out.join(format!("stream{k}.floe")), out.join(format!("series{k}.f32")));
+        fs::write(&m, bytes).expect("copy stream model");
+        fs::write(&r, &series).expect("copy series");
+        statics +=
+            &format!("static STREAM{k}: Aligned<[u8; {len}]> = Aligned(*include_bytes!({m:?}));\n", len = bytes.len());
+        stream_table +=
+            &format!("    StreamAsset {{ name: {name:?}, bytes: &STREAM{k}.0, series: include_bytes!({r:?}) }},\n");
+        max_scratch = max_scratch.max(model.scratch);
+        n_streams += 1;
     }
     let consts = format!(
         "// Generated by build.rs from {list}; do not edit.\n\
          {statics}\
          /// The embedded models, in the order of `assets/models.txt`.\n\
          pub static MODELS: [ModelAsset; {n}] = [\n{table}];\n\
+         /// The embedded stream models, in the order of `assets/streams.txt`.\n\
+         pub static STREAMS: [StreamAsset; {n_streams}] = [\n{stream_table}];\n\
          /// Largest data dimension of the embedded models.\npub const MAX_DIM: usize = {max_dim};\n\
          /// Largest context dimension.\npub const MAX_CONTEXT_DIM: usize = {max_cdim};\n\
          /// Largest scratch (f32 words): the size of the arena.\npub const SCRATCH_WORDS: usize = {max_scratch};\n",

@@ -44,6 +44,10 @@ pub enum Cmd {
     Sample(SampleArgs),
     /// Plot a checkpoint: training curve and 2-D marginals of data vs samples.
     Plot(PlotArgs),
+    /// Anomaly detection: fit with a calibrated threshold, evaluate against
+    /// baselines, benchmark the bundled sets, score a stream.
+    #[command(subcommand)]
+    Anomaly(crate::anomaly_cli::AnomalyCmd),
 }
 
 /// `floe demo`.
@@ -252,6 +256,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Inspect(a) => inspect_cmd(a),
         Cmd::Sample(a) => sample_cmd(a),
         Cmd::Plot(a) => plot_cmd(a),
+        Cmd::Anomaly(c) => crate::anomaly_cli::run(c),
     }
 }
 

@@ -62,8 +62,12 @@ pub fn ulp_sensitivity(model: &Model<'_>, x: &[f32], c: &[f32]) -> std::result::
     Ok(worst)
 }
 
-/// Multiple of [`ulp_sensitivity`] a row's difference may reach.
-pub const CONDITIONING_FACTOR: f64 = 4.0;
+/// Multiple of [`ulp_sensitivity`] a row's difference may reach: one per place an
+/// f32 rounding enters the evaluation like an input rounding does — the input and
+/// every layer boundary (`n_layers + 1`).
+pub fn conditioning_factor(model: &Model<'_>) -> f64 {
+    (model.n_layers() + 1) as f64
+}
 
 /// Runtime `log p` (data units) of raw rows.
 pub fn runtime_log_prob(model: &Model<'_>, x: &[f32], c: &[f32]) -> std::result::Result<Vec<f64>, floe_runtime::Error> {
@@ -80,7 +84,7 @@ pub fn runtime_log_prob(model: &Model<'_>, x: &[f32], c: &[f32]) -> std::result:
 
 /// Serialize `flow`, reload the bytes with the runtime, and compare `log_prob` on
 /// the check rows (raw data units in `x`, `c`). A row passes when
-/// `|diff| ≤ tol + PARITY_RELATIVE·|log p| + CONDITIONING_FACTOR·sensitivity`,
+/// `|diff| ≤ tol + PARITY_RELATIVE·|log p| + conditioning_factor·sensitivity`,
 /// where the last term (computed only for rows that fail the first two) is how
 /// much the runtime's own answer moves under one-ulp input changes: rows whose
 /// spline bins have collapsed amplify f32 rounding, and two f32 evaluations in
@@ -111,12 +115,13 @@ pub fn freeze(
             let ctx = if cd == 0 { &[][..] } else { &c[i * cd..(i + 1) * cd] };
             let s = ulp_sensitivity(&model, &x[i * d..(i + 1) * d], ctx)
                 .map_err(|err| FloeError::Runtime { path: "<frozen model>".into(), err })?;
-            allowed += CONDITIONING_FACTOR * s;
+            let k = conditioning_factor(&model);
+            allowed += k * s;
             if !(e <= allowed) {
                 return Err(FloeError::Parity(format!(
                     "row {i}: Burn log p = {a:.6}, runtime log p = {b:.6} (|diff| {e:.2e} > {allowed:.2e}, \
                      of which {:.2e} for the row's f32 sensitivity)",
-                    CONDITIONING_FACTOR * s
+                    k * s
                 )));
             }
             ill += 1;

@@ -9,6 +9,9 @@ pub mod model;
 pub mod writer;
 
 pub use error::{FloeError, Result};
+pub mod anomaly;
+pub mod anomaly_cli;
+pub mod baselines;
 pub mod cli;
 pub mod data;
 pub mod freeze;

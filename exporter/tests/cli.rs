@@ -145,3 +145,88 @@ fn bad_input_gets_one_clear_error() {
     let (ok, _, err) = floe(&["frobnicate"]);
     assert_clean_error(ok, &err, "unrecognized subcommand");
 }
+
+#[test]
+fn anomaly_fit_and_stream_end_to_end() {
+    let d = tmp("anomaly");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let model = d.join("bw.floe");
+    // breastw: the smallest bundled ADBench set (683 rows x 9), labelled.
+    let data = format!("{root}/data/adbench/4_breastw.npz");
+    let (ok, out, err) = floe(&[
+        "anomaly",
+        "fit",
+        "--data",
+        &data,
+        "--fpr",
+        "0.05",
+        "--quantize",
+        "int8",
+        "--epochs",
+        "5",
+        "--hidden",
+        "16",
+        "--steps",
+        "2",
+        "--quiet",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("threshold") && out.contains("AUROC") && out.contains("flow quantized"), "{out}");
+    let auroc: f64 = out
+        .lines()
+        .find(|l| l.contains("flow quantized"))
+        .and_then(|l| l.split("AUROC ").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("an AUROC figure");
+    assert!(auroc > 0.8, "breastw is easy; AUROC {auroc}");
+    let buf = floe_exporter::writer::AlignedBytes::new(&std::fs::read(&model).unwrap());
+    let m = floe_runtime::Model::load(&buf).unwrap();
+    let t = m.anomaly_threshold().expect("threshold stored");
+    assert!(t.threshold.is_finite() && (t.target_fpr - 0.05).abs() < 1e-6);
+
+    // The stream case, small and quick: a window model over the UCR series.
+    let train = format!("{root}/data/streams/135_UCR_Anomaly_InternalBleeding16_TRAIN.csv");
+    let test = format!("{root}/data/streams/135_UCR_Anomaly_InternalBleeding16_TEST.csv");
+    let sm = d.join("s.floe");
+    let (ok, out, err) = floe(&[
+        "anomaly",
+        "stream",
+        "--train",
+        &train,
+        "--test",
+        &test,
+        "--window",
+        "16",
+        "--diff",
+        "--epochs",
+        "5",
+        "--hidden",
+        "8",
+        "--steps",
+        "2",
+        "--bins",
+        "4",
+        "--quiet",
+        "--out",
+        sm.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("top score") && out.contains("labelled anomaly samples 4187–4198"), "{out}");
+    let buf = floe_exporter::writer::AlignedBytes::new(&std::fs::read(&sm).unwrap());
+    let m = floe_runtime::Model::load(&buf).unwrap();
+    assert_eq!(m.stream_layout().map(|l| (l.window, l.channels, l.differences)), Some((16, 1, true)));
+
+    // Bad input: one clear line each.
+    let (ok, _, err) = floe(&["anomaly", "fit", "--data", &data, "--fpr", "1.5", "--out", "x.floe"]);
+    assert_clean_error(ok, &err, "--fpr must be in (0, 1)");
+    let unlabelled = d.join("u.csv");
+    std::fs::write(&unlabelled, "a,b\n1,2\n3,4\n5,6\n").unwrap();
+    let (ok, _, err) = floe(&["anomaly", "fit", "--data", unlabelled.to_str().unwrap(), "--out", "x.floe"]);
+    assert_clean_error(ok, &err, "needs labels");
+    let (ok, _, err) =
+        floe(&["anomaly", "stream", "--train", &train, "--test", &test, "--column", "nope", "--out", "x"]);
+    assert_clean_error(ok, &err, "nope");
+}

@@ -36,6 +36,11 @@ pub trait Sink {
 
 /// A tick counter: SysTick on the core clock, so cycles on a real board and a
 /// fixed number of instructions per tick under QEMU `-icount shift=0`.
+///
+/// A 24-bit SysTick wraps every 2^24 ticks; `now` extends it by adding the ticks
+/// since the previous read, so the timed loops below read it once per call
+/// (each call is far shorter than a wrap) and the total stays exact however long
+/// the loop runs.
 pub trait Clock {
     /// Ticks so far (monotonic).
     fn now(&mut self) -> u64;
@@ -166,6 +171,7 @@ pub fn cost(
     let t0 = clock.now();
     for _ in 0..COST_REPEATS {
         Model::load(bytes)?;
+        clock.now();
     }
     let t1 = clock.now();
     sink.cost("load", COST_REPEATS, t1.saturating_sub(t0).saturating_sub(overhead));
@@ -180,6 +186,7 @@ pub fn cost(
             acc += model.log_prob(x, ctx, scratch)?;
             row += 1;
             calls += 1;
+            clock.now();
         }
     }
     let t1 = clock.now();
@@ -192,6 +199,7 @@ pub fn cost(
     let t0 = clock.now();
     for _ in 0..COST_REPEATS {
         acc += model.sample(&mut rng, ctx, x, scratch)?;
+        clock.now();
     }
     let t1 = clock.now();
     sink.cost("sample", COST_REPEATS, t1.saturating_sub(t0).saturating_sub(overhead));
@@ -321,5 +329,67 @@ pub fn each_model<S: Sink>(
         let (x, ctx) = buf.split_at_mut(d);
         program(bytes, inputs, x, ctx, scratch, sink)?;
     }
+    Ok(())
+}
+
+/// Capacity (values) of the `stream` program's history ring: at least the
+/// model's window × channels.
+pub const STREAM_CAPACITY: usize = 256;
+/// Most channels the `stream` program handles.
+pub const STREAM_MAX_CHANNELS: usize = 8;
+
+/// The stream program: push every sample of `series` (raw little-endian f32,
+/// `channels` per sample) through `floe_runtime::Stream`, report each alarm
+/// (window above the model's threshold), the top-scoring window, the counts, the
+/// ticks per window, and the typed errors of rejected samples.
+pub fn stream(
+    bytes: &[u8],
+    series: &[u8],
+    scratch: &mut [f32],
+    sink: &mut impl Sink,
+    clock: &mut impl Clock,
+) -> Result<(), Error> {
+    use floe_runtime::Stream;
+    let model = Model::load(core::hint::black_box(bytes))?;
+    let layout = model.stream_layout().ok_or(Error::NotAStreamModel)?;
+    let c = layout.channels as usize;
+    let mut sample = [0.0f32; STREAM_MAX_CHANNELS];
+    let sample =
+        sample.get_mut(..c).ok_or(Error::DimMismatch { expected: c as u32, got: STREAM_MAX_CHANNELS as u32 })?;
+    let mut st = Stream::<STREAM_CAPACITY>::new(&model)?;
+    let (mut top_t, mut top) = (0u32, f32::NEG_INFINITY);
+    let (mut windows, mut alarms) = (0u32, 0i32);
+    let t0 = clock.now();
+    for (t, chunk) in series.chunks_exact(4 * c).enumerate() {
+        for (v, b) in sample.iter_mut().zip(chunk.chunks_exact(4)) {
+            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        let pushed = st.push(&model, sample, scratch)?;
+        clock.now();
+        if let Some(s) = pushed {
+            windows += 1;
+            if s.nats > top {
+                top = s.nats;
+                top_t = t as u32;
+            }
+            if s.anomaly == Some(true) {
+                alarms += 1;
+                sink.value("alarm", t as u32, 0, s.nats);
+            }
+        }
+    }
+    let t1 = clock.now();
+    sink.cost("stream-window", windows, t1.saturating_sub(t0));
+    sink.value("top", top_t, 0, top);
+    sink.int("windows", 0, 0, windows as i32);
+    sink.int("alarms", 0, 0, alarms);
+    // Rejected samples: typed errors, and the stream carries on unchanged.
+    let mut st = Stream::<STREAM_CAPACITY>::new(&model)?;
+    sample.fill(f32::NAN);
+    report(sink, "stream-nan", 0, st.push(&model, sample, scratch).map(|_| 0.0));
+    sample.fill(0.5);
+    report(sink, "stream-seq", 0, st.push_seq(&model, 7, sample, scratch).map(|_| 0.0));
+    report(sink, "stream-seq", 1, st.push_seq(&model, 9, sample, scratch).map(|_| 0.0));
+    report(sink, "stream-width", 0, st.push(&model, &[], scratch).map(|_| 0.0));
     Ok(())
 }

@@ -61,7 +61,7 @@ pub const BOARDS: [Board; 3] = [
 ];
 
 /// The firmware programs (`firmware/src/bin`).
-const PROGRAMS: [&str; 2] = ["golden", "cost"];
+const PROGRAMS: [&str; 3] = ["golden", "cost", "stream"];
 
 /// Seconds a program may run in QEMU.
 const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
@@ -124,37 +124,43 @@ impl script::Clock for NoClock {
 pub struct Assets {
     /// (name, model bytes, input rows)
     models: Vec<(String, Vec<u8>, Vec<u8>)>,
+    /// (name, stream model bytes, series) from `firmware/assets/streams.txt`
+    streams: Vec<(String, Vec<u8>, Vec<u8>)>,
+}
+
+/// `name file file` lines of an assets list, files read.
+fn read_list(list_path: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let dir = list_path.parent().unwrap_or(Path::new("."));
+    let list = std::fs::read_to_string(list_path)
+        .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", list_path.display())));
+    let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", p.display())));
+    let mut out = Vec::new();
+    for line in list.lines() {
+        let f: Vec<&str> = line.split('#').next().unwrap_or("").split_whitespace().collect();
+        match f.as_slice() {
+            [] => {}
+            [name, a, b] => out.push(((*name).to_owned(), read(&dir.join(a)), read(&dir.join(b)))),
+            _ => fail(format!("{}: bad line {line:?}", list_path.display())),
+        }
+    }
+    out
 }
 
 impl Assets {
     fn load() -> Assets {
         let dir = firmware_dir().join("assets");
-        let list_path = dir.join("models.txt");
-        let list = std::fs::read_to_string(&list_path)
-            .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", list_path.display())));
-        let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", p.display())));
-        let mut models = Vec::new();
-        for line in list.lines() {
-            let f: Vec<&str> = line.split('#').next().unwrap_or("").split_whitespace().collect();
-            match f.as_slice() {
-                [] => {}
-                [name, model, inputs] => {
-                    models.push(((*name).to_owned(), read(&dir.join(model)), read(&dir.join(inputs))));
-                }
-                _ => fail(format!("{}: bad line {line:?}", list_path.display())),
-            }
-        }
+        let models = read_list(&dir.join("models.txt"));
         if models.is_empty() {
-            fail(format!("{}: no models", list_path.display()));
+            fail("firmware/assets/models.txt lists no models");
         }
-        Assets { models }
+        Assets { models, streams: read_list(&dir.join("streams.txt")) }
     }
 
     /// The same assets with the first model's file replaced.
     fn with_first_model(&self, bytes: Vec<u8>) -> Assets {
         let mut models = self.models.clone();
         models[0].1 = bytes;
-        Assets { models }
+        Assets { models, streams: self.streams.clone() }
     }
 
     /// The same assets with the first input row's first value moved by one ulp.
@@ -163,7 +169,7 @@ impl Assets {
         let inputs = &mut models[0].2;
         let v = f32::from_le_bytes([inputs[0], inputs[1], inputs[2], inputs[3]]);
         inputs[..4].copy_from_slice(&f32::from_bits(v.to_bits() + 1).to_le_bytes());
-        Assets { models }
+        Assets { models, streams: self.streams.clone() }
     }
 }
 
@@ -198,6 +204,16 @@ fn host_lines(program: &str, assets: &Assets) -> Result<Vec<String>, Error> {
                 script::cost(b, i, x, c, s, k, &mut NoClock)
             })?;
             script::kernel_cost(&mut sink, &mut NoClock)?;
+        }
+        "stream" => {
+            for (name, m, series) in &assets.streams {
+                let words = aligned(m);
+                let bytes = &bytemuck::cast_slice::<u128, u8>(&words)[..m.len()];
+                let model = floe_runtime::Model::load(bytes)?;
+                let mut scratch = vec![0.0f32; model.scratch_len()];
+                sink.begin(name);
+                script::stream(bytes, series, &mut scratch, &mut sink, &mut NoClock)?;
+            }
         }
         other => fail(format!("unknown program {other}")),
     }
@@ -695,6 +711,20 @@ fn table(report: &[(&Board, Measured)], assets: &Assets) -> String {
             );
         }
     }
+    if !assets.streams.is_empty() {
+        let _ = writeln!(s, "\n| board | stream model | instructions per window (push + score) |");
+        let _ = writeln!(s, "|---|---|---:|");
+        for (board, m) in report {
+            for (name, _, _) in &assets.streams {
+                let _ = writeln!(
+                    s,
+                    "| {} | {name} | {} |",
+                    board.name,
+                    f(per_call(board, m, &format!("{name}/stream-window")))
+                );
+            }
+        }
+    }
     let _ = writeln!(
         s,
         "\nsizes in bytes of the golden program (.text includes the vector table; .rodata the models); max stack\n\
@@ -782,8 +812,9 @@ pub fn size() {
     }
 }
 
-/// `cargo xtask assets`: regenerate `firmware/assets/` from the demo (trains the
-/// demo model, freezes it in f32 and int8, keeps its first `ROWS` held-out rows).
+/// `cargo xtask assets`: regenerate `firmware/assets/` (trains the demo model,
+/// freezes it in f32 and int8, keeps its first `ROWS` held-out rows; trains the
+/// int8 stream model on the UCR series and writes its test series).
 pub fn assets() {
     const ROWS: usize = 32;
     let out = root().join("target").join("firmware-assets");
@@ -803,6 +834,19 @@ pub fn assets() {
             .arg(out.join("checkpoint"))
             .arg("--out")
             .arg(dir.join("thyroid-int8.floe")),
+    );
+    step(
+        "int8 stream model (UCR InternalBleeding16)",
+        cargo()
+            .current_dir(root())
+            .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "anomaly", "stream", "--quiet"])
+            .args(["--train", "data/streams/135_UCR_Anomaly_InternalBleeding16_TRAIN.csv"])
+            .args(["--test", "data/streams/135_UCR_Anomaly_InternalBleeding16_TEST.csv"])
+            .args(["--window", "32", "--diff", "--quantize", "int8", "--hidden", "16", "--steps", "2", "--bins", "4"])
+            .arg("--out")
+            .arg(dir.join("ucr-int8.floe"))
+            .arg("--series-out")
+            .arg(dir.join("ucr-test.f32")),
     );
     let model = std::fs::read(out.join("thyroid.floe")).unwrap_or_else(|e| fail(format!("demo model: {e}")));
     let rows = std::fs::read(out.join("thyroid-test.f32")).unwrap_or_else(|e| fail(format!("demo rows: {e}")));

@@ -157,7 +157,10 @@ impl ActNorm {
             let col: Vec<f64> = (0..n).map(|i| v[i * d + j] as f64).collect();
             let m = col.iter().sum::<f64>() / n as f64;
             let var = col.iter().map(|c| (c - m) * (c - m)).sum::<f64>() / n as f64;
-            let s = 1.0 / (var.sqrt() + 1e-6);
+            // A (near-)constant column keeps unit scale: 1/std would amplify any
+            // later deviation by orders of magnitude.
+            let sd = var.sqrt();
+            let s = if sd > 1e-3 { 1.0 / sd } else { 1.0 };
             ls[j] = s.ln() as f32;
             sh[j] = (-m * s) as f32;
         }

@@ -298,8 +298,9 @@ pub struct Flow {
 pub struct Standardization {
     /// Column means of the training rows.
     pub mean: Vec<f32>,
-    /// Column standard deviations of the training rows (floored at 1e-6 of the
-    /// largest, never 0).
+    /// Column standard deviations of the training rows. A column whose deviation
+    /// is at most 1e-6 of the largest (constant on the training rows) gets 1, so
+    /// a value never seen in training stays finitely far away.
     pub std: Vec<f32>,
 }
 
@@ -316,10 +317,10 @@ impl Standardization {
             std[j] = v.sqrt() as f32;
         }
         let top = std.iter().cloned().fold(0.0f32, f32::max);
-        let floor = if top > 0.0 { top * 1e-6 } else { 1.0 };
+        let floor = top * 1e-6;
         for s in std.iter_mut() {
             if !(*s > floor) {
-                *s = floor.max(f32::MIN_POSITIVE);
+                *s = 1.0;
             }
         }
         Standardization { mean, std }

@@ -232,6 +232,18 @@ fn int8_layer(layer: &FrozenLayer, calib: &[Vec<f32>]) -> std::result::Result<Fr
         tensors.push(FrozenTensor::column(Payload::BF16(s)));
         tensors.push(FrozenTensor::column(Payload::I32(bias)));
     }
+    // Extreme calibration ranges can push a scale or ratio out of f32 range:
+    // such a layer is not int8-representable; fall back to w8.
+    if !table.iter().all(|v| v.is_finite()) || !table.chunks(2).all(|r| r[0] > 0.0) {
+        return Err("activation scales out of f32 range, w8 instead".into());
+    }
+    let scales_ok = tensors.iter().all(|t| match &t.data {
+        Payload::BF16(v) => v.iter().all(|&b| bf16_to_f32(b).is_finite()),
+        _ => true,
+    });
+    if !scales_ok {
+        return Err("weight scales out of range, w8 instead".into());
+    }
     let rows = table.len() / 2;
     tensors.insert(0, FrozenTensor::matrix(rows, 2, table));
     Ok(FrozenLayer { quant: FLAG_INT8, tensors, ..layer.clone() })

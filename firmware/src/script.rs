@@ -223,8 +223,12 @@ const fn dense_weights_i8() -> [i8; DENSE_N * DENSE_N] {
     w
 }
 
+/// Word alignment, as model tensors have (the DSP loop needs 4-byte aligned data).
+#[repr(C, align(4))]
+struct Align4<T>(T);
+
 /// The timed int8 layer's weights (in flash on the device).
-static DENSE_W_I8: [i8; DENSE_N * DENSE_N] = dense_weights_i8();
+static DENSE_W_I8: Align4<[i8; DENSE_N * DENSE_N]> = Align4(dense_weights_i8());
 
 /// Instructions per multiply-accumulate of the three dense kernels (f32, w8,
 /// int8), each `DENSE_N x DENSE_N` with weights in flash, repeated
@@ -264,7 +268,7 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     let t0 = clock.now();
     for _ in 0..COST_REPEATS {
         quant::dense_w8(
-            black_box(&DENSE_W_I8[..]),
+            black_box(&DENSE_W_I8.0[..]),
             black_box(&scale[..]),
             black_box(&b[..]),
             black_box(&v[..]),
@@ -281,9 +285,9 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     }
 
     // int8: centred int8 activations (i16), i32 accumulators and biases.
-    let mut xq = [0i16; DENSE_N];
+    let mut xq = Align4([0i16; DENSE_N]);
     let mut bq = [0i32; DENSE_N];
-    for (k, (xk, bk)) in xq.iter_mut().zip(bq.iter_mut()).enumerate() {
+    for (k, (xk, bk)) in xq.0.iter_mut().zip(bq.iter_mut()).enumerate() {
         *xk = i16::from(dense_weight_i8(k * 7 + 3)) * 2;
         *bk = i32::from(dense_weight_i8(k * 11 + 5)) * 1000;
     }
@@ -291,8 +295,13 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     let mut xq = black_box(xq);
     let t0 = clock.now();
     for _ in 0..COST_REPEATS {
-        quant::dense_i8(black_box(&DENSE_W_I8[..]), black_box(&bq[..]), black_box(&xq[..]), black_box(&mut acc[..]))?;
-        for (xk, ak) in xq.iter_mut().zip(acc.iter()) {
+        quant::dense_i8(
+            black_box(&DENSE_W_I8.0[..]),
+            black_box(&bq[..]),
+            black_box(&xq.0[..]),
+            black_box(&mut acc[..]),
+        )?;
+        for (xk, ak) in xq.0.iter_mut().zip(acc.iter()) {
             *xk = (*ak >> 12).clamp(-255, 255) as i16;
         }
     }

@@ -36,10 +36,11 @@ impl<'a> Model<'a> {
     }
 
     /// Score a row: `-log p(x | context)`, per dimension, and the verdict against
-    /// the stored threshold.
+    /// the stored threshold. A finite row so extreme that its density overflows
+    /// f32 (`log p` NaN or −∞) scores `+∞`: as anomalous as it gets.
     pub fn score(&self, x: &[f32], context: &[f32], scratch: &mut [f32]) -> Result<Score> {
         let lp = self.log_prob(x, context, scratch)?;
-        let nats = -lp;
+        let nats = if lp.is_nan() { f32::INFINITY } else { -lp };
         Ok(Score {
             nats,
             per_dim: nats / self.dim() as f32,
@@ -132,6 +133,14 @@ impl<const N: usize> Stream<N> {
         }
         if scratch.len() < model.scratch_len() {
             return Err(Error::ScratchTooSmall { needed: model.scratch_len() as u32, got: scratch.len() as u32 });
+        }
+        // Two finite samples can still differ by more than f32 holds (±3e38):
+        // reject such a sample here, before it enters the history.
+        if self.layout.differences && self.history.len() >= c {
+            let last = self.history.oldest_ordered().skip(self.history.len() - c);
+            if sample.iter().zip(last).any(|(&v, &p)| !(v - p).is_finite()) {
+                return Err(Error::NonFiniteInput);
+            }
         }
         Ok(())
     }

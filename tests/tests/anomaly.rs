@@ -147,3 +147,32 @@ fn rejected_samples_leave_the_stream_untouched() {
     let o = Model::load(&other).unwrap();
     assert_eq!(a.push(&o, &[0.0, 0.0], &mut scratch), Err(Error::NotAStreamModel));
 }
+
+#[test]
+fn a_difference_beyond_f32_is_rejected_before_it_enters_the_stream() {
+    let buf = stream_model(3, 1, true);
+    let m = Model::load(&buf).unwrap();
+    let mut scratch = vec![0.0f32; m.scratch_len()];
+    let mut a = Stream::<8>::new(&m).unwrap();
+    let mut b = Stream::<8>::new(&m).unwrap();
+    assert_eq!(a.push_seq(&m, 0, &[-3e38], &mut scratch), Ok(None));
+    assert_eq!(b.push_seq(&m, 0, &[-3e38], &mut scratch), Ok(None));
+    // +3e38 after -3e38: both finite, their difference is not.
+    assert_eq!(a.push_seq(&m, 1, &[3e38], &mut scratch), Err(Error::NonFiniteInput));
+    assert_eq!(a.samples_needed(), 2);
+    for (t, v) in [(1u32, 0.5f32), (2, 1.0), (3, 2.0)] {
+        let ra = a.push_seq(&m, t, &[v], &mut scratch).map(|s| s.map(|x| x.nats.to_bits()));
+        let rb = b.push_seq(&m, t, &[v], &mut scratch).map(|s| s.map(|x| x.nats.to_bits()));
+        assert_eq!(ra, rb, "t={t}");
+    }
+}
+
+#[test]
+fn a_row_whose_density_overflows_scores_infinite_and_is_an_anomaly() {
+    let buf = stream_model(3, 1, true);
+    let m = Model::load(&buf).unwrap();
+    let mut scratch = vec![0.0f32; m.scratch_len()];
+    let s = m.score(&[3e38, -3e38], &[], &mut scratch).expect("finite input is scored");
+    assert!(s.nats == f32::INFINITY || s.nats > 1e30, "{s:?}");
+    assert_eq!(s.anomaly, Some(true));
+}

@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::format::Activation;
 
-#[cfg(all(feature = "dsp", target_arch = "arm"))]
+#[cfg(all(feature = "dsp", target_arch = "arm", target_endian = "little"))]
 mod dsp;
 pub mod quant;
 

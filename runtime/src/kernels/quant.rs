@@ -67,8 +67,9 @@ pub fn quantize(x: &[f32], inv_scale: f32, zp: i32, q: &mut [i16]) -> Result<()>
 
 /// `acc_i = b_i + Σ_j w_ij · x_j`, exact in i32, with `x` in the paired layout
 /// ([`paired_index`]). |w| ≤ 127, |x| ≤ 255 and |b| ≤ 2^30 are checked at load,
-/// so no sum can overflow for up to 4096 inputs; wrapping arithmetic keeps even a
-/// violated bound panic-free and deterministic.
+/// so no sum can overflow for up to 8192 inputs (the most `D + C` can be; the
+/// bound holds to about 33,000); wrapping arithmetic keeps even a violated bound
+/// panic-free and deterministic.
 ///
 /// With the `dsp` feature on Arm, rows of whole groups of four go through the
 /// `SMLAD` loop (`kernels/dsp.rs`); the integer result is the same.
@@ -77,7 +78,7 @@ pub fn dense_i8(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
     if cols == 0 || w.len() != cols * acc.len() || b.len() != acc.len() {
         return Err(Error::Internal);
     }
-    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    #[cfg(all(feature = "dsp", target_arch = "arm", target_endian = "little"))]
     if super::dsp::dense_paired(w, b, x, acc) {
         return Ok(());
     }

@@ -84,9 +84,10 @@ pub fn runtime_log_prob(model: &Model<'_>, x: &[f32], c: &[f32]) -> std::result:
 
 /// Serialize `flow`, reload the bytes with the runtime, and compare `log_prob` on
 /// the check rows (raw data units in `x`, `c`). A row passes when
-/// `|diff| ≤ tol + PARITY_RELATIVE·|log p| + conditioning_factor·sensitivity`,
-/// where the last term (computed only for rows that fail the first two) is how
-/// much the runtime's own answer moves under one-ulp input changes: rows whose
+/// `|diff| ≤ tol + PARITY_RELATIVE·|log p| + k·(sensitivity + ε·(|log det| + |log p_base|))`
+/// with `k` = layers + 1 and ε the f32 epsilon, where the last term (computed only
+/// for rows that fail the first two) is how much the runtime's own answer moves
+/// under one-ulp input changes plus the rounding of its two summands: rows whose
 /// spline bins have collapsed amplify f32 rounding, and two f32 evaluations in
 /// different orders then legitimately differ by more than `tol`. A wrong weight or
 /// transform moves every row by far more. Returns the file bytes and the measurement.
@@ -113,15 +114,22 @@ pub fn freeze(
         let mut allowed = tol + PARITY_RELATIVE * a.abs();
         if !(e <= allowed) {
             let ctx = if cd == 0 { &[][..] } else { &c[i * cd..(i + 1) * cd] };
-            let s = ulp_sensitivity(&model, &x[i * d..(i + 1) * d], ctx)
-                .map_err(|err| FloeError::Runtime { path: "<frozen model>".into(), err })?;
+            let row = &x[i * d..(i + 1) * d];
+            let rt_err = |err| FloeError::Runtime { path: "<frozen model>".into(), err };
+            let s = ulp_sensitivity(&model, row, ctx).map_err(rt_err)?;
             let k = conditioning_factor(&model);
-            allowed += k * s;
+            // The rounding of the sum itself: log p = log|det| + log p_base, two
+            // terms that can be far larger than their sum.
+            let mut scratch = vec![0.0f32; model.scratch_len()];
+            let mut z = vec![0.0f32; d];
+            let ld = model.forward(row, ctx, &mut z, &mut scratch).map_err(rt_err)? as f64;
+            let scale = ld.abs() + (b - ld).abs();
+            allowed += k * (s + f32::EPSILON as f64 * scale);
             if !(e <= allowed) {
                 return Err(FloeError::Parity(format!(
                     "row {i}: Burn log p = {a:.6}, runtime log p = {b:.6} (|diff| {e:.2e} > {allowed:.2e}, \
                      of which {:.2e} for the row's f32 sensitivity)",
-                    k * s
+                    allowed - tol - PARITY_RELATIVE * a.abs()
                 )));
             }
             ill += 1;

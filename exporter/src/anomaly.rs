@@ -13,7 +13,7 @@ use floe_runtime::{AnomalyThreshold, Model};
 use crate::baselines::{Gmm, IsolationForest};
 use crate::data::{self, DataSpec};
 use crate::error::{FloeError, Result};
-use crate::freeze::{self, runtime_log_prob, PARITY_TOLERANCE};
+use crate::freeze::{self, runtime_log_prob};
 use crate::model::FlowConfig;
 use crate::pipeline::{self, raw_rows, Prepared};
 use crate::quant::{self, QuantConfig, QuantMode, RowSet};
@@ -160,6 +160,8 @@ pub fn split(spec: &DataSpec, normal_label: i64, seed: u64) -> Result<AnomalySpl
 /// A flow fitted for anomaly detection.
 #[derive(Debug, Clone)]
 pub struct FittedFlow {
+    /// Burn vs runtime on the test normal rows.
+    pub parity: freeze::Parity,
     /// The f32 model with its threshold.
     pub f32_model: FrozenModel,
     /// The quantized model with its own threshold, if asked for.
@@ -184,19 +186,21 @@ fn calibrate(mut model: FrozenModel, calib: &RawRows, fpr: f64) -> Result<(Froze
 }
 
 /// Train the flow on the split's training rows (early stopping on calibration
-/// rows), freeze it (parity-checked on the test normal rows), calibrate the
-/// threshold, and optionally quantize (recalibrating on the quantized model).
+/// rows), freeze it (parity-checked on the test normal rows against `tolerance`,
+/// the freeze default for files that are written), calibrate the threshold, and
+/// optionally quantize (recalibrating on the quantized model).
 pub fn fit_flow(
     s: &AnomalySplit,
     flow: &FlowConfig,
     tc: &TrainConfig,
     fpr: f64,
     quantize: Option<QuantMode>,
+    tolerance: f64,
     progress: bool,
 ) -> Result<FittedFlow> {
     let prep = &s.prep;
     let (model, history) = train::train(flow, tc, &prep.xs, &prep.train, &prep.val, progress)?;
-    let (_, _parity) = freeze::freeze(&model, &prep.xs, &prep.cs, &s.test_normal.x, &[], PARITY_TOLERANCE)?;
+    let (_, parity) = freeze::freeze(&model, &prep.xs, &prep.cs, &s.test_normal.x, &[], tolerance)?;
     let frozen = model.frozen(&prep.xs, &prep.cs)?;
     let (f32_model, _) = calibrate(frozen.clone(), &s.calib, fpr)?;
     let quantized = match quantize {
@@ -214,7 +218,7 @@ pub fn fit_flow(
         }
         None => None,
     };
-    Ok(FittedFlow { f32_model, quantized, epochs: history.val_nll.len() })
+    Ok(FittedFlow { parity, f32_model, quantized, epochs: history.val_nll.len() })
 }
 
 /// Metrics of a frozen model with a threshold on the split's test rows.

@@ -364,15 +364,14 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         let delta: Vec<f64> = r.int8.iter().zip(&r.flow).map(|(q, f)| q.auroc - f.auroc).collect();
         let (dm, _) = mean_std(&delta);
         let worst = delta.iter().map(|d| d.abs()).fold(0.0f64, f64::max);
-        let cells = |v: &[Metrics]| summary(v).replace(" | ", " | ");
         println!(
             "| {name} | {} x {} | {} | {} | {dm:+.4} (max |Δ| {worst:.4}) | {} | {} | {:.0e} ({}) |",
             t.n,
             t.d,
-            cells(&r.flow),
-            cells(&r.int8),
-            cells(&r.gmm),
-            cells(&r.forest),
+            summary(&r.flow),
+            summary(&r.int8),
+            summary(&r.gmm),
+            summary(&r.forest),
             r.parity.0,
             r.parity.1
         );
@@ -516,13 +515,7 @@ fn stream_cmd(a: StreamArgs) -> Result<()> {
             println!(
                 "  labelled anomaly samples {lo}–{hi}: top score {} ({} samples from the region; ±100 counts as a hit)",
                 if hit { "HIT" } else { "MISS" },
-                if top_t < lo {
-                    lo - top_t
-                } else if top_t > hi {
-                    top_t - hi
-                } else {
-                    0
-                }
+                lo.saturating_sub(top_t).max(top_t.saturating_sub(hi))
             );
             let in_region = alarms.iter().filter(|&&t| t + 100 >= lo && t <= hi + 100).count();
             println!(

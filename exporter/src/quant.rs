@@ -116,7 +116,7 @@ struct Dense<'a> {
 }
 
 fn denses(layer: &FrozenLayer) -> Result<Vec<Dense<'_>>> {
-    if layer.quant != 0 || layer.tensors.len() % 2 != 0 {
+    if layer.quant != 0 || !layer.tensors.len().is_multiple_of(2) {
         return Err(FloeError::Model("quantize: expected an f32 conditioner".into()));
     }
     Ok(layer

@@ -74,10 +74,10 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return bad("batch_size must be >= 1");
         }
-        if !(self.lr > 0.0 && self.lr <= 1.0) || !(self.min_lr >= 0.0 && self.min_lr <= self.lr) {
+        if !(self.lr > 0.0 && self.lr <= 1.0 && self.min_lr >= 0.0 && self.min_lr <= self.lr) {
             return bad("need 0 < lr <= 1 and 0 <= min_lr <= lr");
         }
-        if !(self.grad_clip > 0.0) || !(self.weight_decay >= 0.0) {
+        if !(self.grad_clip > 0.0 && self.weight_decay >= 0.0) {
             return bad("grad_clip must be > 0 and weight_decay >= 0");
         }
         Ok(())

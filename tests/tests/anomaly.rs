@@ -51,7 +51,8 @@ fn threshold_and_layout_round_trip_and_score() {
 #[test]
 fn malformed_anomaly_and_stream_fields_are_bad_headers() {
     let good = stream_model(4, 1, false);
-    let edits: Vec<(&str, Box<dyn Fn(&mut [u8])>)> = vec![
+    type Edit = Box<dyn Fn(&mut [u8])>;
+    let edits: Vec<(&str, Edit)> = vec![
         ("NaN threshold", Box::new(|b| b[hdr::THRESHOLD..hdr::THRESHOLD + 4].copy_from_slice(&f32::NAN.to_le_bytes()))),
         ("fpr 0", Box::new(|b| b[hdr::TARGET_FPR..hdr::TARGET_FPR + 4].copy_from_slice(&0f32.to_le_bytes()))),
         ("fpr 1", Box::new(|b| b[hdr::TARGET_FPR..hdr::TARGET_FPR + 4].copy_from_slice(&1f32.to_le_bytes()))),

@@ -66,6 +66,10 @@ fn ci() {
         cargo().args(["clippy", "-p", "floe-runtime", "--target", THUMB_TARGETS[0], "--", "-D", "warnings"]),
     );
     run("clippy: xtask", cargo().args(["clippy", "-p", "xtask", "--", "-D", "warnings"]));
+    run(
+        "clippy: exporter and cross-crate tests",
+        cargo().args(["clippy", "-p", "floe-exporter", "-p", "floe-tests", "--all-targets", "--", "-D", "warnings"]),
+    );
     firmware::install_tools(&firmware::BOARDS.map(|b| b.target));
     for b in &firmware::BOARDS {
         run(

@@ -192,8 +192,10 @@ impl FlowConfig {
     }
 }
 
-/// One layer of a flow.
+/// One layer of a flow. (Variant sizes differ; a flow holds a handful of layers,
+/// so boxing buys nothing.)
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Layer {
     /// Coupling (affine or spline).
     Coupling(Coupling),
@@ -307,7 +309,7 @@ pub struct Standardization {
 impl Standardization {
     /// Statistics of the rows of a row-major `n x d` matrix.
     pub fn fit(x: &[f32], d: usize) -> Self {
-        let n = if d == 0 { 0 } else { x.len() / d };
+        let n = x.len().checked_div(d).unwrap_or(0);
         let mut mean = vec![0.0f32; d];
         let mut std = vec![1.0f32; d];
         for j in 0..d {

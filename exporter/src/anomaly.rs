@@ -175,7 +175,17 @@ fn scores(model: &FrozenModel, rows: &RawRows) -> Result<Vec<f64>> {
     let m = Model::load(&buf).map_err(|err| FloeError::Runtime { path: "<anomaly model>".into(), err })?;
     let lp =
         runtime_log_prob(&m, &rows.x, &[]).map_err(|err| FloeError::Runtime { path: "<anomaly model>".into(), err })?;
-    Ok(lp.iter().map(|v| -v).collect())
+    Ok(lp.iter().map(|&v| score_of(v)).collect())
+}
+
+/// The anomaly score of a `log p`: `-log p`, and `+∞` when `log p` is NaN (a row
+/// whose density overflows f32), as `floe_runtime::Model::score` does on device.
+pub fn score_of(log_p: f64) -> f64 {
+    if log_p.is_nan() {
+        f64::INFINITY
+    } else {
+        -log_p
+    }
 }
 
 /// Store the `(1 - fpr)` quantile of the calibration scores as the threshold.

@@ -71,7 +71,7 @@ impl FlowArgs {
 /// A labelled data file.
 #[derive(Args, Debug, Clone)]
 pub struct LabelledData {
-    /// Data file (.npz with `X` and `y`, or .npy/.csv with --labels).
+    /// Data file: an .npz with the data array and a labels array (`X` and `y`).
     #[arg(long)]
     pub data: PathBuf,
     /// Array inside an .npz (default X).
@@ -272,6 +272,9 @@ struct SetResult {
 
 fn eval_set(data: &LabelledData, seeds: u64, fpr: f64, int8: bool, flow: &FlowArgs) -> Result<SetResult> {
     check_fpr(fpr)?;
+    if seeds == 0 {
+        return Err(FloeError::Config("--seeds must be at least 1".into()));
+    }
     let start = Instant::now();
     let mut r = SetResult {
         parity: (0.0, 0),
@@ -383,11 +386,19 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
 /// The `column` of a CSV as a series, and its 0/1 labels if `label_column` exists.
 fn read_series(path: &Path, column: &str, label_column: &str) -> Result<(Vec<f32>, Option<Vec<bool>>)> {
     let t = data::load(&DataSpec { columns: Some(vec![column.to_owned()]), ..DataSpec::file(path) })?;
-    let labels = data::load(&DataSpec { columns: Some(vec![label_column.to_owned()]), ..DataSpec::file(path) })
-        .ok()
-        .map(|l| l.x.iter().map(|&v| v != 0.0).collect());
+    let header = std::fs::read_to_string(path).map_err(|e| FloeError::io(path, e))?;
+    let has_labels = header.lines().next().is_some_and(|h| h.split(',').any(|c| c.trim() == label_column));
+    let labels = if has_labels {
+        let l = data::load(&DataSpec { columns: Some(vec![label_column.to_owned()]), ..DataSpec::file(path) })?;
+        Some(l.x.iter().map(|&v| v != 0.0).collect())
+    } else {
+        None
+    };
     Ok((t.x, labels))
 }
+
+/// History the host-side stream scorer holds (values).
+const STREAM_CAPACITY: usize = 1024;
 
 /// Sliding windows (stride 1) of a univariate series, as model rows.
 pub fn windows(series: &[f32], layout: StreamLayout) -> Vec<f32> {
@@ -410,7 +421,7 @@ pub fn stream_scores(bytes: &[u8], series: &[f32]) -> Result<Vec<(usize, f32, bo
     let buf = AlignedBytes::new(bytes);
     let err = |err| FloeError::Runtime { path: "<stream model>".into(), err };
     let m = Model::load(&buf).map_err(err)?;
-    let mut st = floe_runtime::Stream::<1024>::new(&m).map_err(err)?;
+    let mut st = floe_runtime::Stream::<STREAM_CAPACITY>::new(&m).map_err(err)?;
     let mut scratch = vec![0.0f32; m.scratch_len()];
     let mut out = Vec::new();
     for (t, &v) in series.iter().enumerate() {
@@ -427,6 +438,12 @@ fn stream_cmd(a: StreamArgs) -> Result<()> {
     if a.window < if a.diff { 3 } else { 2 } {
         return Err(FloeError::Config("--window must leave at least 2 model dimensions".into()));
     }
+    if layout.history_len() > STREAM_CAPACITY {
+        return Err(FloeError::Config(format!(
+            "--window {} is longer than the {STREAM_CAPACITY} samples the stream scorer holds",
+            a.window
+        )));
+    }
     let (train_series, _) = read_series(&a.train, &a.column, &a.label_column)?;
     let (test_series, labels) = read_series(&a.test, &a.column, &a.label_column)?;
     let d = layout.dim();
@@ -440,9 +457,16 @@ fn stream_cmd(a: StreamArgs) -> Result<()> {
             a.window
         )));
     }
-    // Time-ordered split: the last 20 % of the normal windows calibrate (and stop early).
+    // Time-ordered split: the last 20 % of the normal windows calibrate (and stop
+    // early), after a gap of W − 1 windows so no calibration window shares a
+    // sample with a training window.
     let n_train = n * 4 / 5;
-    let (tr, ca) = all.split_at(n_train * d);
+    let gap = a.window as usize - 1;
+    if n_train + gap >= n {
+        return Err(FloeError::Data(format!("{}: too short for --window {}", a.train.display(), a.window)));
+    }
+    let tr = &all[..n_train * d];
+    let ca = &all[(n_train + gap) * d..];
     let xs = Standardization::fit(tr, d);
     let rows = |x: &[f32]| Rows { x: xs.apply(x), c: vec![], n: x.len() / d };
     let (fc, mut tc) = a.flow.configs(d, a.seed);
@@ -470,7 +494,7 @@ fn stream_cmd(a: StreamArgs) -> Result<()> {
         crate::freeze::runtime_log_prob(&m, ca, &[])
             .map_err(|err| FloeError::Runtime { path: "<stream model>".into(), err })?
             .iter()
-            .map(|v| -v)
+            .map(|&v| anomaly::score_of(v))
             .collect()
     };
     let thr = threshold_at(&cal_scores, a.fpr);
@@ -483,14 +507,21 @@ fn stream_cmd(a: StreamArgs) -> Result<()> {
     }
 
     let scored = stream_scores(&bytes, &test_series)?;
-    let (top_t, top_s, _) = scored.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, f32::NAN, false));
+    let Some((top_t, top_s, _)) = scored.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)) else {
+        return Err(FloeError::Data(format!(
+            "{}: {} samples, fewer than one window of {}",
+            a.test.display(),
+            test_series.len(),
+            a.window
+        )));
+    };
     let alarms: Vec<usize> = scored.iter().filter(|s| s.2).map(|s| s.0).collect();
     println!(
         "stream model: window {} ({}), {} training windows, {} calibration windows, {} epochs; parity max |diff| {:.1e}",
         a.window,
         if a.diff { "first differences" } else { "values" },
         n_train,
-        n - n_train,
+        n - n_train - gap,
         history.val_nll.len(),
         parity.max_abs_diff
     );
@@ -509,17 +540,27 @@ fn stream_cmd(a: StreamArgs) -> Result<()> {
     );
     println!("  top score       {top_s:.3} nats at sample {top_t} (the window ending there)");
     if let Some(l) = &labels {
-        let idx: Vec<usize> = l.iter().enumerate().filter(|(_, &v)| v).map(|(i, _)| i).collect();
-        if let (Some(&lo), Some(&hi)) = (idx.first(), idx.last()) {
-            let hit = top_t + 100 >= lo && top_t <= hi + 100;
+        // Contiguous labelled runs; the top window hits when it ends within ±100
+        // samples of one of them.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for (t, _) in l.iter().enumerate().filter(|(_, &v)| v) {
+            match runs.last_mut() {
+                Some(r) if r.1 + 1 == t => r.1 = t,
+                _ => runs.push((t, t)),
+            }
+        }
+        let near = |t: usize| runs.iter().any(|&(lo, hi)| t + 100 >= lo && t <= hi + 100);
+        for &(lo, hi) in &runs {
             println!(
                 "  labelled anomaly samples {lo}–{hi}: top score {} ({} samples from the region; ±100 counts as a hit)",
-                if hit { "HIT" } else { "MISS" },
+                if top_t + 100 >= lo && top_t <= hi + 100 { "HIT" } else { "MISS" },
                 lo.saturating_sub(top_t).max(top_t.saturating_sub(hi))
             );
-            let in_region = alarms.iter().filter(|&&t| t + 100 >= lo && t <= hi + 100).count();
+        }
+        if !runs.is_empty() {
+            let in_region = alarms.iter().filter(|&&t| near(t)).count();
             println!(
-                "  alarms          {} windows above the threshold ({} within ±100 of the region, {} elsewhere)",
+                "  alarms          {} windows above the threshold ({} within ±100 of a labelled region, {} elsewhere)",
                 alarms.len(),
                 in_region,
                 alarms.len() - in_region

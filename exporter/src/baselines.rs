@@ -170,15 +170,25 @@ impl Gmm {
                 cov[a * d + a] += reg;
             }
             let mut bump = reg;
-            let chol = loop {
-                if let Some(l) = cholesky(&cov, d) {
-                    break l;
+            let mut chol = None;
+            for _ in 0..24 {
+                chol = cholesky(&cov, d);
+                if chol.is_some() {
+                    break;
                 }
                 for a in 0..d {
                     cov[a * d + a] += bump;
                 }
                 bump *= 10.0;
-            };
+            }
+            // A covariance no regularization repairs (non-finite data): the identity.
+            let chol = chol.unwrap_or_else(|| {
+                let mut l = vec![0.0; d * d];
+                for a in 0..d {
+                    l[a * d + a] = 1.0;
+                }
+                l
+            });
             let half_log_det = (0..d).map(|a| chol[a * d + a].ln()).sum();
             self.comps.push(Component { log_weight: (nk / n as f64).ln(), mean, chol, half_log_det });
         }

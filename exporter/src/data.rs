@@ -200,6 +200,9 @@ fn read_npz(path: &Path, array: Option<&str>, labels: Option<&str>) -> Result<Ta
                 t.n
             )));
         }
+        if let Some(bad) = v.iter().find(|x| !(x.is_finite() && x.fract() == 0.0)) {
+            return Err(perr(format!("labels {l:?} must be integers, found {bad}")));
+        }
         t.labels = Some(v.into_iter().map(|x| x as i64).collect());
     }
     Ok(t)

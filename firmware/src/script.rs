@@ -145,9 +145,10 @@ const fn dense_weights() -> [f32; DENSE_N * DENSE_N] {
 /// The timed dense layer's weights (in flash on the device, as model weights are).
 static DENSE_W: [f32; DENSE_N * DENSE_N] = dense_weights();
 
-/// The cost program: instructions per `log_prob` (over all input rows), per
-/// `sample`, and per multiply-accumulate of the dense kernel. Each timed call's
-/// result goes to the sink too, so the timed work is also checked against the host.
+/// The cost program, per model: ticks per `Model::load`, per `log_prob` (over
+/// all input rows) and per `sample` ([`kernel_cost`] times the dense kernels).
+/// Each timed call's result goes to the sink too, so the timed work is also
+/// checked against the host.
 pub fn cost(
     bytes: &[u8],
     inputs: &[u8],

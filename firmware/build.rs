@@ -48,7 +48,7 @@ struct Facts {
     dim: usize,
     context_dim: usize,
     scratch: usize,
-    stream: Option<floe_runtime::StreamLayout>,
+    stream: Option<floe_runtime::format::StreamLayout>,
 }
 
 /// Read a model file and validate it with the runtime's own loader (in a 16-byte

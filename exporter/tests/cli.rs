@@ -182,7 +182,7 @@ fn anomaly_fit_and_stream_end_to_end() {
         .and_then(|s| s.parse().ok())
         .expect("an AUROC figure");
     assert!(auroc > 0.8, "breastw is easy; AUROC {auroc}");
-    let buf = floe_exporter::writer::AlignedBytes::new(&std::fs::read(&model).unwrap());
+    let buf = floe_exporter::freeze::AlignedBytes::new(&std::fs::read(&model).unwrap());
     let m = floe_runtime::Model::load(&buf).unwrap();
     let t = m.anomaly_threshold().expect("threshold stored");
     assert!(t.threshold.is_finite() && (t.target_fpr - 0.05).abs() < 1e-6);
@@ -215,7 +215,7 @@ fn anomaly_fit_and_stream_end_to_end() {
     ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("top score") && out.contains("labelled anomaly samples 4187–4198"), "{out}");
-    let buf = floe_exporter::writer::AlignedBytes::new(&std::fs::read(&sm).unwrap());
+    let buf = floe_exporter::freeze::AlignedBytes::new(&std::fs::read(&sm).unwrap());
     let m = floe_runtime::Model::load(&buf).unwrap();
     assert_eq!(m.stream_layout().map(|l| (l.window, l.channels, l.differences)), Some((16, 1, true)));
 

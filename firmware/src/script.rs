@@ -366,7 +366,7 @@ pub fn stream(
     let mut sample = [0.0f32; STREAM_MAX_CHANNELS];
     let sample =
         sample.get_mut(..c).ok_or(Error::DimMismatch { expected: c as u32, got: STREAM_MAX_CHANNELS as u32 })?;
-    let mut st = Stream::<STREAM_CAPACITY>::new(&model)?;
+    let mut st = Stream::<STREAM_CAPACITY>::new(model)?;
     let (mut top_t, mut top) = (0u32, f32::NEG_INFINITY);
     let (mut windows, mut alarms) = (0u32, 0i32);
     let t0 = clock.now();
@@ -374,7 +374,7 @@ pub fn stream(
         for (v, b) in sample.iter_mut().zip(chunk.chunks_exact(4)) {
             *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
-        let pushed = st.push(&model, sample, scratch)?;
+        let pushed = st.push(sample, scratch)?;
         clock.now();
         if let Some(s) = pushed {
             windows += 1;
@@ -394,12 +394,12 @@ pub fn stream(
     sink.int("windows", 0, 0, windows as i32);
     sink.int("alarms", 0, 0, alarms);
     // Rejected samples: typed errors, and the stream carries on unchanged.
-    let mut st = Stream::<STREAM_CAPACITY>::new(&model)?;
+    let mut st = Stream::<STREAM_CAPACITY>::new(model)?;
     sample.fill(f32::NAN);
-    report(sink, "stream-nan", 0, st.push(&model, sample, scratch).map(|_| 0.0));
+    report(sink, "stream-nan", 0, st.push(sample, scratch).map(|_| 0.0));
     sample.fill(0.5);
-    report(sink, "stream-seq", 0, st.push_seq(&model, 7, sample, scratch).map(|_| 0.0));
-    report(sink, "stream-seq", 1, st.push_seq(&model, 9, sample, scratch).map(|_| 0.0));
-    report(sink, "stream-width", 0, st.push(&model, &[], scratch).map(|_| 0.0));
+    report(sink, "stream-seq", 0, st.push_seq(7, sample, scratch).map(|_| 0.0));
+    report(sink, "stream-seq", 1, st.push_seq(9, sample, scratch).map(|_| 0.0));
+    report(sink, "stream-width", 0, st.push(&[], scratch).map(|_| 0.0));
     Ok(())
 }

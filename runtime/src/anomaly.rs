@@ -10,7 +10,7 @@ use heapless::HistoryBuf;
 
 use crate::error::{Error, Result};
 use crate::format::{AnomalyThreshold, StreamLayout};
-use crate::model::Model;
+use crate::model::{len32, Model};
 
 /// The anomaly score of one row (or window).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +22,16 @@ pub struct Score {
     pub per_dim: f32,
     /// `nats > threshold`, when the model carries a threshold.
     pub anomaly: Option<bool>,
+}
+
+impl Score {
+    /// The score of a `log p` for a `dim`-dimensional model with `threshold`:
+    /// `-log p`, and `+∞` when `log p` is NaN (a finite row so extreme that its
+    /// density overflows f32) — as anomalous as it gets.
+    pub fn of_log_prob(log_p: f32, dim: usize, threshold: Option<AnomalyThreshold>) -> Score {
+        let nats = if log_p.is_nan() { f32::INFINITY } else { -log_p };
+        Score { nats, per_dim: nats / dim as f32, anomaly: threshold.map(|t| nats > t.threshold) }
+    }
 }
 
 impl<'a> Model<'a> {
@@ -36,41 +46,44 @@ impl<'a> Model<'a> {
     }
 
     /// Score a row: `-log p(x | context)`, per dimension, and the verdict against
-    /// the stored threshold. A finite row so extreme that its density overflows
-    /// f32 (`log p` NaN or −∞) scores `+∞`: as anomalous as it gets.
+    /// the stored threshold ([`Score::of_log_prob`]).
     pub fn score(&self, x: &[f32], context: &[f32], scratch: &mut [f32]) -> Result<Score> {
         let lp = self.log_prob(x, context, scratch)?;
-        let nats = if lp.is_nan() { f32::INFINITY } else { -lp };
-        Ok(Score {
-            nats,
-            per_dim: nats / self.dim() as f32,
-            anomaly: self.anomaly_threshold().map(|t| nats > t.threshold),
-        })
+        Ok(Score::of_log_prob(lp, self.dim(), self.anomaly_threshold()))
     }
 }
 
-/// A sliding window over a stream, in `N` values of fixed memory (the history
-/// ring and the assembled window; `N ≥ W·C`). Samples go in one at a time; once W
-/// samples have arrived, every sample yields the score of the window ending at it.
+/// A sliding window over a stream, for one model, in `N` values of fixed memory
+/// (the history ring and the assembled window; `N ≥ W·C`). Samples go in one at a
+/// time; once W samples have arrived, every sample yields the score of the window
+/// ending at it.
 ///
-/// A rejected sample (wrong channel count, NaN/Inf, out of order, scratch too
-/// small) returns a typed error and leaves the stream exactly as it was.
+/// The stream holds its model (a [`Model`] is a small `Copy` view of the file), so
+/// it cannot be fed to another model by mistake. A rejected sample (wrong channel
+/// count, NaN/Inf, out of order, scratch too small) returns a typed error and
+/// leaves the stream exactly as it was.
 #[derive(Debug, Clone)]
-pub struct Stream<const N: usize> {
+pub struct Stream<'m, const N: usize> {
+    model: Model<'m>,
     layout: StreamLayout,
     history: HistoryBuf<f32, N>,
     window: [f32; N],
     next_seq: Option<u32>,
 }
 
-impl<const N: usize> Stream<N> {
+impl<'m, const N: usize> Stream<'m, N> {
     /// A stream for `model`, which must carry a stream layout whose window fits `N`.
-    pub fn new(model: &Model<'_>) -> Result<Self> {
+    pub fn new(model: Model<'m>) -> Result<Self> {
         let layout = model.stream_layout().ok_or(Error::NotAStreamModel)?;
         if layout.history_len() > N || layout.dim() > N {
             return Err(Error::BufferTooSmall { needed: layout.history_len() as u32, got: N as u32 });
         }
-        Ok(Stream { layout, history: HistoryBuf::new(), window: [0.0; N], next_seq: None })
+        Ok(Stream { model, layout, history: HistoryBuf::new(), window: [0.0; N], next_seq: None })
+    }
+
+    /// The model this stream scores with.
+    pub fn model(&self) -> &Model<'m> {
+        &self.model
     }
 
     /// The layout this stream was made for.
@@ -93,46 +106,37 @@ impl<const N: usize> Stream<N> {
 
     /// Add one sample (C channel values). Returns the score of the window ending
     /// here once W samples have arrived, `None` before.
-    pub fn push(&mut self, model: &Model<'_>, sample: &[f32], scratch: &mut [f32]) -> Result<Option<Score>> {
-        self.check(model, sample, scratch)?;
-        self.take(model, sample, scratch)
+    pub fn push(&mut self, sample: &[f32], scratch: &mut [f32]) -> Result<Option<Score>> {
+        self.check(sample, scratch)?;
+        self.take(sample, scratch)
     }
 
     /// [`Stream::push`] with a sequence number: it must be the previous sample's
     /// plus one (any value for the first sample after `new` or `reset`); a
     /// repeated, older or skipped number is rejected with [`Error::OutOfOrder`].
-    pub fn push_seq(
-        &mut self,
-        model: &Model<'_>,
-        seq: u32,
-        sample: &[f32],
-        scratch: &mut [f32],
-    ) -> Result<Option<Score>> {
-        self.check(model, sample, scratch)?;
+    pub fn push_seq(&mut self, seq: u32, sample: &[f32], scratch: &mut [f32]) -> Result<Option<Score>> {
+        self.check(sample, scratch)?;
         if let Some(expected) = self.next_seq {
             if seq != expected {
                 return Err(Error::OutOfOrder { expected, got: seq });
             }
         }
-        let out = self.take(model, sample, scratch)?;
+        let out = self.take(sample, scratch)?;
         self.next_seq = Some(seq.wrapping_add(1));
         Ok(out)
     }
 
     /// Everything that can reject a sample, before anything changes.
-    fn check(&self, model: &Model<'_>, sample: &[f32], scratch: &[f32]) -> Result<()> {
-        if model.stream_layout() != Some(self.layout) {
-            return Err(Error::NotAStreamModel);
-        }
+    fn check(&self, sample: &[f32], scratch: &[f32]) -> Result<()> {
         let c = self.layout.channels as usize;
         if sample.len() != c {
-            return Err(Error::DimMismatch { expected: c as u32, got: sample.len() as u32 });
+            return Err(Error::DimMismatch { expected: c as u32, got: len32(sample) });
         }
         if sample.iter().any(|v| !v.is_finite()) {
             return Err(Error::NonFiniteInput);
         }
-        if scratch.len() < model.scratch_len() {
-            return Err(Error::ScratchTooSmall { needed: model.scratch_len() as u32, got: scratch.len() as u32 });
+        if scratch.len() < self.model.scratch_len() {
+            return Err(Error::ScratchTooSmall { needed: self.model.scratch_len() as u32, got: len32(scratch) });
         }
         // Two finite samples can still differ by more than f32 holds (±3e38):
         // reject such a sample here, before it enters the history.
@@ -145,7 +149,7 @@ impl<const N: usize> Stream<N> {
         Ok(())
     }
 
-    fn take(&mut self, model: &Model<'_>, sample: &[f32], scratch: &mut [f32]) -> Result<Option<Score>> {
+    fn take(&mut self, sample: &[f32], scratch: &mut [f32]) -> Result<Option<Score>> {
         for &v in sample {
             self.history.write(v);
         }
@@ -173,6 +177,6 @@ impl<const N: usize> Stream<N> {
                 *o = v;
             }
         }
-        model.score(window, &[], scratch).map(Some)
+        self.model.score(window, &[], scratch).map(Some)
     }
 }

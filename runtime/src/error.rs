@@ -71,8 +71,7 @@ pub enum Error {
     },
     /// An input value is NaN or infinite.
     NonFiniteInput,
-    /// A stream call on a model without a stream layout (or an anomaly call on a
-    /// model without a threshold).
+    /// A stream was made for a model without a stream layout.
     NotAStreamModel,
     /// The stream buffer's capacity is smaller than the model's window needs.
     BufferTooSmall {
@@ -87,6 +86,13 @@ pub enum Error {
         /// The sequence number expected.
         expected: u32,
         /// The one given.
+        got: u32,
+    },
+    /// An output buffer (the encoder's) is shorter than what must be written.
+    OutputTooSmall {
+        /// Bytes needed.
+        needed: u32,
+        /// The buffer's length.
         got: u32,
     },
     /// An internal invariant failed. Unreachable after a successful load; reported
@@ -121,12 +127,15 @@ impl core::fmt::Display for Error {
                 write!(f, "scratch buffer too small: need {needed} f32, got {got}")
             }
             Error::NonFiniteInput => write!(f, "input holds a NaN or infinite value"),
-            Error::NotAStreamModel => write!(f, "the model has no stream layout or anomaly threshold"),
+            Error::NotAStreamModel => write!(f, "the model has no stream layout"),
             Error::BufferTooSmall { needed, got } => {
                 write!(f, "stream buffer too small: the window needs {needed} values, capacity {got}")
             }
             Error::OutOfOrder { expected, got } => {
                 write!(f, "stream sample out of order: expected sequence number {expected}, got {got}")
+            }
+            Error::OutputTooSmall { needed, got } => {
+                write!(f, "output buffer too small: need {needed} bytes, got {got}")
             }
             Error::Internal => write!(f, "internal invariant violated"),
         }

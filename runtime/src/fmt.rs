@@ -1,15 +1,8 @@
 //! Logging macros routed to `defmt` when the `defmt` feature is on, and to nothing
 //! otherwise (the embassy pattern): the crate never formats strings on its own.
+//! Without `defmt` the arguments are still borrowed, so a log line never leaves a
+//! variable unused.
 #![allow(unused_macros)]
-
-#[cfg(feature = "defmt")]
-macro_rules! trace {
-    ($($arg:tt)*) => { ::defmt::trace!($($arg)*) };
-}
-#[cfg(not(feature = "defmt"))]
-macro_rules! trace {
-    ($($arg:tt)*) => {{}};
-}
 
 #[cfg(feature = "defmt")]
 macro_rules! debug {
@@ -17,8 +10,9 @@ macro_rules! debug {
 }
 #[cfg(not(feature = "defmt"))]
 macro_rules! debug {
-    ($($arg:tt)*) => {{}};
+    ($fmt:literal $(, $arg:expr)* $(,)?) => {{
+        let _ = ($(&$arg),*);
+    }};
 }
 
-#[allow(unused_imports)]
-pub(crate) use {debug, trace};
+pub(crate) use debug;

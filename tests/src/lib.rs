@@ -1,7 +1,10 @@
 //! Shared helpers for the cross-crate tests.
 
-use floe_exporter::model::{perturb, BaseChoice, Flow, FlowConfig, PermChoice, Standardization, TransformKind};
+use floe_exporter::data::Standardization;
+use floe_exporter::flow::{perturb, Flow, FlowConfig, PermChoice, TransformKind};
+use floe_exporter::freeze::AlignedBytes;
 use floe_exporter::train::cpu;
+use floe_runtime::format::BaseKind;
 use rand::{Rng, SeedableRng};
 
 /// A small random flow (every parameter perturbed away from the identity) on the
@@ -43,7 +46,7 @@ pub fn config(transform: TransformKind, dim: usize, context_dim: usize) -> FlowC
         actnorm: true,
         lu: true,
         permutation: PermChoice::Random,
-        base: BaseChoice::Normal,
+        base: BaseKind::StdNormal,
         seed: 1,
     }
 }
@@ -61,8 +64,8 @@ pub fn rows(n: usize, d: usize, scale: f32, seed: u64) -> Vec<f32> {
 }
 
 /// The frozen bytes of a random flow, in an aligned buffer.
-pub fn model_bytes(cfg: &FlowConfig, seed: u64) -> floe_exporter::writer::AlignedBytes {
+pub fn model_bytes(cfg: &FlowConfig, seed: u64) -> AlignedBytes {
     let (flow, xs, cs) = random_flow(cfg, seed);
     let bytes = flow.frozen(&xs, &cs).expect("freeze").to_bytes().expect("serialize");
-    floe_exporter::writer::AlignedBytes::new(&bytes)
+    AlignedBytes::new(&bytes)
 }

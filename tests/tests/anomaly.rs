@@ -2,10 +2,11 @@
 //! malformed ones are rejected, stream windows equal hand-built ones bit for bit,
 //! and rejected samples leave the stream untouched.
 
-use floe_exporter::model::TransformKind;
-use floe_exporter::writer::{AlignedBytes, FrozenModel};
-use floe_runtime::format::hdr;
-use floe_runtime::{AnomalyThreshold, Error, Model, Stream, StreamLayout};
+use floe_exporter::flow::TransformKind;
+use floe_exporter::freeze::{AlignedBytes, FrozenModel};
+use floe_runtime::format::layout::header as hdr;
+use floe_runtime::format::{AnomalyThreshold, StreamLayout};
+use floe_runtime::{Error, Model, Stream};
 use floe_tests::{config, random_flow, rows};
 
 fn frozen(dim: usize) -> FrozenModel {
@@ -45,7 +46,7 @@ fn threshold_and_layout_round_trip_and_score() {
     let plain = AlignedBytes::new(&frozen(3).to_bytes().unwrap());
     let m = Model::load(&plain).unwrap();
     assert_eq!(m.score(&rows(1, 3, 1.0, 2), &[], &mut scratch).unwrap().anomaly, None);
-    assert!(matches!(Stream::<16>::new(&m), Err(Error::NotAStreamModel)));
+    assert!(matches!(Stream::<16>::new(m), Err(Error::NotAStreamModel)));
 }
 
 #[test]
@@ -93,12 +94,12 @@ fn stream_windows_equal_hand_built_ones_bit_for_bit() {
         let m = Model::load(&buf).unwrap();
         let mut scratch = vec![0.0f32; m.scratch_len()];
         // Capacity larger than the window: the ring keeps more than it uses.
-        let mut st = Stream::<40>::new(&m).unwrap();
+        let mut st = Stream::<40>::new(m).unwrap();
         let data = rows(30, c, 1.0, 9);
         let mut seen: Vec<Vec<f32>> = Vec::new();
         for (t, s) in data.chunks(c).enumerate() {
             assert_eq!(st.samples_needed(), w.saturating_sub(t));
-            let got = st.push(&m, s, &mut scratch).unwrap();
+            let got = st.push(s, &mut scratch).unwrap();
             seen.push(s.to_vec());
             if t + 1 < w {
                 assert!(got.is_none(), "t={t}");
@@ -118,35 +119,29 @@ fn rejected_samples_leave_the_stream_untouched() {
     let buf = stream_model(4, 2, true);
     let m = Model::load(&buf).unwrap();
     let mut scratch = vec![0.0f32; m.scratch_len()];
-    assert!(matches!(Stream::<7>::new(&m), Err(Error::BufferTooSmall { needed: 8, got: 7 })));
-    let mut a = Stream::<8>::new(&m).unwrap();
-    let mut b = Stream::<8>::new(&m).unwrap();
+    assert!(matches!(Stream::<7>::new(m), Err(Error::BufferTooSmall { needed: 8, got: 7 })));
+    let mut a = Stream::<8>::new(m).unwrap();
+    let mut b = Stream::<8>::new(m).unwrap();
     let data = rows(12, 2, 1.0, 4);
     for (t, s) in data.chunks(2).enumerate() {
         let seq = 100 + t as u32;
         // Every kind of bad call on `a` first; `b` never sees them.
-        assert_eq!(a.push_seq(&m, seq, &s[..1], &mut scratch), Err(Error::DimMismatch { expected: 2, got: 1 }));
-        assert_eq!(a.push_seq(&m, seq, &[s[0], f32::NAN], &mut scratch), Err(Error::NonFiniteInput));
-        assert_eq!(a.push_seq(&m, seq, &[f32::INFINITY, s[1]], &mut scratch), Err(Error::NonFiniteInput));
-        assert!(matches!(a.push_seq(&m, seq, s, &mut scratch[..3]), Err(Error::ScratchTooSmall { .. })));
+        assert_eq!(a.push_seq(seq, &s[..1], &mut scratch), Err(Error::DimMismatch { expected: 2, got: 1 }));
+        assert_eq!(a.push_seq(seq, &[s[0], f32::NAN], &mut scratch), Err(Error::NonFiniteInput));
+        assert_eq!(a.push_seq(seq, &[f32::INFINITY, s[1]], &mut scratch), Err(Error::NonFiniteInput));
+        assert!(matches!(a.push_seq(seq, s, &mut scratch[..3]), Err(Error::ScratchTooSmall { .. })));
         if t > 0 {
-            assert_eq!(
-                a.push_seq(&m, seq + 1, s, &mut scratch),
-                Err(Error::OutOfOrder { expected: seq, got: seq + 1 })
-            );
-            assert_eq!(
-                a.push_seq(&m, seq - 1, s, &mut scratch),
-                Err(Error::OutOfOrder { expected: seq, got: seq - 1 })
-            );
+            assert_eq!(a.push_seq(seq + 1, s, &mut scratch), Err(Error::OutOfOrder { expected: seq, got: seq + 1 }));
+            assert_eq!(a.push_seq(seq - 1, s, &mut scratch), Err(Error::OutOfOrder { expected: seq, got: seq - 1 }));
         }
-        let ra = a.push_seq(&m, seq, s, &mut scratch).unwrap();
-        let rb = b.push(&m, s, &mut scratch).unwrap();
+        let ra = a.push_seq(seq, s, &mut scratch).unwrap();
+        let rb = b.push(s, &mut scratch).unwrap();
         assert_eq!(ra.map(|x| x.nats.to_bits()), rb.map(|x| x.nats.to_bits()), "t={t}");
     }
-    // A stream made for one model refuses another.
-    let other = stream_model(4, 2, false);
-    let o = Model::load(&other).unwrap();
-    assert_eq!(a.push(&o, &[0.0, 0.0], &mut scratch), Err(Error::NotAStreamModel));
+    // A stream holds the model it was made for: `push` takes no model, so it
+    // cannot be fed to another one (the old run-time mismatch check is now a
+    // compile-time one).
+    assert_eq!(a.model().header(), m.header());
 }
 
 #[test]
@@ -154,16 +149,16 @@ fn a_difference_beyond_f32_is_rejected_before_it_enters_the_stream() {
     let buf = stream_model(3, 1, true);
     let m = Model::load(&buf).unwrap();
     let mut scratch = vec![0.0f32; m.scratch_len()];
-    let mut a = Stream::<8>::new(&m).unwrap();
-    let mut b = Stream::<8>::new(&m).unwrap();
-    assert_eq!(a.push_seq(&m, 0, &[-3e38], &mut scratch), Ok(None));
-    assert_eq!(b.push_seq(&m, 0, &[-3e38], &mut scratch), Ok(None));
+    let mut a = Stream::<8>::new(m).unwrap();
+    let mut b = Stream::<8>::new(m).unwrap();
+    assert_eq!(a.push_seq(0, &[-3e38], &mut scratch), Ok(None));
+    assert_eq!(b.push_seq(0, &[-3e38], &mut scratch), Ok(None));
     // +3e38 after -3e38: both finite, their difference is not.
-    assert_eq!(a.push_seq(&m, 1, &[3e38], &mut scratch), Err(Error::NonFiniteInput));
+    assert_eq!(a.push_seq(1, &[3e38], &mut scratch), Err(Error::NonFiniteInput));
     assert_eq!(a.samples_needed(), 2);
     for (t, v) in [(1u32, 0.5f32), (2, 1.0), (3, 2.0)] {
-        let ra = a.push_seq(&m, t, &[v], &mut scratch).map(|s| s.map(|x| x.nats.to_bits()));
-        let rb = b.push_seq(&m, t, &[v], &mut scratch).map(|s| s.map(|x| x.nats.to_bits()));
+        let ra = a.push_seq(t, &[v], &mut scratch).map(|s| s.map(|x| x.nats.to_bits()));
+        let rb = b.push_seq(t, &[v], &mut scratch).map(|s| s.map(|x| x.nats.to_bits()));
         assert_eq!(ra, rb, "t={t}");
     }
 }

@@ -2,15 +2,21 @@
 //! against finite differences, identity at initialization, normalization on a
 //! grid, seeded sampling.
 
-use floe_exporter::model::{BaseChoice, TransformKind};
-use floe_exporter::writer::AlignedBytes;
+use floe_exporter::data::Standardization;
+use floe_exporter::flow::{FlowConfig, PermChoice, TransformKind};
+use floe_exporter::freeze::AlignedBytes;
+use floe_runtime::format::BaseKind;
 use floe_runtime::{Model, Rng};
 use floe_tests::{config, random_flow_scaled, rows};
 
-const ALL: [TransformKind; 4] =
-    [TransformKind::SplineCoupling, TransformKind::AffineCoupling, TransformKind::Maf, TransformKind::MadeSpline];
+const ALL: [TransformKind; 4] = [
+    TransformKind::SplineCoupling,
+    TransformKind::AffineCoupling,
+    TransformKind::MadeAffine,
+    TransformKind::MadeSpline,
+];
 
-fn frozen(cfg: &floe_exporter::model::FlowConfig, seed: u64, scale: f32) -> AlignedBytes {
+fn frozen(cfg: &FlowConfig, seed: u64, scale: f32) -> AlignedBytes {
     let (flow, xs, cs) = random_flow_scaled(cfg, seed, scale);
     AlignedBytes::new(&flow.frozen(&xs, &cs).unwrap().to_bytes().unwrap())
 }
@@ -83,7 +89,7 @@ fn log_det_matches_finite_difference_jacobian() {
 fn untrained_flow_is_the_identity() {
     for t in ALL {
         let mut cfg = config(t, 4, 1);
-        cfg.permutation = floe_exporter::model::PermChoice::None;
+        cfg.permutation = PermChoice::None;
         // No perturbation: every layer starts as the identity (ActNorm before its
         // data-dependent initialization included), so z is the standardized x.
         let b = frozen(&cfg, 51, 0.0);
@@ -105,15 +111,15 @@ fn untrained_flow_is_the_identity() {
 #[test]
 fn two_dimensional_density_integrates_to_one() {
     for (t, base) in [
-        (TransformKind::SplineCoupling, BaseChoice::Normal),
-        (TransformKind::MadeSpline, BaseChoice::StudentT),
-        (TransformKind::AffineCoupling, BaseChoice::DiagNormal),
+        (TransformKind::SplineCoupling, BaseKind::StdNormal),
+        (TransformKind::MadeSpline, BaseKind::StudentT),
+        (TransformKind::AffineCoupling, BaseKind::DiagNormal),
     ] {
         let mut cfg = config(t, 2, 0);
         cfg.base = base;
         let (flow, _, _) = random_flow_scaled(&cfg, 61, 0.3);
-        let id = floe_exporter::model::Standardization::identity(2);
-        let none = floe_exporter::model::Standardization::identity(0);
+        let id = Standardization::identity(2);
+        let none = Standardization::identity(0);
         let b = AlignedBytes::new(&flow.frozen(&id, &none).unwrap().to_bytes().unwrap());
         let m = Model::load(&b).unwrap();
         let mut s = vec![0.0; m.scratch_len()];
@@ -133,7 +139,7 @@ fn two_dimensional_density_integrates_to_one() {
 #[test]
 fn sampling_is_seeded_and_returns_the_log_density() {
     let mut cfg = config(TransformKind::SplineCoupling, 3, 1);
-    cfg.base = BaseChoice::StudentT;
+    cfg.base = BaseKind::StudentT;
     let b = frozen(&cfg, 71, 0.15);
     let m = Model::load(&b).unwrap();
     let mut s = vec![0.0; m.scratch_len()];

@@ -2,15 +2,17 @@
 //! with a valid CRC, and bad call arguments all get the right typed error — and
 //! nothing panics.
 
-use floe_exporter::model::{BaseChoice, TransformKind};
-use floe_exporter::writer::AlignedBytes;
-use floe_runtime::format::{crc32, hdr, HEADER_LEN, LAYER_RECORD_LEN};
+use floe_exporter::flow::TransformKind;
+use floe_exporter::freeze::AlignedBytes;
+use floe_runtime::exporter_hooks::tensor_record;
+use floe_runtime::format::layout::{header as hdr, layer};
+use floe_runtime::format::{crc32, BaseKind, LayerKind, HEADER_LEN, LAYER_RECORD_LEN};
 use floe_runtime::{Error, Model};
 use floe_tests::{config, model_bytes};
 
 fn sample_model() -> AlignedBytes {
     let mut cfg = config(TransformKind::SplineCoupling, 3, 1);
-    cfg.base = BaseChoice::StudentT;
+    cfg.base = BaseKind::StudentT;
     model_bytes(&cfg, 21)
 }
 
@@ -103,7 +105,7 @@ fn specific_semantic_errors() {
     let b = sample_model();
     let m = Model::load(&b).unwrap();
     let h = *m.header();
-    let tensor_off = |i: u32| m.tensor_record(i).unwrap().offset as usize;
+    let tensor_off = |i: u32| tensor_record(&m, i).unwrap().offset as usize;
 
     // Wrong scratch length in the header.
     let mut t = b.clone();
@@ -145,11 +147,9 @@ fn specific_semantic_errors() {
     assert_eq!(Model::load(&t).err(), Some(Error::BadHeader));
 
     // Spline tail bound <= 0: find the first spline layer.
-    let li = (0..m.n_layers())
-        .find(|&i| m.layer_info(i).unwrap().record.kind == floe_runtime::LayerKind::SplineCoupling)
-        .unwrap();
+    let li = (0..m.n_layers()).find(|&i| m.layer_info(i).unwrap().record.kind == LayerKind::SplineCoupling).unwrap();
     let mut t = b.clone();
-    let at = HEADER_LEN + li * LAYER_RECORD_LEN + 12;
+    let at = HEADER_LEN + li * LAYER_RECORD_LEN + layer::PARAM;
     t[at..at + 4].copy_from_slice(&(-3.0f32).to_le_bytes());
     recrc(&mut t);
     assert_eq!(Model::load(&t).err(), Some(Error::BadLayer(li as u16)));
@@ -157,22 +157,22 @@ fn specific_semantic_errors() {
 
 #[test]
 fn permutation_and_made_mask_violations_are_invalid_parameters() {
-    let mut cfg = config(TransformKind::Maf, 3, 0);
+    let mut cfg = config(TransformKind::MadeAffine, 3, 0);
     cfg.lu = false;
     let b = model_bytes(&cfg, 5);
     let m = Model::load(&b).unwrap();
     for i in 0..m.n_layers() {
         let info = m.layer_info(i).unwrap();
         let t0 = info.record.first_tensor;
-        let off = m.tensor_record(t0).unwrap().offset as usize;
+        let off = tensor_record(&m, t0).unwrap().offset as usize;
         let mut t = b.clone();
         match info.record.kind {
-            floe_runtime::LayerKind::Permute => {
+            LayerKind::Permute => {
                 // Repeat index 0: [p0, p0, ...].
                 let p0 = [t[off], t[off + 1]];
                 t[off + 2..off + 4].copy_from_slice(&p0);
             }
-            floe_runtime::LayerKind::MadeAffine => {
+            LayerKind::MadeAffine => {
                 // W0 row 0 (hidden degree 1) may not see input 1 (degree 2).
                 t[off + 4..off + 8].copy_from_slice(&0.5f32.to_le_bytes());
             }

@@ -2,10 +2,11 @@
 //! arithmetic bit for bit (checked inside `quantize`), stay close to f32, and
 //! malformed quantized files get typed errors.
 
-use floe_exporter::model::TransformKind;
-use floe_exporter::quant::{quantize, QuantConfig, QuantMode, Quantized, RowSet};
-use floe_exporter::writer::{AlignedBytes, FrozenModel, Payload};
-use floe_runtime::format::{FLAG_INT8, FLAG_W8};
+use floe_exporter::data::Rows;
+use floe_exporter::flow::TransformKind;
+use floe_exporter::freeze::{AlignedBytes, FrozenModel, Payload};
+use floe_exporter::quant::{quantize, QuantConfig, Quantized};
+use floe_runtime::format::{crc32, layout, Precision, FLAG_W8, HEADER_LEN, LAYER_RECORD_LEN};
 use floe_runtime::{Error, Model};
 use floe_tests::{config, random_flow, rows};
 
@@ -18,19 +19,11 @@ fn frozen(transform: TransformKind, residual: bool, tanh: bool, cdim: usize) -> 
     flow.frozen(&xs, &cs).expect("freeze")
 }
 
-fn run(model: &FrozenModel, mode: QuantMode, budget: f64) -> Quantized {
+fn run(model: &FrozenModel, mode: Precision, budget: f64) -> Quantized {
     let (d, c) = (model.dim, model.context_dim);
-    let (cx, cc) = (rows(400, d, 1.0, 1), rows(400, c, 1.0, 2));
-    let (vx, vc) = (rows(200, d, 1.0, 3), rows(200, c, 1.0, 4));
-    let (tx, tc) = (rows(200, d, 1.0, 5), rows(200, c, 1.0, 6));
-    quantize(
-        model,
-        QuantConfig { mode, max_layer_cost: budget },
-        RowSet { x: &cx, c: &cc },
-        RowSet { x: &vx, c: &vc },
-        RowSet { x: &tx, c: &tc },
-    )
-    .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
+    let set = |n, seed| Rows { dim: d, context_dim: c, x: rows(n, d, 1.0, seed), c: rows(n, c, 1.0, seed + 1) };
+    quantize(model, QuantConfig { precision: mode, max_layer_cost: budget }, &set(400, 1), &set(200, 3), &set(200, 5))
+        .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
 }
 
 fn log_probs(bytes: &[u8], x: &[f32], c: &[f32], d: usize, cd: usize) -> Vec<f32> {
@@ -53,23 +46,24 @@ fn int8_and_w8_models_load_and_stay_close_to_f32() {
     ] {
         let model = frozen(transform, residual, tanh, cdim);
         let f32_bytes = model.to_bytes().expect("f32 bytes");
-        for mode in [QuantMode::Int8, QuantMode::W8] {
+        for mode in [Precision::Int8, Precision::W8] {
             let q = run(&model, mode, f64::INFINITY);
             let what = format!("{transform:?} residual={residual} tanh={tanh} {mode:?}");
-            assert!(q.checked_values > 0, "{what}: nothing compared bit for bit");
-            assert_eq!(q.checked_rows, 200, "{what}: every check row simulated");
-            assert!(q.bytes.len() < f32_bytes.len(), "{what}: not smaller");
+            assert!(q.verified.values > 0, "{what}: nothing compared bit for bit");
+            assert_eq!(q.verified.rows, 200, "{what}: every check row simulated");
+            assert!(q.loaded.bytes().len() < f32_bytes.len(), "{what}: not smaller");
             for ch in &q.choices {
-                let expect_int8 = mode == QuantMode::Int8 && !residual && !tanh;
-                let got = ch.mode.expect("unlimited budget quantizes every layer");
-                assert_eq!(got == QuantMode::Int8, expect_int8, "{what}: layer {} is {got:?}", ch.layer);
-                if mode == QuantMode::Int8 && !expect_int8 {
+                let expect_int8 = mode == Precision::Int8 && !residual && !tanh;
+                let got = ch.precision;
+                assert!(got.is_quantized(), "{what}: unlimited budget quantizes every layer");
+                assert_eq!(got == Precision::Int8, expect_int8, "{what}: layer {} is {got:?}", ch.layer);
+                if mode == Precision::Int8 && !expect_int8 {
                     assert!(!ch.note.is_empty(), "{what}: fallback without a reason");
                 }
             }
             let (x, c) = (rows(100, 4, 1.0, 11), rows(100, cdim, 1.0, 12));
             let a = log_probs(&f32_bytes, &x, &c, 4, cdim);
-            let b = log_probs(&q.bytes, &x, &c, 4, cdim);
+            let b = log_probs(q.loaded.bytes(), &x, &c, 4, cdim);
             let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
             let mean = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).sum::<f32>() / a.len() as f32;
             // Random (untrained) weights: rows near a spline knot can move by more
@@ -85,9 +79,9 @@ fn int8_and_w8_models_load_and_stay_close_to_f32() {
 #[test]
 fn a_zero_budget_keeps_costly_layers_in_f32() {
     let model = frozen(TransformKind::SplineCoupling, false, false, 0);
-    let q = run(&model, QuantMode::Int8, -1.0);
-    assert!(q.choices.iter().all(|ch| ch.mode.is_none() && ch.note.contains("kept f32")));
-    assert_eq!(q.bytes, model.to_bytes().expect("f32"), "nothing quantized: the f32 file");
+    let q = run(&model, Precision::Int8, -1.0);
+    assert!(q.choices.iter().all(|ch| ch.precision == Precision::F32 && ch.note.contains("kept f32")));
+    assert_eq!(q.loaded.bytes(), model.to_bytes().expect("f32"), "nothing quantized: the f32 file");
 }
 
 /// Bytes of a quantized model with one tensor payload changed (CRC fixed by the writer).
@@ -99,13 +93,13 @@ fn mutate(q: &Quantized, edit: impl FnOnce(&mut FrozenModel)) -> Result<(), Erro
 }
 
 fn first_quantized(m: &FrozenModel) -> usize {
-    m.layers.iter().position(|l| l.quant != 0).expect("a quantized layer")
+    m.layers.iter().position(|l| l.precision.is_quantized()).expect("a quantized layer")
 }
 
 #[test]
 fn malformed_quantized_layers_get_typed_errors() {
     let model = frozen(TransformKind::SplineCoupling, false, false, 0);
-    let q = run(&model, QuantMode::Int8, f64::INFINITY);
+    let q = run(&model, Precision::Int8, f64::INFINITY);
     let li = first_quantized(&q.model);
     let layer = li as u16;
     assert_eq!(mutate(&q, |_| {}), Ok(()));
@@ -145,16 +139,22 @@ fn malformed_quantized_layers_get_typed_errors() {
     });
     assert!(matches!(e, Err(Error::NonFiniteWeight(_))), "{e:?}");
     // Both quantization flags, or int8 with a residual conditioner.
-    assert_eq!(mutate(&q, |m| m.layers[li].quant = FLAG_INT8 | FLAG_W8), Err(Error::BadLayer(layer)));
+    // (`Precision` cannot say both, so the flag byte is edited in the file.)
+    let mut both = q.loaded.bytes().to_vec();
+    both[HEADER_LEN + li * LAYER_RECORD_LEN + layout::layer::FLAGS] |= FLAG_W8;
+    let n = both.len();
+    let crc = crc32(&both[..n - 4]);
+    both[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(Model::load(&AlignedBytes::new(&both)).map(|_| ()), Err(Error::BadLayer(layer)));
     assert_eq!(mutate(&q, |m| m.layers[li].residual = true), Err(Error::BadLayer(layer)));
     // A w8 flag on int8 tensors: the shapes and dtypes no longer fit.
-    assert_eq!(mutate(&q, |m| m.layers[li].quant = FLAG_W8), Err(Error::ShapeMismatch(layer)));
+    assert_eq!(mutate(&q, |m| m.layers[li].precision = Precision::W8), Err(Error::ShapeMismatch(layer)));
 }
 
 #[test]
 fn made_masks_are_checked_on_int8_weights() {
-    let model = frozen(TransformKind::Maf, false, false, 0);
-    let q = run(&model, QuantMode::Int8, f64::INFINITY);
+    let model = frozen(TransformKind::MadeAffine, false, false, 0);
+    let q = run(&model, Precision::Int8, f64::INFINITY);
     let li = first_quantized(&q.model);
     // Hidden unit 0 has degree 1; input x_1 has degree 2: the weight (0, 1) is masked.
     let e = mutate(&q, |m| {

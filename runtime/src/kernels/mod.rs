@@ -1,7 +1,10 @@
-//! Numerical kernels: dense layers and activations.
+//! Numerical kernels: dense layers (f32, w8, int8), activations, softplus.
 //!
-//! Every kernel accumulates in a fixed, sequential order and uses `libm` for
-//! transcendental functions, so the host and a Cortex-M produce the same bits.
+//! The building blocks a model's conditioners run on, public for benchmarks and
+//! for the firmware's cost program; evaluating a model needs none of them
+//! directly. Every kernel accumulates in a fixed, sequential order and uses
+//! `libm` for transcendental functions, so the host and a Cortex-M produce the
+//! same bits.
 
 use crate::error::{Error, Result};
 use crate::format::Activation;

@@ -36,7 +36,7 @@ pub fn dense_w8(w: &[i8], scale: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) ->
 /// (`SMLAD`) needs next to the `SXTB16`-extracted weights 0, 2 (and 1, 3). A
 /// trailing partial group is stored in order. Internal to the int8 conditioner;
 /// the file format stores weights in plain row-major order.
-pub const fn paired_index(j: usize, n: usize) -> usize {
+pub(crate) const fn paired_index(j: usize, n: usize) -> usize {
     if j >= n - n % 4 {
         j
     } else {
@@ -50,7 +50,9 @@ pub const fn paired_index(j: usize, n: usize) -> usize {
 
 /// Quantize `x` to int8 as `q = clamp(round(x · inv_scale) + zp, -128, 127)`
 /// (`round`: half away from zero) and store `q - zp`, the centred value the dot
-/// products use, as i16 in the paired layout ([`paired_index`]).
+/// products use, as i16 in the *paired* layout [`dense_i8`] reads: each complete
+/// group of four stored as elements 0, 2, 1, 3 (so one 32-bit load feeds a packed
+/// 16-bit multiply-accumulate), a trailing partial group in order.
 pub fn quantize(x: &[f32], inv_scale: f32, zp: i32, q: &mut [i16]) -> Result<()> {
     let n = x.len();
     if n != q.len() {
@@ -66,7 +68,7 @@ pub fn quantize(x: &[f32], inv_scale: f32, zp: i32, q: &mut [i16]) -> Result<()>
 }
 
 /// `acc_i = b_i + Σ_j w_ij · x_j`, exact in i32, with `x` in the paired layout
-/// ([`paired_index`]). |w| ≤ 127, |x| ≤ 255 and |b| ≤ 2^30 are checked at load,
+/// [`quantize`] writes. |w| ≤ 127, |x| ≤ 255 and |b| ≤ 2^30 are checked at load,
 /// so no sum can overflow for up to 8192 inputs (the most `D + C` can be; the
 /// bound holds to about 33,000); wrapping arithmetic keeps even a violated bound
 /// panic-free and deterministic.

@@ -1,13 +1,21 @@
-//! The transforms, one file each. Every transform maps data towards the latent
-//! space in `forward` (the direction `log_prob` needs) and back in `inverse`, and
-//! both return the log-determinant of the *forward* Jacobian.
+//! The transforms, one file each, and [`Layer`]: a layer record bound to its
+//! tensors, which dispatches to them.
+//!
+//! Every transform maps data towards the latent space in `forward` (the direction
+//! `log_prob` needs) and back in `inverse`, and both return the log-determinant of
+//! the *forward* Jacobian. Conditioned layers (couplings, MADE) evaluate a
+//! [`conditioner::Conditioner`] and apply an [`Elementwise`] map with its output.
 
-pub mod actnorm;
-pub mod affine_coupling;
-pub mod lu_linear;
-pub mod made;
-pub mod permute;
-pub mod spline;
+mod actnorm;
+mod conditioner;
+mod coupling;
+mod layer;
+mod lu_linear;
+mod made;
+mod permute;
+pub(crate) mod spline;
+
+pub(crate) use layer::{Layer, Plan};
 
 use crate::error::{Error, Result};
 use crate::format::LayerRecord;
@@ -15,7 +23,7 @@ use crate::kernels::sub;
 
 /// Soft clamp of affine log-scales: `log s = A tanh(raw / A)`.
 #[inline]
-pub fn soft_clamp(raw: f32, a: f32) -> f32 {
+pub(crate) fn soft_clamp(raw: f32, a: f32) -> f32 {
     a * libm::tanhf(raw / a)
 }
 
@@ -29,17 +37,19 @@ pub(crate) enum Elementwise {
 }
 
 impl Elementwise {
-    pub(crate) fn affine(rec: &LayerRecord) -> Elementwise {
-        Elementwise::Affine { clamp: rec.param }
-    }
-    pub(crate) fn spline(rec: &LayerRecord) -> Elementwise {
-        Elementwise::Spline { bins: rec.bins as usize, bound: rec.param }
+    /// The map of a conditioned layer's record.
+    pub(crate) fn of(rec: &LayerRecord) -> Elementwise {
+        if rec.kind.is_spline() {
+            Elementwise::Spline { bins: rec.bins as usize, bound: rec.param }
+        } else {
+            Elementwise::Affine { clamp: rec.param }
+        }
     }
     /// Raw parameters per transformed coordinate.
     pub(crate) fn params_per_dim(&self) -> usize {
         match *self {
             Elementwise::Affine { .. } => 2,
-            Elementwise::Spline { bins, .. } => spline::params_per_dim(bins),
+            Elementwise::Spline { bins, .. } => crate::format::spline::params_per_dim(bins),
         }
     }
     /// Work space for one evaluation.
@@ -80,6 +90,38 @@ impl Elementwise {
                 Ok(((z - t) * libm::expf(-ls), ls))
             }
             Elementwise::Spline { bins, bound } => spline::inverse(z, p, bins, bound, work),
+        }
+    }
+}
+
+/// An observer of conditioner evaluations: `(layer, input, output)`; it may
+/// rewrite the output before the layer uses it. The exporter calibrates int8
+/// activation ranges with it and simulates quantized conditioners on an f32 model
+/// (`floe_runtime::exporter_hooks::log_prob_traced`).
+pub type Trace<'t> = dyn FnMut(u16, &[f32], &mut [f32]) + 't;
+
+/// An optional [`Trace`] and the layer being evaluated.
+pub(crate) struct Tracer<'t> {
+    f: Option<&'t mut Trace<'t>>,
+    pub(crate) layer: u16,
+}
+
+impl<'t> Tracer<'t> {
+    /// No observer.
+    pub(crate) fn none() -> Tracer<'t> {
+        Tracer { f: None, layer: 0 }
+    }
+
+    /// Report to `f`.
+    pub(crate) fn new(f: &'t mut Trace<'t>) -> Tracer<'t> {
+        Tracer { f: Some(f), layer: 0 }
+    }
+
+    /// Report one evaluation of the current layer's conditioner (the observer may
+    /// rewrite `output`).
+    pub(crate) fn emit(&mut self, input: &[f32], output: &mut [f32]) {
+        if let Some(f) = self.f.as_mut() {
+            f(self.layer, input, output);
         }
     }
 }

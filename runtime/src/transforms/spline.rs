@@ -7,28 +7,16 @@
 //! - interior derivatives `d_i = MIN_DERIVATIVE + softplus(raw_d + DERIVATIVE_SHIFT)`,
 //!   boundary derivatives `d_0 = d_K = 1` so the tails join smoothly.
 //!
-//! Raw outputs of zero give the identity, so a zero-initialized conditioner makes
-//! the layer start as the identity map.
+//! The constants are the format's ([`crate::format::spline`]). Raw outputs of zero
+//! give the identity, so a zero-initialized conditioner makes the layer start as
+//! the identity map.
 
 use crate::error::{Error, Result};
+use crate::format::spline::{params_per_dim, DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE};
 use crate::kernels::{at, softplus, sub, take};
 
-/// Minimum bin width, as a fraction of the interval.
-pub const MIN_BIN_WIDTH: f32 = 1e-3;
-/// Minimum bin height, as a fraction of the interval.
-pub const MIN_BIN_HEIGHT: f32 = 1e-3;
-/// Minimum knot derivative.
-pub const MIN_DERIVATIVE: f32 = 1e-3;
-/// `ln(e^(1 - MIN_DERIVATIVE) - 1)`: raw derivative 0 maps to derivative 1.
-pub const DERIVATIVE_SHIFT: f32 = 0.539_742_4;
-
-/// Raw parameters per coordinate for K bins.
-pub const fn params_per_dim(bins: usize) -> usize {
-    (3 * bins).saturating_sub(1)
-}
-
 /// `f32` words of work space per spline evaluation.
-pub const fn work_len(bins: usize) -> usize {
+pub(crate) const fn work_len(bins: usize) -> usize {
     3 * (bins + 1)
 }
 
@@ -138,7 +126,7 @@ fn log_deriv(b: &Bin, theta: f32) -> f32 {
 }
 
 /// Forward map `y = s(x)` and `log |dy/dx|`. `work` holds [`work_len`] values.
-pub fn forward(x: f32, raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<(f32, f32)> {
+pub(crate) fn forward(x: f32, raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<(f32, f32)> {
     if !(x >= -bound && x <= bound) {
         return Ok((x, 0.0));
     }
@@ -154,7 +142,7 @@ pub fn forward(x: f32, raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -
 }
 
 /// Inverse map `x = s^-1(y)` and the *forward* `log |dy/dx|` at that `x`.
-pub fn inverse(y: f32, raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<(f32, f32)> {
+pub(crate) fn inverse(y: f32, raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<(f32, f32)> {
     if !(y >= -bound && y <= bound) {
         return Ok((y, 0.0));
     }

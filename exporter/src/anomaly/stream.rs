@@ -1,0 +1,318 @@
+//! Sensor streams: learn windows of a normal series, calibrate a threshold on
+//! held-out windows of it, write a model with its stream layout, and score a
+//! series sample by sample through the runtime's [`Stream`] — as a device would.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use floe_runtime::format::{AnomalyThreshold, Precision, StreamLayout};
+use floe_runtime::{Model, Stream};
+
+use super::metrics::threshold_at;
+use super::protocol::score_rows;
+use super::FlowSettings;
+use crate::data::{self, standardize, DataSpec, Rows, Standardization};
+use crate::error::{ConfigError, DataError, FloeError, Result};
+use crate::freeze::{self, LoadedModel, Parity, PARITY_TOLERANCE};
+use crate::quant::{self, QuantConfig};
+use crate::train;
+
+/// History (values) the host-side stream scorer holds: the longest window ×
+/// channels a stream model may have here.
+pub const STREAM_CAPACITY: usize = 1024;
+
+/// Windows a normal series must yield to train on.
+pub const MIN_WINDOWS: usize = 50;
+
+/// A multichannel series: samples of `channels` values, interleaved, and 0/1
+/// labels per sample when the file has them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Values per sample.
+    pub channels: usize,
+    /// `[s_0c_0, s_0c_1, …, s_1c_0, …]`.
+    pub values: Vec<f32>,
+    /// Per-sample anomaly labels.
+    pub labels: Option<Vec<bool>>,
+}
+
+impl Series {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.values.len().checked_div(self.channels).unwrap_or(0)
+    }
+    /// Whether there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The `columns` of a CSV (one channel each) as a series, with the 0/1 labels of
+/// `label_column` if the file has that column.
+pub fn read_series(path: &Path, columns: &[String], label_column: &str) -> Result<Series> {
+    let t = data::load(&DataSpec { columns: Some(columns.to_vec()), ..DataSpec::file(path) })?;
+    let header = std::fs::read_to_string(path).map_err(|e| FloeError::io(path, e))?;
+    let has_labels = header.lines().next().is_some_and(|h| h.split(',').any(|c| c.trim() == label_column));
+    let labels = if has_labels {
+        let l = data::load(&DataSpec { columns: Some(vec![label_column.to_owned()]), ..DataSpec::file(path) })?;
+        Some(l.x.iter().map(|&v| v != 0.0).collect())
+    } else {
+        None
+    };
+    Ok(Series { channels: t.d, values: t.x, labels })
+}
+
+/// Every window (stride 1) of a series of `layout.channels`-wide samples, as
+/// model rows: the last W samples, oldest first, channel-interleaved, or their
+/// W − 1 first differences per channel — exactly what [`Stream`] assembles.
+pub fn windows(values: &[f32], layout: StreamLayout) -> Rows {
+    let (w, c) = (layout.window as usize, layout.channels as usize);
+    let n = values.len() / c.max(1);
+    let mut out = Vec::new();
+    for end in w..=n {
+        let win = &values[(end - w) * c..end * c];
+        if layout.differences {
+            out.extend(win[c..].iter().zip(win).map(|(b, a)| b - a));
+        } else {
+            out.extend_from_slice(win);
+        }
+    }
+    Rows::new(layout.dim(), out)
+}
+
+/// What to fit.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// Samples per window.
+    pub window: u16,
+    /// Model the window's first differences instead of its values.
+    pub differences: bool,
+    /// False-alarm rate of the threshold on held-out normal windows.
+    pub fpr: f64,
+    /// Quantize the model.
+    pub quantize: Option<Precision>,
+    /// Seed.
+    pub seed: u64,
+    /// The flow.
+    pub settings: FlowSettings,
+}
+
+/// A fitted stream model.
+#[derive(Debug)]
+pub struct StreamModel {
+    /// The file to write (quantized if asked), with its layout and threshold.
+    pub loaded: LoadedModel,
+    /// Bytes of the f32 file.
+    pub f32_bytes: usize,
+    /// The window layout.
+    pub layout: StreamLayout,
+    /// The threshold, nats.
+    pub threshold: f64,
+    /// Burn vs runtime on the calibration windows.
+    pub parity: Parity,
+    /// Training windows.
+    pub n_train: usize,
+    /// Calibration windows.
+    pub n_calib: usize,
+    /// Epochs trained.
+    pub epochs: usize,
+}
+
+/// Fit a stream model on the normal series `normal` (read from `path`) on `device`.
+///
+/// Time-ordered split: the last 20 % of the normal windows calibrate (and stop
+/// early), after a gap of W − 1 windows so no calibration window shares a sample
+/// with a training window.
+pub fn fit_stream(normal: &Series, path: &Path, spec: &StreamSpec, device: &Device) -> Result<StreamModel> {
+    super::bench::check_fpr(spec.fpr)?;
+    let channels = u16::try_from(normal.channels)
+        .map_err(|_| ConfigError::invalid("--column", "at most 65535 columns", normal.channels))?;
+    let layout = StreamLayout { window: spec.window, channels, differences: spec.differences };
+    if layout.dim() < 2 {
+        return Err(
+            ConfigError::invalid("--window", "long enough to leave at least 2 model dimensions", spec.window).into()
+        );
+    }
+    if layout.history_len() > STREAM_CAPACITY {
+        return Err(ConfigError::invalid(
+            "--window",
+            "at most the 1024 values the stream scorer holds (window x channels)",
+            spec.window,
+        )
+        .into());
+    }
+    let all = windows(&normal.values, layout);
+    let n = all.n();
+    let window = spec.window as usize;
+    if n < MIN_WINDOWS {
+        return Err(DataError::TooFewWindows { path: path.to_path_buf(), windows: n, window, need: MIN_WINDOWS }.into());
+    }
+    let n_train = n * 4 / 5;
+    let gap = window - 1;
+    if n_train + gap >= n {
+        return Err(
+            DataError::TooFewWindows { path: path.to_path_buf(), windows: n, window, need: n_train + gap + 1 }.into()
+        );
+    }
+    let tr = all.select(&(0..n_train).collect::<Vec<_>>());
+    let ca = all.select(&(n_train + gap..n).collect::<Vec<_>>());
+    let d = layout.dim();
+    let xs = Standardization::fit(&tr.x, d);
+    let cs = Standardization::identity(0);
+    let (fc, mut tc) = spec.settings.configs(d, spec.seed);
+    tc.dequantize = true;
+    let (model, history) = train::train(
+        &fc,
+        &tc,
+        &xs,
+        &standardize(&tr, &xs, &cs),
+        &standardize(&ca, &xs, &cs),
+        device,
+        spec.settings.progress,
+    )?;
+    let (f32_file, parity) = freeze::freeze(&model, &xs, &cs, &ca, PARITY_TOLERANCE)?;
+    let mut frozen = model.frozen(&xs, &cs)?;
+    frozen.stream = Some(layout);
+    if let Some(precision) = spec.quantize {
+        let q = quant::quantize(&frozen, QuantConfig { precision, max_layer_cost: 0.01 }, &tr, &ca, &ca)?;
+        frozen = q.model;
+        frozen.stream = Some(layout);
+    }
+    // Threshold on the calibration windows, through the same runtime.
+    let threshold = threshold_at(&score_rows(&frozen.load()?, &ca)?, spec.fpr);
+    frozen.anomaly = Some(AnomalyThreshold { threshold: threshold as f32, target_fpr: spec.fpr as f32 });
+    Ok(StreamModel {
+        loaded: frozen.load()?,
+        f32_bytes: f32_file.bytes().len(),
+        layout,
+        threshold,
+        parity,
+        n_train,
+        n_calib: n - n_train - gap,
+        epochs: history.val_nll.len(),
+    })
+}
+
+/// One scored window: the index of its last sample, its score, and whether it
+/// is above the model's threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowScore {
+    /// Index of the window's last sample.
+    pub t: usize,
+    /// `−log p`, nats.
+    pub nats: f32,
+    /// Above the threshold.
+    pub alarm: bool,
+}
+
+/// Every window of `series` scored through the runtime's [`Stream`], sample by
+/// sample, as a device would.
+pub fn stream_scores(model: &Model<'_>, series: &Series) -> Result<Vec<WindowScore>> {
+    let mut st = Stream::<STREAM_CAPACITY>::new(*model)?;
+    let mut scratch = vec![0.0f32; model.scratch_len()];
+    let mut out = Vec::new();
+    for (t, sample) in series.values.chunks_exact(series.channels.max(1)).enumerate() {
+        if let Some(s) = st.push(sample, &mut scratch)? {
+            out.push(WindowScore { t, nats: s.nats, alarm: s.anomaly.unwrap_or(false) });
+        }
+    }
+    Ok(out)
+}
+
+/// The contiguous runs `(first, last)` of labelled samples.
+pub fn labelled_runs(labels: &[bool]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (t, _) in labels.iter().enumerate().filter(|(_, &v)| v) {
+        match runs.last_mut() {
+            Some(r) if r.1 + 1 == t => r.1 = t,
+            _ => runs.push((t, t)),
+        }
+    }
+    runs
+}
+
+/// Samples between `t` and the run `(lo, hi)` (0 inside it).
+pub fn distance(t: usize, (lo, hi): (usize, usize)) -> usize {
+    lo.saturating_sub(t).max(t.saturating_sub(hi))
+}
+
+/// Samples a window may end from a labelled run and still count as finding it.
+pub const HIT_TOLERANCE: usize = 100;
+
+/// A labelled run and whether the top-scoring window found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunFound {
+    /// First labelled sample.
+    pub first: usize,
+    /// Last labelled sample.
+    pub last: usize,
+    /// Samples between the top window's end and the run.
+    pub distance: usize,
+    /// `distance ≤ HIT_TOLERANCE`.
+    pub hit: bool,
+}
+
+/// A series scored by a stream model.
+#[derive(Debug, Clone)]
+pub struct StreamEvaluation {
+    /// Every window's score.
+    pub windows: Vec<WindowScore>,
+    /// The top-scoring window.
+    pub top: WindowScore,
+    /// Each labelled run (none without labels).
+    pub runs: Vec<RunFound>,
+    /// Windows above the threshold.
+    pub alarms: usize,
+    /// Of those, windows ending within [`HIT_TOLERANCE`] of a labelled run.
+    pub alarms_near_runs: usize,
+}
+
+/// Score `series` (read from `path`) through the runtime's [`Stream`] and relate
+/// the top window and the alarms to the labelled runs.
+pub fn evaluate_stream(model: &Model<'_>, series: &Series, path: &Path) -> Result<StreamEvaluation> {
+    let windows = stream_scores(model, series)?;
+    let Some(top) = windows.iter().copied().max_by(|a, b| a.nats.total_cmp(&b.nats)) else {
+        let window = model.stream_layout().map_or(0, |l| l.window as usize);
+        return Err(DataError::SeriesTooShort { path: path.to_path_buf(), samples: series.len(), window }.into());
+    };
+    let spans = series.labels.as_deref().map(labelled_runs).unwrap_or_default();
+    let runs = spans
+        .iter()
+        .map(|&(first, last)| {
+            let distance = distance(top.t, (first, last));
+            RunFound { first, last, distance, hit: distance <= HIT_TOLERANCE }
+        })
+        .collect();
+    let near = |t: usize| spans.iter().any(|&r| distance(t, r) <= HIT_TOLERANCE);
+    let alarms = windows.iter().filter(|w| w.alarm).count();
+    let alarms_near_runs = windows.iter().filter(|w| w.alarm && near(w.t)).count();
+    Ok(StreamEvaluation { windows, top, runs, alarms, alarms_near_runs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_interleave_channels_as_the_runtime_stream_does() {
+        // Three channels, six samples: s_t = (t, 10 t, 100 t + t²).
+        let values: Vec<f32> = (0..6).flat_map(|t| [t as f32, 10.0 * t as f32, (100 * t + t * t) as f32]).collect();
+        let plain = windows(&values, StreamLayout { window: 4, channels: 3, differences: false });
+        assert_eq!((plain.n(), plain.dim), (3, 12));
+        assert_eq!(plain.x_row(0), &values[..12]);
+        assert_eq!(plain.x_row(2), &values[6..18]);
+        let diff = windows(&values, StreamLayout { window: 4, channels: 3, differences: true });
+        assert_eq!((diff.n(), diff.dim), (3, 9));
+        // Window ending at sample 3: differences s_1 − s_0, s_2 − s_1, s_3 − s_2.
+        assert_eq!(diff.x_row(0), &[1.0, 10.0, 101.0, 1.0, 10.0, 103.0, 1.0, 10.0, 105.0]);
+    }
+
+    #[test]
+    fn labelled_runs_are_contiguous() {
+        let l = [false, true, true, false, false, true, false, true];
+        assert_eq!(labelled_runs(&l), vec![(1, 2), (5, 5), (7, 7)]);
+        assert_eq!(distance(0, (1, 2)), 1);
+        assert_eq!(distance(2, (1, 2)), 0);
+        assert_eq!(distance(9, (5, 5)), 4);
+    }
+}

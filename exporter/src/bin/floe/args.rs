@@ -1,0 +1,123 @@
+//! Arguments several commands share, and parsers for the runtime's own types.
+
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::Args;
+use floe_exporter::anomaly::FlowSettings;
+use floe_exporter::data::DataSpec;
+use floe_exporter::error::{ConfigError, Result};
+use floe_runtime::format::{BaseKind, Precision};
+
+/// `--quantize int8|w8`: the runtime's [`Precision`] by name.
+pub fn precision_parser() -> impl TypedValueParser<Value = Precision> {
+    PossibleValuesParser::new([Precision::Int8.name(), Precision::W8.name()])
+        .try_map(|s| Precision::from_name(&s).ok_or("not a precision"))
+}
+
+/// `--base normal|diag-normal|student-t`: the runtime's [`BaseKind`] by name.
+pub fn base_parser() -> impl TypedValueParser<Value = BaseKind> {
+    PossibleValuesParser::new(BaseKind::ALL.map(BaseKind::name))
+        .try_map(|s| BaseKind::from_name(&s).ok_or("not a base distribution"))
+}
+
+/// Where the data are.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Data file: .csv (header row), .npy or .npz.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Array inside an .npz (default X).
+    #[arg(long)]
+    pub array: Option<String>,
+    /// CSV columns to use, comma-separated names (default all).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Keep only rows whose label equals this (e.g. 0 for the normal rows of an
+    /// ADBench set).
+    #[arg(long)]
+    pub only_label: Option<i64>,
+}
+
+impl DataArgs {
+    /// The spec: `--data` (else `base`, a settings file's `[data]`) with the flags
+    /// applied.
+    pub fn spec(&self, base: Option<DataSpec>) -> Result<DataSpec> {
+        let mut spec = match (&self.data, base) {
+            (Some(p), _) => DataSpec::file(p),
+            (None, Some(s)) => s,
+            (None, None) => return Err(ConfigError::NoData.into()),
+        };
+        if self.array.is_some() {
+            spec.array = self.array.clone();
+        }
+        if self.columns.is_some() {
+            spec.columns = self.columns.clone();
+        }
+        if self.only_label.is_some() {
+            spec.only_label = self.only_label;
+        }
+        Ok(spec)
+    }
+}
+
+/// Flow and training settings of the anomaly commands.
+#[derive(Args, Debug, Clone)]
+pub struct FlowArgs {
+    /// Coupling steps.
+    #[arg(long, default_value_t = 4)]
+    pub steps: usize,
+    /// Conditioner width.
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// Spline bins.
+    #[arg(long, default_value_t = 8)]
+    pub bins: usize,
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 60)]
+    pub epochs: usize,
+    /// Early-stopping patience (epochs).
+    #[arg(long, default_value_t = 10)]
+    pub patience: usize,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl FlowArgs {
+    /// The library's settings.
+    pub fn settings(&self) -> FlowSettings {
+        FlowSettings {
+            steps: self.steps,
+            hidden: self.hidden,
+            bins: self.bins,
+            epochs: self.epochs,
+            patience: self.patience,
+            progress: !self.quiet,
+        }
+    }
+}
+
+/// A labelled data file.
+#[derive(Args, Debug, Clone)]
+pub struct LabelledData {
+    /// Data file: an .npz with the data array and a labels array (`X` and `y`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Array inside an .npz (default X).
+    #[arg(long)]
+    pub array: Option<String>,
+    /// Labels array inside an .npz (default y).
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// The label of normal rows; every other label is an anomaly.
+    #[arg(long, default_value_t = 0)]
+    pub normal_label: i64,
+}
+
+impl LabelledData {
+    /// The spec.
+    pub fn spec(&self) -> DataSpec {
+        DataSpec { array: self.array.clone(), labels: self.labels.clone(), ..DataSpec::file(&self.data) }
+    }
+}

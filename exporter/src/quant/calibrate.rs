@@ -1,0 +1,25 @@
+//! Watching conditioners through the runtime: the inputs each one sees on
+//! calibration rows, and `log p` with their outputs rewritten.
+
+use std::collections::BTreeMap;
+
+use floe_runtime::exporter_hooks::{self, Trace};
+use floe_runtime::Model;
+
+use crate::data::Rows;
+use crate::error::Result;
+
+/// Run the runtime over `rows` with `visit(layer, input, output)` called after
+/// every conditioner evaluation (it may rewrite the output). Returns every row's
+/// `log p`.
+pub(super) fn trace(model: &Model<'_>, rows: &Rows, visit: &mut Trace<'_>) -> Result<Vec<f32>> {
+    let mut scratch = vec![0.0f32; model.scratch_len()];
+    rows.iter().map(|(x, c)| Ok(exporter_hooks::log_prob_traced(model, x, c, &mut scratch, visit)?)).collect()
+}
+
+/// The inputs every conditioner sees on `rows`, by layer index.
+pub(super) fn conditioner_inputs(model: &Model<'_>, rows: &Rows) -> Result<BTreeMap<u16, Vec<Vec<f32>>>> {
+    let mut inputs: BTreeMap<u16, Vec<Vec<f32>>> = BTreeMap::new();
+    trace(model, rows, &mut |l, input, _| inputs.entry(l).or_default().push(input.to_vec()))?;
+    Ok(inputs)
+}

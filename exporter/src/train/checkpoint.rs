@@ -1,0 +1,62 @@
+//! Checkpoints: a trained flow's weights and everything needed to rebuild it.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{History, TrainConfig};
+use crate::data::{DataSpec, Standardization};
+use crate::error::{FloeError, Result};
+use crate::flow::{Flow, FlowConfig};
+
+/// Everything needed to rebuild a trained model: written next to its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Architecture.
+    pub flow: FlowConfig,
+    /// Optimization.
+    pub train: TrainConfig,
+    /// Data source.
+    pub data: DataSpec,
+    /// Input standardization.
+    pub x_std: Standardization,
+    /// Context standardization.
+    pub c_std: Standardization,
+    /// Training curves.
+    pub history: History,
+}
+
+impl Checkpoint {
+    /// Write `meta.json` and `model.bpk` into `dir`.
+    pub fn save(&self, model: &Flow, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| FloeError::io(dir, e))?;
+        let meta_path = dir.join("meta.json");
+        let meta =
+            serde_json::to_string_pretty(self).map_err(|_| FloeError::Internal("checkpoint metadata as JSON"))?;
+        std::fs::write(&meta_path, meta).map_err(|e| FloeError::io(&meta_path, e))?;
+        let w = dir.join("model.bpk");
+        model.clone().save_file(&w).map_err(|source| FloeError::Checkpoint { path: w, source })
+    }
+
+    /// Read a checkpoint written by [`Checkpoint::save`], its flow on `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<(Checkpoint, Flow)> {
+        let p = dir.join("meta.json");
+        let s = std::fs::read_to_string(&p).map_err(|e| FloeError::io(&p, e))?;
+        let ck: Checkpoint =
+            serde_json::from_str(&s).map_err(|e| FloeError::Parse { path: p.clone(), msg: e.to_string() })?;
+        let model = Flow::new(&ck.flow, device)?;
+        let w = dir.join("model.bpk");
+        if !w.exists() {
+            return Err(FloeError::not_found(&w));
+        }
+        let model = model.try_load_file(&w).map_err(|source| FloeError::Checkpoint { path: w, source })?;
+        Ok((ck, model))
+    }
+
+    /// The data, split and standardized as at training time.
+    pub fn prepare(&self) -> Result<crate::data::Prepared> {
+        let t = &self.train;
+        crate::data::prepare(&self.data, self.flow.context_dim, t.val_fraction, t.test_fraction, t.seed)
+    }
+}

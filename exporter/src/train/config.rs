@@ -1,0 +1,76 @@
+//! Optimization settings: what a settings file's `[train]` table holds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigError, Result};
+
+/// Optimization settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Peak learning rate (cosine-annealed to `min_lr`).
+    pub lr: f64,
+    /// Final learning rate.
+    pub min_lr: f64,
+    /// L2 penalty added to the gradients (0 = off).
+    pub weight_decay: f32,
+    /// Gradient clipping: largest L2 norm of each parameter tensor's gradient.
+    pub grad_clip: f32,
+    /// Stop after this many epochs without a better validation NLL.
+    pub patience: usize,
+    /// Seed of the split, the shuffles and the initial weights.
+    pub seed: u64,
+    /// Fraction of rows for validation.
+    pub val_fraction: f64,
+    /// Fraction of rows held out for testing.
+    pub test_fraction: f64,
+    /// Uniform dequantization: columns whose values sit on a grid (few distinct
+    /// values) get `U(-q/2, q/2)` noise at their grid step `q` in every training
+    /// batch, so the flow learns a smooth density instead of spikes.
+    pub dequantize: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 200,
+            batch_size: 256,
+            lr: 3e-3,
+            min_lr: 1e-5,
+            weight_decay: 0.0,
+            grad_clip: 5.0,
+            patience: 25,
+            seed: 0,
+            val_fraction: 0.15,
+            test_fraction: 0.15,
+            dequantize: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Check the settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(ConfigError::invalid("epochs", ">= 1", self.epochs).into());
+        }
+        if self.batch_size == 0 {
+            return Err(ConfigError::invalid("batch_size", ">= 1", self.batch_size).into());
+        }
+        if !(self.lr > 0.0 && self.lr <= 1.0 && self.min_lr >= 0.0 && self.min_lr <= self.lr) {
+            let value = format!("lr {}, min_lr {}", self.lr, self.min_lr);
+            return Err(ConfigError::invalid("lr, min_lr", "0 < lr <= 1 and 0 <= min_lr <= lr", value).into());
+        }
+        if !(self.grad_clip > 0.0) {
+            return Err(ConfigError::invalid("grad_clip", "> 0", self.grad_clip).into());
+        }
+        if !(self.weight_decay >= 0.0) {
+            return Err(ConfigError::invalid("weight_decay", ">= 0", self.weight_decay).into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,420 @@
+//! The three record types — header, layer record, tensor record — each decoded and
+//! encoded next to itself, at the offsets [`super::layout`] names.
+
+use super::layout::{header as hdr, layer as lr, tensor as tr};
+use super::types::{Activation, BaseKind, DType, LayerKind, Precision};
+use super::{
+    HEADER_FLAG_ANOMALY, HEADER_FLAG_STREAM, HEADER_LEN, KNOWN_HEADER_FLAGS, KNOWN_LAYER_FLAGS, LAYER_RECORD_LEN,
+    MAX_DIM, MAX_LAYERS, N_GLOBAL_TENSORS, STREAM_FLAG_DIFFERENCES, TENSOR_ALIGN, TENSOR_RECORD_LEN,
+};
+use crate::error::{Error, Result};
+
+// ---------------------------------------------------------------------------
+// Little-endian field access. Every read and write is bounds-checked: a read past
+// the end is `Error::Truncated`, a write past the end `Error::OutputTooSmall`.
+
+#[inline]
+pub(crate) fn rd_u8(b: &[u8], at: usize) -> Result<u8> {
+    b.get(at).copied().ok_or(Error::Truncated)
+}
+
+#[inline]
+fn rd<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N]> {
+    let s = b.get(at..at.checked_add(N).ok_or(Error::Truncated)?).ok_or(Error::Truncated)?;
+    let mut a = [0u8; N];
+    a.copy_from_slice(s);
+    Ok(a)
+}
+
+#[inline]
+pub(crate) fn rd_u16(b: &[u8], at: usize) -> Result<u16> {
+    rd(b, at).map(u16::from_le_bytes)
+}
+
+#[inline]
+pub(crate) fn rd_u32(b: &[u8], at: usize) -> Result<u32> {
+    rd(b, at).map(u32::from_le_bytes)
+}
+
+#[inline]
+fn rd_f32(b: &[u8], at: usize) -> Result<f32> {
+    rd_u32(b, at).map(f32::from_bits)
+}
+
+/// Write `v` at `at`.
+pub(crate) fn put(b: &mut [u8], at: usize, v: &[u8]) -> Result<()> {
+    let len = b.len();
+    let end = at.checked_add(v.len()).ok_or(Error::Internal)?;
+    let dst = b.get_mut(at..end).ok_or(Error::OutputTooSmall { needed: len32(end), got: len32(len) })?;
+    dst.copy_from_slice(v);
+    Ok(())
+}
+
+/// The first `n` bytes of `out`.
+pub(crate) fn head(out: &mut [u8], n: usize) -> Result<&mut [u8]> {
+    let got = len32(out.len());
+    out.get_mut(..n).ok_or(Error::OutputTooSmall { needed: len32(n), got })
+}
+
+pub(crate) fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+// ---------------------------------------------------------------------------
+
+/// The decoded fixed header.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Header {
+    /// Format version.
+    pub version: u16,
+    /// Total file length in bytes, CRC included.
+    pub file_len: u32,
+    /// Data dimension D.
+    pub dim: u16,
+    /// Context dimension C (0 for unconditional flows).
+    pub context_dim: u16,
+    /// Number of layers.
+    pub n_layers: u16,
+    /// Base distribution.
+    pub base: BaseKind,
+    /// Number of tensor records.
+    pub n_tensors: u32,
+    /// Scratch the runtime needs, in `f32` words.
+    pub scratch_len: u32,
+    /// Offset of the layer table.
+    pub layer_table: u32,
+    /// Offset of the tensor table.
+    pub tensor_table: u32,
+    /// Offset of the data section.
+    pub data_offset: u32,
+    /// The anomaly threshold, when the file carries one (header flag bit 0).
+    pub anomaly: Option<AnomalyThreshold>,
+    /// The stream layout, when the model scores windows of a stream (flag bit 1).
+    pub stream: Option<StreamLayout>,
+}
+
+/// A calibrated anomaly threshold: a row is an anomaly when its score
+/// `-log p(x)` (nats, data units) exceeds `threshold`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AnomalyThreshold {
+    /// Score threshold, nats.
+    pub threshold: f32,
+    /// The false-alarm rate it was calibrated for on held-out normal rows.
+    pub target_fpr: f32,
+}
+
+/// How a stream of `channels`-wide samples becomes the model's input: the last
+/// `window` samples, oldest first, channel-interleaved (`[s_0c_0, s_0c_1, …]`), or
+/// with `differences` the `window − 1` first differences `s_{t+1} − s_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StreamLayout {
+    /// Samples per window, W.
+    pub window: u16,
+    /// Channels per sample, C.
+    pub channels: u16,
+    /// Whether the input is the first differences of the window.
+    pub differences: bool,
+}
+
+impl StreamLayout {
+    /// Input dimension the layout produces: `C·W`, or `C·(W − 1)` with differences.
+    pub const fn dim(&self) -> usize {
+        let w = if self.differences { (self.window as usize).saturating_sub(1) } else { self.window as usize };
+        w * self.channels as usize
+    }
+    /// f32 values of stream history needed: `C·W`.
+    pub const fn history_len(&self) -> usize {
+        self.window as usize * self.channels as usize
+    }
+}
+
+impl Header {
+    /// Decode and check the header fields that do not depend on the rest of the
+    /// file. `b` must already be cut to `file_len`.
+    pub fn decode(b: &[u8]) -> Result<Header> {
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let version = rd_u16(b, hdr::VERSION)?;
+        let flags = rd_u16(b, hdr::FLAGS)?;
+        let header_len = rd_u32(b, hdr::HEADER_LEN)?;
+        let file_len = rd_u32(b, hdr::FILE_LEN)?;
+        let dim = rd_u16(b, hdr::DIM)?;
+        let context_dim = rd_u16(b, hdr::CONTEXT_DIM)?;
+        let n_layers = rd_u16(b, hdr::N_LAYERS)?;
+        let base = BaseKind::from_u16(rd_u16(b, hdr::BASE_KIND)?).ok_or(Error::BadHeader)?;
+        let n_tensors = rd_u32(b, hdr::N_TENSORS)?;
+        let scratch_len = rd_u32(b, hdr::SCRATCH_LEN)?;
+        let layer_table = rd_u32(b, hdr::LAYER_TABLE)?;
+        let tensor_table = rd_u32(b, hdr::TENSOR_TABLE)?;
+        let data_offset = rd_u32(b, hdr::DATA_OFFSET)?;
+        let reserved = b.get(hdr::RESERVED..HEADER_LEN).ok_or(Error::Truncated)?;
+        if flags & !KNOWN_HEADER_FLAGS != 0 || header_len as usize != HEADER_LEN || reserved.iter().any(|&r| r != 0) {
+            return Err(Error::BadHeader);
+        }
+        let anomaly_bytes = b.get(hdr::THRESHOLD..hdr::WINDOW).ok_or(Error::Truncated)?;
+        let anomaly = if flags & HEADER_FLAG_ANOMALY != 0 {
+            let threshold = rd_f32(b, hdr::THRESHOLD)?;
+            let target_fpr = rd_f32(b, hdr::TARGET_FPR)?;
+            if !(threshold.is_finite() && target_fpr > 0.0 && target_fpr < 1.0) {
+                return Err(Error::BadHeader);
+            }
+            Some(AnomalyThreshold { threshold, target_fpr })
+        } else if anomaly_bytes.iter().any(|&r| r != 0) {
+            return Err(Error::BadHeader);
+        } else {
+            None
+        };
+        let stream_bytes = b.get(hdr::WINDOW..hdr::RESERVED).ok_or(Error::Truncated)?;
+        let stream = if flags & HEADER_FLAG_STREAM != 0 {
+            let sf = rd_u8(b, hdr::STREAM_FLAGS)?;
+            let layout = StreamLayout {
+                window: rd_u16(b, hdr::WINDOW)?,
+                channels: rd_u16(b, hdr::CHANNELS)?,
+                differences: sf & STREAM_FLAG_DIFFERENCES != 0,
+            };
+            let min_window = if layout.differences { 2 } else { 1 };
+            if sf & !STREAM_FLAG_DIFFERENCES != 0
+                || layout.window < min_window
+                || layout.channels == 0
+                || layout.dim() != dim as usize
+                || context_dim != 0
+            {
+                return Err(Error::BadHeader);
+            }
+            Some(layout)
+        } else if stream_bytes.iter().any(|&r| r != 0) {
+            return Err(Error::BadHeader);
+        } else {
+            None
+        };
+        if dim == 0 || dim as usize > MAX_DIM || context_dim as usize > MAX_DIM || n_layers as usize > MAX_LAYERS {
+            return Err(Error::BadHeader);
+        }
+        // Sections in order: header, layer table, tensor table, data, CRC.
+        let lt_end =
+            (layer_table as usize).checked_add(n_layers as usize * LAYER_RECORD_LEN).ok_or(Error::BadHeader)?;
+        let tt_end = (tensor_table as usize)
+            .checked_add((n_tensors as usize).checked_mul(TENSOR_RECORD_LEN).ok_or(Error::BadHeader)?)
+            .ok_or(Error::BadHeader)?;
+        let body_end = (file_len as usize).checked_sub(4).ok_or(Error::BadHeader)?;
+        if layer_table as usize != HEADER_LEN
+            || tensor_table as usize != lt_end
+            || (data_offset as usize) < tt_end
+            || !(data_offset as usize).is_multiple_of(TENSOR_ALIGN)
+            || data_offset as usize > body_end
+        {
+            return Err(Error::BadHeader);
+        }
+        let expected_tensors = N_GLOBAL_TENSORS + base.n_tensors();
+        if (n_tensors as usize) < expected_tensors {
+            return Err(Error::BadHeader);
+        }
+        Ok(Header {
+            version,
+            file_len,
+            dim,
+            context_dim,
+            n_layers,
+            base,
+            n_tensors,
+            scratch_len,
+            layer_table,
+            tensor_table,
+            data_offset,
+            anomaly,
+            stream,
+        })
+    }
+
+    /// Encode into the first [`HEADER_LEN`] bytes of `out` (the reserved bytes
+    /// are zeroed). [`Header::decode`] reads back the same header.
+    pub fn encode(&self, out: &mut [u8]) -> Result<()> {
+        let b = head(out, HEADER_LEN)?;
+        b.fill(0);
+        let mut flags = 0u16;
+        put(b, hdr::MAGIC, &super::MAGIC)?;
+        put(b, hdr::VERSION, &self.version.to_le_bytes())?;
+        if let Some(a) = self.anomaly {
+            flags |= HEADER_FLAG_ANOMALY;
+            put(b, hdr::THRESHOLD, &a.threshold.to_le_bytes())?;
+            put(b, hdr::TARGET_FPR, &a.target_fpr.to_le_bytes())?;
+        }
+        if let Some(st) = self.stream {
+            flags |= HEADER_FLAG_STREAM;
+            put(b, hdr::WINDOW, &st.window.to_le_bytes())?;
+            put(b, hdr::CHANNELS, &st.channels.to_le_bytes())?;
+            put(b, hdr::STREAM_FLAGS, &[if st.differences { STREAM_FLAG_DIFFERENCES } else { 0 }])?;
+        }
+        put(b, hdr::FLAGS, &flags.to_le_bytes())?;
+        put(b, hdr::FILE_LEN, &self.file_len.to_le_bytes())?;
+        put(b, hdr::HEADER_LEN, &(HEADER_LEN as u32).to_le_bytes())?;
+        put(b, hdr::DIM, &self.dim.to_le_bytes())?;
+        put(b, hdr::CONTEXT_DIM, &self.context_dim.to_le_bytes())?;
+        put(b, hdr::N_LAYERS, &self.n_layers.to_le_bytes())?;
+        put(b, hdr::BASE_KIND, &(self.base as u16).to_le_bytes())?;
+        put(b, hdr::N_TENSORS, &self.n_tensors.to_le_bytes())?;
+        put(b, hdr::SCRATCH_LEN, &self.scratch_len.to_le_bytes())?;
+        put(b, hdr::LAYER_TABLE, &self.layer_table.to_le_bytes())?;
+        put(b, hdr::TENSOR_TABLE, &self.tensor_table.to_le_bytes())?;
+        put(b, hdr::DATA_OFFSET, &self.data_offset.to_le_bytes())
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// A tensor record, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TensorRecord {
+    /// Byte offset of the first element from the start of the file.
+    pub offset: u32,
+    /// Rows (1-D tensors: the length).
+    pub rows: u32,
+    /// Columns (1-D tensors: 1).
+    pub cols: u32,
+    /// Element type.
+    pub dtype: DType,
+}
+
+impl TensorRecord {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.rows as usize * self.cols as usize
+    }
+    /// Whether the tensor has no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Number of data bytes.
+    pub fn n_bytes(&self) -> usize {
+        self.len() * self.dtype.size()
+    }
+
+    /// Decode record `i` from its [`TENSOR_RECORD_LEN`] bytes `b` (structure
+    /// only; where the data lie is checked against the file by the model).
+    pub fn decode(b: &[u8], i: u32) -> Result<TensorRecord> {
+        let offset = rd_u32(b, tr::OFFSET)?;
+        let rows = rd_u32(b, tr::ROWS)?;
+        let cols = rd_u32(b, tr::COLS)?;
+        let dtype = DType::from_u8(rd_u8(b, tr::DTYPE)?).ok_or(Error::BadTensor(i))?;
+        let reserved = b.get(tr::RESERVED..TENSOR_RECORD_LEN).ok_or(Error::Truncated)?;
+        if reserved.iter().any(|&r| r != 0) {
+            return Err(Error::BadTensor(i));
+        }
+        if rows as usize > MAX_DIM * MAX_DIM || cols as usize > MAX_DIM * MAX_DIM {
+            return Err(Error::BadTensor(i));
+        }
+        (rows as usize)
+            .checked_mul(cols as usize)
+            .and_then(|n| n.checked_mul(dtype.size()))
+            .ok_or(Error::BadTensor(i))?;
+        Ok(TensorRecord { offset, rows, cols, dtype })
+    }
+
+    /// Encode into the first [`TENSOR_RECORD_LEN`] bytes of `out` (reserved bytes zeroed).
+    pub fn encode(&self, out: &mut [u8]) -> Result<()> {
+        let b = head(out, TENSOR_RECORD_LEN)?;
+        b.fill(0);
+        put(b, tr::OFFSET, &self.offset.to_le_bytes())?;
+        put(b, tr::ROWS, &self.rows.to_le_bytes())?;
+        put(b, tr::COLS, &self.cols.to_le_bytes())?;
+        put(b, tr::DTYPE, &[self.dtype as u8])
+    }
+}
+
+/// A layer record, decoded but not yet checked against its tensors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LayerRecord {
+    /// Transform kind.
+    pub kind: LayerKind,
+    /// Conditioner activation.
+    pub activation: Activation,
+    /// Flags: [`super::FLAG_RESIDUAL`] and at most one of the precision flags
+    /// (see [`LayerRecord::precision`]).
+    pub flags: u8,
+    /// Couplings: number of leading coordinates passed through unchanged.
+    pub split: u16,
+    /// Splines: number of bins K.
+    pub bins: u16,
+    /// Conditioner hidden width H.
+    pub hidden: u16,
+    /// Conditioner depth: hidden layers (plain) or residual blocks.
+    pub blocks: u16,
+    /// Splines: tail bound B. Affine: soft clamp A of the log-scale.
+    pub param: f32,
+    /// Index of the layer's first tensor.
+    pub first_tensor: u32,
+    /// Number of tensors the layer owns.
+    pub n_tensors: u32,
+}
+
+impl LayerRecord {
+    /// A record for a layer without a conditioner or parameters (LU linear,
+    /// permutation, reversal, ActNorm).
+    pub const fn plain(kind: LayerKind, first_tensor: u32, n_tensors: u32) -> LayerRecord {
+        LayerRecord {
+            kind,
+            activation: Activation::None,
+            flags: 0,
+            split: 0,
+            bins: 0,
+            hidden: 0,
+            blocks: 0,
+            param: 0.0,
+            first_tensor,
+            n_tensors,
+        }
+    }
+
+    /// The conditioner's precision; `None` when both quantization flags are set
+    /// (which [`crate::Model::load`] rejects).
+    pub const fn precision(&self) -> Option<Precision> {
+        Precision::from_flags(self.flags)
+    }
+
+    /// Whether the conditioner uses residual blocks.
+    pub const fn residual(&self) -> bool {
+        self.flags & super::FLAG_RESIDUAL != 0
+    }
+
+    /// Decode record `i` from its [`LAYER_RECORD_LEN`] bytes `b` (structure only).
+    pub fn decode(b: &[u8], i: u16) -> Result<LayerRecord> {
+        let kind = LayerKind::from_u8(rd_u8(b, lr::KIND)?).ok_or(Error::BadLayer(i))?;
+        let activation = Activation::from_u8(rd_u8(b, lr::ACTIVATION)?).ok_or(Error::BadLayer(i))?;
+        let flags = rd_u8(b, lr::FLAGS)?;
+        let reserved_byte = rd_u8(b, lr::RESERVED_BYTE)?;
+        let split = rd_u16(b, lr::SPLIT)?;
+        let bins = rd_u16(b, lr::BINS)?;
+        let hidden = rd_u16(b, lr::HIDDEN)?;
+        let blocks = rd_u16(b, lr::BLOCKS)?;
+        let param = rd_f32(b, lr::PARAM)?;
+        let first_tensor = rd_u32(b, lr::FIRST_TENSOR)?;
+        let n_tensors = rd_u32(b, lr::N_TENSORS)?;
+        let reserved = b.get(lr::RESERVED..LAYER_RECORD_LEN).ok_or(Error::Truncated)?;
+        if reserved_byte != 0 || reserved.iter().any(|&r| r != 0) || flags & !KNOWN_LAYER_FLAGS != 0 {
+            return Err(Error::BadLayer(i));
+        }
+        Ok(LayerRecord { kind, activation, flags, split, bins, hidden, blocks, param, first_tensor, n_tensors })
+    }
+
+    /// Encode into the first [`LAYER_RECORD_LEN`] bytes of `out` (reserved bytes zeroed).
+    pub fn encode(&self, out: &mut [u8]) -> Result<()> {
+        let b = head(out, LAYER_RECORD_LEN)?;
+        b.fill(0);
+        put(b, lr::KIND, &[self.kind as u8])?;
+        put(b, lr::ACTIVATION, &[self.activation as u8])?;
+        put(b, lr::FLAGS, &[self.flags])?;
+        put(b, lr::SPLIT, &self.split.to_le_bytes())?;
+        put(b, lr::BINS, &self.bins.to_le_bytes())?;
+        put(b, lr::HIDDEN, &self.hidden.to_le_bytes())?;
+        put(b, lr::BLOCKS, &self.blocks.to_le_bytes())?;
+        put(b, lr::PARAM, &self.param.to_le_bytes())?;
+        put(b, lr::FIRST_TENSOR, &self.first_tensor.to_le_bytes())?;
+        put(b, lr::N_TENSORS, &self.n_tensors.to_le_bytes())
+    }
+}

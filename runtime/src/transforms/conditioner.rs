@@ -1,0 +1,338 @@
+//! MLP conditioners: plain or residual (as in NSF), with the context appended to
+//! the input; f32, weight-only int8 ("w8") or fully int8.
+//!
+//! A conditioner is a chain of dense layers ("denses"): plain with `L` hidden
+//! layers has `L + 1` (`in→H`, `L−1 × H→H`, `H→out`); residual with `R` blocks has
+//! `2R + 2` (`in→H`, per block `H→H`, `H→H`, then `H→out`). Tensors, in order:
+//! - f32: per dense `W (rows x cols, f32)`, `b (rows, f32)`.
+//! - w8: per dense `W (rows x cols, i8)`, `s (rows, bf16)`, `b (rows, f32)`.
+//! - int8 (plain only, ReLU): `A ((L + 2) x 2, f32)` — input quantization
+//!   `(1/s_0, zp_0)`, per hidden dense `(s_in/s_out, zp_out)`, last `(s_L, 0)` —
+//!   then per dense `W (i8)`, `s (bf16)`, `B (rows, i32)`.
+//!
+//! Evaluation: plain `h = act(W0 x + b0)`, `h = act(W h + b)`, `out = Wf h + bf`;
+//! residual `h = W0 x + b0`; per block `h += W2 act(W1 act(h) + b1) + b2`;
+//! `out = Wf h + bf`. See docs/FORMAT.md for the int8 arithmetic.
+
+use crate::error::{Error, Result};
+use crate::format::{bf16_to_f32, Activation, DType, LayerRecord, Precision, View, MAX_BLOCKS, MAX_DIM};
+use crate::kernels::quant::{dense_i8, dense_w8, multiplier, paired_index, quantize, requantize};
+use crate::kernels::{activate, dense_f32, take};
+
+/// Shape of a conditioner, derived from its layer record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MlpShape {
+    pub n_in: usize,
+    pub n_out: usize,
+    pub hidden: usize,
+    pub blocks: usize,
+    pub residual: bool,
+    pub act: Activation,
+    pub precision: Precision,
+}
+
+/// Words of f32 scratch that hold `n` i16 values.
+const fn i16_words(n: usize) -> usize {
+    n.div_ceil(2)
+}
+
+impl MlpShape {
+    pub(crate) fn new(rec: &LayerRecord, n_in: usize, n_out: usize) -> MlpShape {
+        MlpShape {
+            n_in,
+            n_out,
+            hidden: rec.hidden as usize,
+            blocks: rec.blocks as usize,
+            residual: rec.residual(),
+            act: rec.activation,
+            // Both quantization flags set is rejected at load (`record_ok`).
+            precision: rec.precision().unwrap_or(Precision::Int8),
+        }
+    }
+
+    /// Whether the record's conditioner fields are valid: at most one
+    /// quantization, int8 only for plain ReLU conditioners, a width, an
+    /// activation and a depth in range.
+    pub(crate) fn record_ok(&self, rec: &LayerRecord) -> bool {
+        let flags_ok = match rec.precision() {
+            None => false,
+            Some(Precision::Int8) => !rec.residual() && rec.activation == Activation::Relu,
+            Some(_) => true,
+        };
+        flags_ok
+            && self.hidden >= 1
+            && self.hidden <= MAX_DIM
+            && rec.activation != Activation::None
+            && (self.residual || self.blocks >= 1)
+            && self.blocks <= MAX_BLOCKS
+    }
+
+    /// Number of dense layers.
+    pub(crate) fn n_dense(&self) -> usize {
+        if self.residual {
+            2 + 2 * self.blocks
+        } else {
+            1 + self.blocks
+        }
+    }
+
+    /// `(rows, cols)` of dense `d`.
+    pub(crate) fn dense_shape(&self, d: usize) -> (usize, usize) {
+        let rows = if d + 1 == self.n_dense() { self.n_out } else { self.hidden };
+        let cols = if d == 0 { self.n_in } else { self.hidden };
+        (rows, cols)
+    }
+
+    /// Tensors per dense layer and tensors before the first dense.
+    fn layout(&self) -> (usize, usize) {
+        match self.precision {
+            Precision::F32 => (2, 0),
+            Precision::W8 => (3, 0),
+            Precision::Int8 => (3, 1),
+        }
+    }
+
+    /// Number of tensors the conditioner owns.
+    pub(crate) fn n_tensors(&self) -> usize {
+        let (per, lead) = self.layout();
+        lead + per * self.n_dense()
+    }
+
+    /// Index (within the conditioner) of the weight matrix of dense `d`.
+    pub(crate) fn weight_index(&self, d: usize) -> usize {
+        let (per, lead) = self.layout();
+        lead + per * d
+    }
+
+    /// `(rows, cols, dtype)` of tensor `j` of the conditioner.
+    pub(crate) fn tensor_spec(&self, j: usize) -> (usize, usize, DType) {
+        let (per, lead) = self.layout();
+        if j < lead {
+            return (self.blocks + 2, 2, DType::F32);
+        }
+        let (d, k) = ((j - lead) / per, (j - lead) % per);
+        let (rows, cols) = self.dense_shape(d);
+        match (self.precision, k) {
+            (Precision::F32, 0) => (rows, cols, DType::F32),
+            (Precision::F32, _) => (rows, 1, DType::F32),
+            (_, 0) => (rows, cols, DType::I8),
+            (_, 1) => (rows, 1, DType::BF16),
+            (Precision::W8, _) => (rows, 1, DType::F32),
+            (_, _) => (rows, 1, DType::I32),
+        }
+    }
+
+    /// `f32` words of work space for [`Conditioner::eval`].
+    pub(crate) fn work_len(&self) -> usize {
+        match (self.precision, self.residual) {
+            (Precision::Int8, _) => i16_words(self.n_in) + 2 * i16_words(self.hidden) + self.hidden.max(self.n_out),
+            (_, true) => 3 * self.hidden,
+            (_, false) => 2 * self.hidden,
+        }
+    }
+}
+
+/// The weights of one dense of a conditioner.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Weights<'a> {
+    /// f32 weights.
+    F32(&'a [f32]),
+    /// int8 weights (w8 and int8 conditioners).
+    I8(&'a [i8]),
+}
+
+/// A conditioner bound to its file: its shape and where its tensors start.
+/// Tensors are read (bounds-checked) as each dense needs them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Conditioner<'v, 'a> {
+    view: &'v View<'a>,
+    first: u32,
+    shape: MlpShape,
+}
+
+impl<'v, 'a> Conditioner<'v, 'a> {
+    /// The conditioner whose tensors start at `first`.
+    pub(crate) fn new(view: &'v View<'a>, first: u32, shape: MlpShape) -> Conditioner<'v, 'a> {
+        Conditioner { view, first, shape }
+    }
+
+    /// Its shape.
+    pub(crate) fn shape(&self) -> &MlpShape {
+        &self.shape
+    }
+
+    /// Index in the file of tensor `j` of the conditioner.
+    fn tensor(&self, j: usize) -> u32 {
+        self.first + j as u32
+    }
+
+    /// The weight matrix of dense `d`.
+    pub(crate) fn weights(&self, d: usize) -> Result<Weights<'a>> {
+        let t = self.tensor(self.shape.weight_index(d));
+        match self.shape.precision {
+            Precision::F32 => self.view.f32s(t).map(Weights::F32),
+            Precision::W8 | Precision::Int8 => self.view.i8s(t).map(Weights::I8),
+        }
+    }
+
+    /// One dense layer `y = W x + b`, f32 or w8.
+    fn dense(&self, d: usize, x: &[f32], y: &mut [f32]) -> Result<()> {
+        let t = self.tensor(self.shape.weight_index(d));
+        let v = self.view;
+        match self.shape.precision {
+            Precision::F32 => dense_f32(v.f32s(t)?, v.f32s(t + 1)?, x, y),
+            Precision::W8 => dense_w8(v.i8s(t)?, v.u16s(t + 1)?, v.f32s(t + 2)?, x, y),
+            Precision::Int8 => Err(Error::Internal),
+        }
+    }
+
+    /// Evaluate on `input`, writing `out`. `work` must hold [`MlpShape::work_len`] values.
+    pub(crate) fn eval(&self, input: &[f32], out: &mut [f32], mut work: &mut [f32]) -> Result<()> {
+        let shape = &self.shape;
+        if shape.n_in != input.len() || shape.n_out != out.len() {
+            return Err(Error::Internal);
+        }
+        if shape.precision == Precision::Int8 {
+            return self.int8_eval(input, out, work);
+        }
+        let hdim = shape.hidden;
+        let h = take(&mut work, hdim)?;
+        let t1 = take(&mut work, hdim)?;
+        let last = shape.n_dense() - 1;
+        if shape.residual {
+            let t2 = take(&mut work, hdim)?;
+            self.dense(0, input, h)?;
+            for blk in 0..shape.blocks {
+                t1.copy_from_slice(h);
+                activate(shape.act, t1);
+                self.dense(1 + 2 * blk, t1, t2)?;
+                activate(shape.act, t2);
+                self.dense(2 + 2 * blk, t2, t1)?;
+                for (hi, ti) in h.iter_mut().zip(t1.iter()) {
+                    *hi += *ti;
+                }
+            }
+            self.dense(last, h, out)
+        } else {
+            self.dense(0, input, h)?;
+            activate(shape.act, h);
+            let (mut cur, mut nxt) = (h, t1);
+            for l in 1..last {
+                self.dense(l, cur, nxt)?;
+                activate(shape.act, nxt);
+                core::mem::swap(&mut cur, &mut nxt);
+            }
+            self.dense(last, cur, out)
+        }
+    }
+
+    /// `(W, s, B)` of dense `d` of an int8 conditioner.
+    fn int8_dense(&self, d: usize) -> Result<(&'a [i8], &'a [u16], &'a [i32])> {
+        let t = self.tensor(self.shape.weight_index(d));
+        Ok((self.view.i8s(t)?, self.view.u16s(t + 1)?, self.view.i32s(t + 2)?))
+    }
+
+    /// One hidden dense of the int8 conditioner: `y = relu(requantize(W x + B))`,
+    /// centred on the output zero point, with `(ratio, zp)` from row `d + 1` of
+    /// the table `a`.
+    fn int8_hidden(&self, a: &[f32], d: usize, x: &[i16], y: &mut [i16], acc: &mut [i32]) -> Result<()> {
+        let (w, s, b) = self.int8_dense(d)?;
+        dense_i8(w, b, x, acc)?;
+        let (ratio, zp) = row(a, d + 1)?;
+        let n = y.len();
+        for (i, (&v, &sc)) in acc.iter().zip(s).enumerate() {
+            let (m, sh) = multiplier(bf16_to_f32(sc) * ratio);
+            // ReLU is the clamp at the zero point.
+            let q = requantize(v, m, sh).saturating_add(zp).clamp(zp, 127);
+            *y.get_mut(paired_index(i, n)).ok_or(Error::Internal)? = (q - zp) as i16;
+        }
+        Ok(())
+    }
+
+    /// The fully int8 conditioner (plain, ReLU).
+    fn int8_eval(&self, input: &[f32], out: &mut [f32], mut work: &mut [f32]) -> Result<()> {
+        let shape = &self.shape;
+        let a = self.view.f32s(self.first)?;
+        let q_in = take_i16(&mut work, shape.n_in)?;
+        let mut cur = take_i16(&mut work, shape.hidden)?;
+        let mut nxt = take_i16(&mut work, shape.hidden)?;
+        let acc_words = take(&mut work, shape.hidden.max(shape.n_out))?;
+        let acc_all: &mut [i32] = bytemuck::cast_slice_mut(acc_words);
+        let (inv_s0, zp0) = row(a, 0)?;
+        quantize(input, inv_s0, zp0, q_in)?;
+        let last = shape.n_dense() - 1;
+        let acc = acc_all.get_mut(..shape.hidden).ok_or(Error::Internal)?;
+        self.int8_hidden(a, 0, q_in, cur, acc)?;
+        for d in 1..last {
+            self.int8_hidden(a, d, cur, nxt, acc)?;
+            core::mem::swap(&mut cur, &mut nxt);
+        }
+        let (w, s, b) = self.int8_dense(last)?;
+        let acc = acc_all.get_mut(..shape.n_out).ok_or(Error::Internal)?;
+        dense_i8(w, b, cur, acc)?;
+        let (s_in, _) = row(a, last + 1)?;
+        for ((o, &v), &sc) in out.iter_mut().zip(acc.iter()).zip(s) {
+            *o = (v as f32 * bf16_to_f32(sc)) * s_in;
+        }
+        Ok(())
+    }
+
+    /// Load-time checks of a quantized conditioner's values: symmetric int8
+    /// weights (no -128), non-negative scales, biases within ±2^30, and an int8
+    /// table of positive finite scales with integral zero points in -128 ..= 127.
+    pub(crate) fn check_values(&self) -> Result<bool> {
+        let shape = &self.shape;
+        if shape.precision == Precision::F32 {
+            return Ok(true);
+        }
+        let v = self.view;
+        for d in 0..shape.n_dense() {
+            let t = self.tensor(shape.weight_index(d));
+            if v.i8s(t)?.contains(&i8::MIN) {
+                return Ok(false);
+            }
+            if !v.u16s(t + 1)?.iter().all(|&s| bf16_to_f32(s) >= 0.0) {
+                return Ok(false);
+            }
+            if shape.precision == Precision::Int8
+                && !v.i32s(t + 2)?.iter().all(|b| b.unsigned_abs() <= MAX_I32_BIAS as u32)
+            {
+                return Ok(false);
+            }
+        }
+        if shape.precision == Precision::Int8 {
+            let a = v.f32s(self.first)?;
+            let last = shape.n_dense();
+            for r in 0..=last {
+                let (s, zp) = match a.get(2 * r..2 * r + 2) {
+                    Some([s, zp]) => (*s, *zp),
+                    _ => return Ok(false),
+                };
+                let zp_ok =
+                    if r == last { zp == 0.0 } else { zp == libm::roundf(zp) && (-128.0..=127.0).contains(&zp) };
+                if !(s > 0.0 && s.is_finite() && zp_ok) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Carve `n` i16 values out of f32 scratch.
+fn take_i16<'s>(work: &mut &'s mut [f32], n: usize) -> Result<&'s mut [i16]> {
+    let words = take(work, i16_words(n))?;
+    let v: &mut [i16] = bytemuck::cast_slice_mut(words);
+    v.get_mut(..n).ok_or(Error::Internal)
+}
+
+/// `(value, zero point)` row `r` of the int8 table `a`.
+fn row(a: &[f32], r: usize) -> Result<(f32, i32)> {
+    match a.get(2 * r..2 * r + 2) {
+        Some([v, zp]) => Ok((*v, *zp as i32)),
+        _ => Err(Error::Internal),
+    }
+}
+
+/// Largest |bias| of an int8 dense: keeps `b + Σ w·x` inside i32 (see `dense_i8`).
+const MAX_I32_BIAS: i32 = 1 << 30;

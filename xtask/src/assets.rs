@@ -1,0 +1,53 @@
+//! `cargo xtask assets`: regenerate the models and rows the firmware embeds.
+
+use crate::boards::{firmware_dir, root};
+use crate::host::aligned;
+use crate::tools::{cargo, fail, step};
+
+/// `cargo xtask assets`: regenerate `firmware/assets/` (trains the demo model,
+/// freezes it in f32 and int8, keeps its first `ROWS` held-out rows; trains the
+/// int8 stream model on the UCR series and writes its test series).
+pub fn assets() {
+    const ROWS: usize = 32;
+    let out = root().join("target").join("firmware-assets");
+    step(
+        "demo (trains and freezes the model)",
+        cargo()
+            .current_dir(root())
+            .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "demo", "--quiet", "--out"])
+            .arg(&out),
+    );
+    let dir = firmware_dir().join("assets");
+    step(
+        "int8 model",
+        cargo()
+            .current_dir(root())
+            .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "freeze", "--quantize", "int8", "--checkpoint"])
+            .arg(out.join("checkpoint"))
+            .arg("--out")
+            .arg(dir.join("thyroid-int8.floe")),
+    );
+    step(
+        "int8 stream model (UCR InternalBleeding16)",
+        cargo()
+            .current_dir(root())
+            .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "anomaly", "stream", "--quiet"])
+            .args(["--train", "data/streams/135_UCR_Anomaly_InternalBleeding16_TRAIN.csv"])
+            .args(["--test", "data/streams/135_UCR_Anomaly_InternalBleeding16_TEST.csv"])
+            .args(["--window", "32", "--diff", "--quantize", "int8", "--hidden", "16", "--steps", "2", "--bins", "4"])
+            .arg("--out")
+            .arg(dir.join("ucr-int8.floe"))
+            .arg("--series-out")
+            .arg(dir.join("ucr-test.f32")),
+    );
+    let model = std::fs::read(out.join("thyroid.floe")).unwrap_or_else(|e| fail(format!("demo model: {e}")));
+    let rows = std::fs::read(out.join("thyroid-test.f32")).unwrap_or_else(|e| fail(format!("demo rows: {e}")));
+    let words = aligned(&model);
+    let m = floe_runtime::Model::load(&bytemuck::cast_slice::<u128, u8>(&words)[..model.len()])
+        .unwrap_or_else(|e| fail(format!("demo model: {e:?}")));
+    let width = 4 * (m.dim() + m.context_dim());
+    let keep = rows.len().min(ROWS * width);
+    std::fs::write(dir.join("thyroid.floe"), &model).unwrap_or_else(|e| fail(format!("write model: {e}")));
+    std::fs::write(dir.join("thyroid.f32"), &rows[..keep]).unwrap_or_else(|e| fail(format!("write rows: {e}")));
+    println!("wrote {} ({} bytes) and {} rows", dir.display(), model.len(), keep / width);
+}

@@ -1,0 +1,61 @@
+//! `cargo xtask bench`: the host kernel benchmark, then the cost program on every
+//! board under QEMU.
+
+use std::fmt::Write as _;
+
+use crate::boards::{build_firmware, elf_path, root, BOARDS};
+use crate::host::Assets;
+use crate::qemu::run_qemu;
+use crate::report::{check_clock, parse_measurements, per_call, Measured};
+use crate::tools::{cargo, fail, install_tools, step};
+
+/// `cargo xtask bench`: the host kernel benchmark, then the cost program on every
+/// board under QEMU; prints instructions per MAC and per `log_prob`, int8 against
+/// f32, measured in the same run.
+pub fn bench() {
+    step(
+        "host kernel benchmark",
+        cargo().current_dir(root()).args(["bench", "-p", "floe-runtime", "--bench", "kernels"]),
+    );
+    let targets: Vec<&str> = BOARDS.iter().map(|b| b.target).collect();
+    install_tools(&targets);
+    let assets = Assets::load();
+    let mut out = String::from(
+        "\nQEMU (-icount shift=0), instructions per call, ratios int8 / f32 from the same run\n\n\
+         | board | f32 MAC | int8 MAC | int8 / f32 | log_prob f32 | log_prob int8 | int8 / f32 |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for board in &BOARDS {
+        build_firmware(board.target, &[]);
+        let (code, lines) = run_qemu(board, &elf_path(board.target, "cost"));
+        if code != 0 {
+            fail(format!("cost on {} exited with status {code}", board.name));
+        }
+        let mut m = Measured::default();
+        parse_measurements(&lines, &mut m);
+        check_clock(board, &m);
+        let (fm, im) = (per_call(board, &m, "dense-f32-mac"), per_call(board, &m, "dense-int8-mac"));
+        let names: Vec<&str> = assets.models.iter().map(|(n, _, _)| n.as_str()).collect();
+        let lp = |suffix: &str| {
+            names.iter().find(|n| n.ends_with(suffix)).and_then(|n| per_call(board, &m, &format!("{n}/log_prob")))
+        };
+        let (fl, il) = (lp("-f32"), lp("-int8"));
+        let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.2}", b / a),
+            _ => "n/a".into(),
+        };
+        let g = |v: Option<f64>, p: usize| v.map_or("n/a".into(), |x| format!("{x:.p$}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            board.name,
+            g(fm, 2),
+            g(im, 2),
+            r(fm, im),
+            g(fl, 0),
+            g(il, 0),
+            r(fl, il)
+        );
+    }
+    println!("{out}");
+}

@@ -1,0 +1,74 @@
+//! `cargo xtask ci`: the README's test command.
+
+use std::process::Command;
+
+use crate::boards::{firmware_dir, BOARDS};
+use crate::tools::{add_targets, cargo, have, install_tools, step};
+
+/// The runtime's bare-metal targets: no `std`, no `alloc`.
+const THUMB_TARGETS: [&str; 2] = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"];
+
+/// Formatting, no_std builds, clippy everywhere, every test, the demo, QEMU.
+pub fn ci() {
+    add_targets(&THUMB_TARGETS);
+    if have("rustup", "--version") {
+        step("install clippy and rustfmt", Command::new("rustup").args(["component", "add", "clippy", "rustfmt"]));
+    }
+    step("formatting", cargo().args(["fmt", "--all", "--", "--check"]));
+    step(
+        "formatting (firmware)",
+        cargo().args(["fmt", "--manifest-path", &firmware_dir().join("Cargo.toml").to_string_lossy(), "--", "--check"]),
+    );
+    for t in THUMB_TARGETS {
+        step(
+            &format!("runtime builds for {t} (no std, no alloc)"),
+            cargo().args(["build", "-p", "floe-runtime", "--target", t]),
+        );
+        step(
+            &format!("runtime builds for {t} with defmt"),
+            cargo().args(["build", "-p", "floe-runtime", "--features", "defmt", "--target", t]),
+        );
+    }
+    step(
+        "clippy: the runtime has no unwrap/expect/panic/indexing",
+        cargo().args(["clippy", "-p", "floe-runtime", "--target", THUMB_TARGETS[0], "--", "-D", "warnings"]),
+    );
+    step("clippy: xtask", cargo().args(["clippy", "-p", "xtask", "--", "-D", "warnings"]));
+    step(
+        "clippy: exporter and cross-crate tests",
+        cargo().args(["clippy", "-p", "floe-exporter", "-p", "floe-tests", "--all-targets", "--", "-D", "warnings"]),
+    );
+    install_tools(&BOARDS.map(|b| b.target));
+    for b in &BOARDS {
+        step(
+            &format!("clippy: firmware for {}", b.target),
+            cargo().current_dir(firmware_dir()).args([
+                "clippy",
+                "--release",
+                "--bins",
+                "--target",
+                b.target,
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        );
+    }
+    step("tests", cargo().args(["test", "--workspace"]));
+    step(
+        "demo (the README's main command)",
+        cargo().args([
+            "run",
+            "-p",
+            "floe-exporter",
+            "--bin",
+            "floe",
+            "--",
+            "demo",
+            "--quiet",
+            "--out",
+            "target/ci-demo",
+        ]),
+    );
+    crate::qemu::qemu();
+}

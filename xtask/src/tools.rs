@@ -1,0 +1,95 @@
+//! The tools the firmware checks need, installed when missing, and running commands.
+
+use std::path::PathBuf;
+use std::process::{exit, Command, Stdio};
+
+use crate::boards::root;
+
+/// Print `msg` and exit with status 1.
+pub fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("xtask: {msg}");
+    exit(1)
+}
+
+/// The cargo that runs this xtask.
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Whether `cmd arg` runs and succeeds.
+pub fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Run `cmd` as the step `what`; exit on failure.
+pub fn step(what: &str, cmd: &mut Command) {
+    eprintln!("\n== xtask: {what}\n   {cmd:?}");
+    let status = cmd.status().unwrap_or_else(|e| fail(format!("cannot start {cmd:?}: {e}")));
+    if !status.success() {
+        fail(format!("{what} failed ({status})"));
+    }
+}
+
+/// Add rustup targets (when rustup is there).
+pub fn add_targets(targets: &[&str]) {
+    if have("rustup", "--version") {
+        step("install targets", Command::new("rustup").args(["target", "add"]).args(targets));
+    }
+}
+
+/// Install what the firmware checks need when it is missing: the rustup targets,
+/// QEMU (apt) and defmt-print (cargo install).
+pub fn install_tools(targets: &[&str]) {
+    add_targets(targets);
+    let mut packages = Vec::new();
+    if !have("qemu-system-arm", "--version") {
+        packages.push("qemu-system-arm");
+    }
+    if !have("qemu-system-riscv32", "--version") {
+        packages.push("qemu-system-misc");
+    }
+    if !packages.is_empty() {
+        // `--no-install-recommends`: QEMU's recommended block modules conflict with
+        // a newer qemu-utils on some Debian images.
+        let sudo = !is_root() && have("sudo", "--version");
+        let apt = |args: &[&str]| {
+            let mut c = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
+            if sudo {
+                c.arg("apt-get");
+            }
+            c.args(args);
+            c
+        };
+        step("apt-get update", &mut apt(&["update", "-q"]));
+        step(
+            "install QEMU",
+            apt(&[&["install", "-y", "-q", "--no-install-recommends"][..], &packages].concat())
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        );
+    }
+    if !have(&defmt_print(), "--version") {
+        // Into the repository's target/ so it is found whatever PATH holds.
+        step(
+            "install defmt-print",
+            cargo().args(["install", "defmt-print", "--locked", "--version", "1.2.0", "--root"]).arg(tools_root()),
+        );
+    }
+}
+
+fn tools_root() -> PathBuf {
+    root().join("target").join("tools")
+}
+
+/// defmt-print: the one `cargo xtask` installed, else the one on PATH.
+pub fn defmt_print() -> String {
+    let local = tools_root().join("bin").join("defmt-print");
+    if local.exists() {
+        local.to_string_lossy().into_owned()
+    } else {
+        "defmt-print".to_owned()
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}

@@ -6,8 +6,8 @@
 //! Each record type decodes and encodes next to itself, and every byte offset is
 //! named once, in [`layout`].
 //!
-//! - [`types`]: the vocabulary — element types, layer kinds, activations, base
-//!   distributions, conditioner precisions.
+//! - the vocabulary: [`DType`], [`LayerKind`], [`Activation`], [`BaseKind`],
+//!   [`Precision`] — one type per coded field.
 //! - [`Header`], [`LayerRecord`], [`TensorRecord`]: the three record types.
 //! - [`encode`]: a whole file from its records and tensors.
 //! - [`spline`], [`made`]: numerical conventions both sides must share (spline
@@ -30,7 +30,7 @@ pub mod layout;
 pub mod made;
 mod records;
 pub mod spline;
-pub mod types;
+mod types;
 mod view;
 
 pub use crc::crc32;
@@ -71,7 +71,7 @@ pub const HEADER_FLAG_ANOMALY: u16 = 1;
 /// Header flag: the model scores windows of a stream.
 pub const HEADER_FLAG_STREAM: u16 = 2;
 /// Every header flag bit version 1 defines.
-pub const KNOWN_HEADER_FLAGS: u16 = HEADER_FLAG_ANOMALY | HEADER_FLAG_STREAM;
+pub(crate) const KNOWN_HEADER_FLAGS: u16 = HEADER_FLAG_ANOMALY | HEADER_FLAG_STREAM;
 /// Stream flag: the input is the window's first differences.
 pub const STREAM_FLAG_DIFFERENCES: u8 = 1;
 
@@ -83,7 +83,7 @@ pub const FLAG_W8: u8 = 2;
 /// Layer flag: the conditioner is fully int8 ([`Precision::Int8`]).
 pub const FLAG_INT8: u8 = 4;
 /// Every layer flag bit version 1 defines.
-pub const KNOWN_LAYER_FLAGS: u8 = FLAG_RESIDUAL | FLAG_W8 | FLAG_INT8;
+pub(crate) const KNOWN_LAYER_FLAGS: u8 = FLAG_RESIDUAL | FLAG_W8 | FLAG_INT8;
 
 /// Widen a bfloat16 (the high half of an f32) to f32, exactly.
 pub const fn bf16_to_f32(v: u16) -> f32 {

@@ -229,14 +229,8 @@ impl Gmm {
 
 #[cfg(test)]
 mod tests {
-    use rand::{Rng, SeedableRng};
-
+    use super::super::blob;
     use super::*;
-
-    fn blob(n: usize, center: [f64; 2], seed: u64) -> Vec<f64> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        (0..n).flat_map(|_| [center[0] + rng.gen_range(-1.0..1.0), center[1] + rng.gen_range(-1.0..1.0)]).collect()
-    }
 
     #[test]
     fn gmm_finds_two_clusters_and_scores_outliers_high() {

@@ -15,3 +15,11 @@ pub use gmm::Gmm;
 fn row(x: &[f64], d: usize, i: usize) -> &[f64] {
     &x[i * d..(i + 1) * d]
 }
+
+/// `n` points uniform on the square of side 2 around `center`, seeded.
+#[cfg(test)]
+fn blob(n: usize, center: [f64; 2], seed: u64) -> Vec<f64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).flat_map(|_| [center[0] + rng.gen_range(-1.0..1.0), center[1] + rng.gen_range(-1.0..1.0)]).collect()
+}

@@ -98,6 +98,20 @@ impl FlowArgs {
     }
 }
 
+/// The model file a command writes, and how.
+#[derive(Args, Debug, Clone)]
+pub struct ModelOut {
+    /// Write an int8 or w8 model (its threshold calibrated on it).
+    #[arg(long, value_parser = precision_parser())]
+    pub quantize: Option<Precision>,
+    /// Seed (split, initialization, batches).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Model file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 /// A labelled data file.
 #[derive(Args, Debug, Clone)]
 pub struct LabelledData {

@@ -7,9 +7,8 @@ use floe_exporter::anomaly::stream::{evaluate_stream, fit_stream, read_series, S
 use floe_exporter::error::FloeError;
 use floe_exporter::train::cpu;
 use floe_exporter::Result;
-use floe_runtime::format::Precision;
 
-use crate::args::{precision_parser, FlowArgs};
+use crate::args::{FlowArgs, ModelOut};
 
 /// `floe anomaly stream`.
 #[derive(clap::Args, Debug)]
@@ -35,15 +34,9 @@ pub struct Args {
     /// False-alarm rate of the threshold (on held-out windows of the normal series).
     #[arg(long, default_value_t = 0.001)]
     fpr: f64,
-    /// Write an int8 or w8 model.
-    #[arg(long, value_parser = precision_parser())]
-    quantize: Option<Precision>,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Model file to write.
-    #[arg(long)]
-    out: PathBuf,
+    /// The model file.
+    #[command(flatten)]
+    model: ModelOut,
     /// Also write the test series as raw little-endian f32 (firmware input).
     #[arg(long)]
     series_out: Option<PathBuf>,
@@ -57,15 +50,15 @@ pub fn run(a: Args) -> Result<()> {
         window: a.window,
         differences: a.diff,
         fpr: a.fpr,
-        quantize: a.quantize,
-        seed: a.seed,
+        quantize: a.model.quantize,
+        seed: a.model.seed,
         settings: a.flow.settings(),
     };
     floe_exporter::anomaly::bench::check_fpr(a.fpr)?;
     let normal = read_series(&a.train, &a.column, &a.label_column)?;
     let test = read_series(&a.test, &a.column, &a.label_column)?;
     let fitted = fit_stream(&normal, &a.train, &spec, &cpu())?;
-    fitted.loaded.write(&a.out)?;
+    fitted.loaded.write(&a.model.out)?;
     if let Some(p) = &a.series_out {
         let raw: Vec<u8> = test.values.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(p, raw).map_err(|e| FloeError::io(p, e))?;
@@ -82,9 +75,9 @@ pub fn run(a: Args) -> Result<()> {
     );
     println!(
         "wrote {} ({} bytes{}; f32 {} bytes): threshold {:.3} nats at false-alarm rate {} on held-out normal windows",
-        a.out.display(),
+        a.model.out.display(),
         fitted.loaded.bytes().len(),
-        a.quantize.map_or(String::new(), |q| format!(", {}", q.name())),
+        a.model.quantize.map_or(String::new(), |q| format!(", {}", q.name())),
         fitted.f32_bytes,
         fitted.threshold,
         a.fpr

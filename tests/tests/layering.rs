@@ -1,0 +1,85 @@
+//! The runtime's module graph flows one way (docs/ARCHITECTURE.md): no module
+//! imports a module to its right in
+//! `format → kernels → transforms → base → model → anomaly → exporter_hooks`;
+//! `error`, `fmt` and `rng` are leaves every module may use.
+
+use std::path::{Path, PathBuf};
+
+const ORDER: [&str; 7] = ["format", "kernels", "transforms", "base", "model", "anomaly", "exporter_hooks"];
+const LEAVES: [&str; 3] = ["error", "fmt", "rng"];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("runtime/src") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The top-level module a file of runtime/src belongs to.
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).expect("under src");
+    let first = rel.components().next().expect("a component").as_os_str().to_string_lossy().into_owned();
+    first.trim_end_matches(".rs").to_owned()
+}
+
+/// The module an item re-exported at the crate root comes from.
+fn home(name: &str) -> &str {
+    match name {
+        "Model" | "LayerInfo" => "model",
+        "Score" | "Stream" => "anomaly",
+        "Error" | "Result" => "error",
+        "Rng" => "rng",
+        other => other,
+    }
+}
+
+/// The top-level modules a file's code (comments left out) names in `crate::…` paths.
+fn imports(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines().map(|l| l.split("//").next().unwrap_or("")) {
+        for (i, _) in line.match_indices("crate::") {
+            let rest = &line[i + "crate::".len()..];
+            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            if !name.is_empty() {
+                out.push(home(&name).to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn runtime_modules_import_only_leftwards() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let rank = |m: &str| ORDER.iter().position(|o| *o == m);
+    let mut checked = 0;
+    for f in &files {
+        let me = module_of(&src, f);
+        let Some(my_rank) = rank(&me) else { continue };
+        let text = std::fs::read_to_string(f).expect("read");
+        for m in imports(&text) {
+            if LEAVES.contains(&m.as_str()) || m == me {
+                continue;
+            }
+            let r = rank(&m)
+                .unwrap_or_else(|| panic!("{}: imports crate::{m}, a module the order does not know", f.display()));
+            assert!(r < my_rank, "{}: {me} imports crate::{m}, which comes after it", f.display());
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} imports found: is the scan reading the runtime?");
+}
+
+#[test]
+fn the_scan_sees_an_import_against_the_order() {
+    assert_eq!(imports("use crate::model::Model;\nuse crate::format::{View};"), ["model", "format"]);
+    assert_eq!(imports("/// [`crate::Model`]\nlet s = crate::Stream::<4>::new(m);"), ["anomaly"]);
+    let rank = |m: &str| ORDER.iter().position(|o| *o == m);
+    assert!(rank("model") > rank("transforms"));
+}

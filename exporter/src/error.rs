@@ -24,6 +24,24 @@ pub enum FloeError {
         /// What is wrong, with the line or field.
         msg: String,
     },
+    /// A settings file that is not valid TOML for floe's settings.
+    #[error("{}: {source}", path.display())]
+    Settings {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's error (names the line and the key).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A checkpoint's metadata (`meta.json`) could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The data do not fit the request.
     #[error("data: {0}")]
     Data(#[from] DataError),

@@ -12,7 +12,8 @@
 //!   settings-file experiments;
 //! - [`freeze`]: file layout, the runtime's encoder, the loaded model, parity;
 //! - [`quant`]: post-training quantization with a bit-exact check;
-//! - [`anomaly`]: the ADBench protocol, metrics, baselines, streams;
+//! - [`anomaly`]: the ADBench protocol, baselines, streams; [`metrics`]: AUROC,
+//!   AUPRC, thresholds;
 //! - [`demo`], [`plot`].
 #![deny(missing_docs)]
 // `!(a > b)` is deliberate throughout: it is true for NaN, which must fail checks.
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod error;
 pub mod flow;
 pub mod freeze;
+pub mod metrics;
 pub mod plot;
 pub mod quant;
 pub mod train;

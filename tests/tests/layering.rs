@@ -37,17 +37,41 @@ fn home(name: &str) -> &str {
     }
 }
 
-/// The top-level modules a file's code (comments left out) names in `crate::…` paths.
+fn ident(s: &str) -> String {
+    s.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
+}
+
+/// The top-level modules a file's code (comments left out) names in `crate::…`
+/// paths, grouped ones (`use crate::{a::X, b};`) included.
 fn imports(text: &str) -> Vec<String> {
+    let code: String = text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
     let mut out = Vec::new();
-    for line in text.lines().map(|l| l.split("//").next().unwrap_or("")) {
-        for (i, _) in line.match_indices("crate::") {
-            let rest = &line[i + "crate::".len()..];
-            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            if !name.is_empty() {
-                out.push(home(&name).to_owned());
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + "crate::".len()..];
+        let names: Vec<String> = match rest.strip_prefix('{') {
+            // Top-level names of the group: what follows `{` or a `,` at depth 0.
+            Some(group) => {
+                let (mut depth, mut start, mut names) = (0usize, 0usize, Vec::new());
+                for (k, ch) in group.char_indices() {
+                    match ch {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            names.push(ident(&group[start..k]));
+                            break;
+                        }
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            names.push(ident(&group[start..k]));
+                            start = k + 1;
+                        }
+                        _ => {}
+                    }
+                }
+                names
             }
-        }
+            None => vec![ident(rest)],
+        };
+        out.extend(names.into_iter().filter(|n| !n.is_empty()).map(|n| home(&n).to_owned()));
     }
     out
 }
@@ -80,6 +104,7 @@ fn runtime_modules_import_only_leftwards() {
 fn the_scan_sees_an_import_against_the_order() {
     assert_eq!(imports("use crate::model::Model;\nuse crate::format::{View};"), ["model", "format"]);
     assert_eq!(imports("/// [`crate::Model`]\nlet s = crate::Stream::<4>::new(m);"), ["anomaly"]);
+    assert_eq!(imports("use crate::{\n    model::{Model, X},\n    format::View,\n};"), ["model", "format"]);
     let rank = |m: &str| ORDER.iter().position(|o| *o == m);
     assert!(rank("model") > rank("transforms"));
 }

@@ -6,11 +6,11 @@ use std::time::Instant;
 use burn::prelude::*;
 use floe_runtime::format::Precision;
 
-use super::metrics::Metrics;
 use super::protocol::{baselines, evaluate, fit_flow, split};
 use super::FlowSettings;
 use crate::data::DataSpec;
 use crate::error::{ConfigError, Result};
+use crate::metrics::Metrics;
 
 /// The bundled ADBench sets, in the order of data/README.md.
 pub const ADBENCH: [&str; 7] =

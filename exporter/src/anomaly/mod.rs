@@ -1,15 +1,15 @@
-//! Anomaly detection with a flow: the ADBench protocol ([`protocol`]), metrics,
-//! the baselines a flow is compared with, evaluation over seeds and sets
-//! ([`bench`]), and sensor streams ([`stream`]).
+//! Anomaly detection with a flow: the ADBench protocol ([`protocol`]), the
+//! baselines a flow is compared with, evaluation over seeds and sets
+//! ([`bench`]), and sensor streams ([`stream`]). The metrics are
+//! [`crate::metrics`].
 
 pub mod baselines;
 pub mod bench;
-pub mod metrics;
 pub mod protocol;
 pub mod stream;
 
-pub use metrics::{auprc, auroc, mean_std, metrics, threshold_at, Metrics};
-pub use protocol::{baselines, calibrate, evaluate, fit_flow, score_rows, split, AnomalySplit, FittedFlow};
+pub use crate::metrics::{auprc, auroc, mean_std, metrics, threshold_at, Metrics};
+pub use protocol::{baselines, calibrate, evaluate, fit_flow, split, AnomalySplit, FittedFlow};
 
 use crate::flow::FlowConfig;
 use crate::train::TrainConfig;

@@ -11,12 +11,12 @@ use burn::prelude::*;
 use floe_runtime::format::{AnomalyThreshold, Precision};
 
 use super::baselines::{Gmm, IsolationForest};
-use super::metrics::{metrics, threshold_at, Metrics};
 use super::FlowSettings;
 use crate::data::{self, prepare, DataSpec, Prepared, Rows};
 use crate::error::{DataError, Result};
-use crate::freeze::runtime::scores;
-use crate::freeze::{self, FrozenModel, LoadedModel, Parity};
+use crate::freeze::runtime::score_nats;
+use crate::freeze::{self, FrozenModel, Parity};
+use crate::metrics::{metrics, threshold_at, Metrics};
 use crate::quant::{self, QuantConfig, Quantized};
 use crate::train;
 
@@ -81,16 +81,10 @@ impl FittedFlow {
     }
 }
 
-/// Anomaly scores (`−log p`, nats; `+∞` for a density that overflows) of every
-/// row, through the runtime's own [`floe_runtime::Model::score`].
-pub fn score_rows(model: &LoadedModel, rows: &Rows) -> Result<Vec<f64>> {
-    Ok(scores(model.model(), rows)?.iter().map(|s| s.nats as f64).collect())
-}
-
 /// Store the `(1 - fpr)` quantile of the calibration rows' scores as the
 /// model's threshold. Returns the threshold.
 pub fn calibrate(model: &mut FrozenModel, calib: &Rows, fpr: f64) -> Result<f64> {
-    let t = threshold_at(&score_rows(&model.load()?, calib)?, fpr);
+    let t = threshold_at(&score_nats(model.load()?.model(), calib)?, fpr);
     model.anomaly = Some(AnomalyThreshold { threshold: t as f32, target_fpr: fpr as f32 });
     Ok(t)
 }
@@ -111,8 +105,8 @@ pub fn fit_flow(
     let prep = &s.prep;
     let (fc, tc) = settings.configs(prep.d, seed);
     let (model, history) = train::train(&fc, &tc, &prep.xs, &prep.train, &prep.val, device, settings.progress)?;
-    let (_, parity) = freeze::freeze(&model, &prep.xs, &prep.cs, &s.test_normal, tolerance)?;
     let frozen = model.frozen(&prep.xs, &prep.cs)?;
+    let parity = freeze::check_parity(&model, &prep.xs, &prep.cs, &frozen.load()?, &s.test_normal, tolerance)?;
     let mut f32_model = frozen.clone();
     calibrate(&mut f32_model, &s.calib, fpr)?;
     let quantized = match quantize {
@@ -137,7 +131,8 @@ pub fn fit_flow(
 pub fn evaluate(model: &FrozenModel, s: &AnomalySplit) -> Result<Metrics> {
     let t = model.anomaly.map_or(f64::INFINITY, |a| a.threshold as f64);
     let loaded = model.load()?;
-    Ok(metrics(&score_rows(&loaded, &s.test_normal)?, &score_rows(&loaded, &s.anomalies)?, t))
+    let m = loaded.model();
+    Ok(metrics(&score_nats(m, &s.test_normal)?, &score_nats(m, &s.anomalies)?, t))
 }
 
 /// The split's rows standardized as the flow sees them, in f64 (the baselines'

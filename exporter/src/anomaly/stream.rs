@@ -8,12 +8,12 @@ use burn::prelude::*;
 use floe_runtime::format::{AnomalyThreshold, Precision, StreamLayout};
 use floe_runtime::{Model, Stream};
 
-use super::metrics::threshold_at;
-use super::protocol::score_rows;
 use super::FlowSettings;
 use crate::data::{self, standardize, DataSpec, Rows, Standardization};
 use crate::error::{ConfigError, DataError, FloeError, Result};
+use crate::freeze::runtime::score_nats;
 use crate::freeze::{self, LoadedModel, Parity, PARITY_TOLERANCE};
+use crate::metrics::threshold_at;
 use crate::quant::{self, QuantConfig};
 use crate::train;
 
@@ -97,6 +97,44 @@ pub struct StreamSpec {
     pub settings: FlowSettings,
 }
 
+impl StreamSpec {
+    /// The layout for samples of `channels` values, with the settings checked: a
+    /// false-alarm rate in (0, 1), at least 2 model dimensions, a history that fits
+    /// [`STREAM_CAPACITY`].
+    pub fn layout(&self, channels: usize) -> Result<StreamLayout> {
+        super::bench::check_fpr(self.fpr)?;
+        let channels =
+            u16::try_from(channels).map_err(|_| ConfigError::invalid("--column", "at most 65535 columns", channels))?;
+        let layout = StreamLayout { window: self.window, channels, differences: self.differences };
+        if layout.dim() < 2 {
+            return Err(ConfigError::invalid(
+                "--window",
+                "long enough to leave at least 2 model dimensions",
+                self.window,
+            )
+            .into());
+        }
+        if layout.history_len() > STREAM_CAPACITY {
+            return Err(ConfigError::invalid(
+                "--window",
+                "at most the 1024 values the stream scorer holds (window x channels)",
+                self.window,
+            )
+            .into());
+        }
+        Ok(layout)
+    }
+}
+
+/// How `n` windows of `window` samples split in time: `(training windows, first
+/// calibration window)` — training the first 80 %, calibration the rest after a
+/// gap of `window − 1` windows. `None` when no calibration window would be left.
+fn time_split(n: usize, window: usize) -> Option<(usize, usize)> {
+    let n_train = n * 4 / 5;
+    let gap = window.saturating_sub(1);
+    (n_train + gap < n).then_some((n_train, n_train + gap))
+}
+
 /// A fitted stream model.
 #[derive(Debug)]
 pub struct StreamModel {
@@ -124,38 +162,17 @@ pub struct StreamModel {
 /// early), after a gap of W − 1 windows so no calibration window shares a sample
 /// with a training window.
 pub fn fit_stream(normal: &Series, path: &Path, spec: &StreamSpec, device: &Device) -> Result<StreamModel> {
-    super::bench::check_fpr(spec.fpr)?;
-    let channels = u16::try_from(normal.channels)
-        .map_err(|_| ConfigError::invalid("--column", "at most 65535 columns", normal.channels))?;
-    let layout = StreamLayout { window: spec.window, channels, differences: spec.differences };
-    if layout.dim() < 2 {
-        return Err(
-            ConfigError::invalid("--window", "long enough to leave at least 2 model dimensions", spec.window).into()
-        );
-    }
-    if layout.history_len() > STREAM_CAPACITY {
-        return Err(ConfigError::invalid(
-            "--window",
-            "at most the 1024 values the stream scorer holds (window x channels)",
-            spec.window,
-        )
-        .into());
-    }
+    let layout = spec.layout(normal.channels)?;
     let all = windows(&normal.values, layout);
     let n = all.n();
     let window = spec.window as usize;
-    if n < MIN_WINDOWS {
-        return Err(DataError::TooFewWindows { path: path.to_path_buf(), windows: n, window, need: MIN_WINDOWS }.into());
-    }
-    let n_train = n * 4 / 5;
-    let gap = window - 1;
-    if n_train + gap >= n {
-        return Err(
-            DataError::TooFewWindows { path: path.to_path_buf(), windows: n, window, need: n_train + gap + 1 }.into()
-        );
-    }
+    // The fewest windows that leave a calibration part after the gap.
+    let need = (MIN_WINDOWS..).find(|&m| time_split(m, window).is_some()).unwrap_or(usize::MAX);
+    let Some((n_train, calib_start)) = time_split(n, window).filter(|_| n >= MIN_WINDOWS) else {
+        return Err(DataError::TooFewWindows { path: path.to_path_buf(), windows: n, window, need }.into());
+    };
     let tr = all.select(&(0..n_train).collect::<Vec<_>>());
-    let ca = all.select(&(n_train + gap..n).collect::<Vec<_>>());
+    let ca = all.select(&(calib_start..n).collect::<Vec<_>>());
     let d = layout.dim();
     let xs = Standardization::fit(&tr.x, d);
     let cs = Standardization::identity(0);
@@ -170,8 +187,9 @@ pub fn fit_stream(normal: &Series, path: &Path, spec: &StreamSpec, device: &Devi
         device,
         spec.settings.progress,
     )?;
-    let (f32_file, parity) = freeze::freeze(&model, &xs, &cs, &ca, PARITY_TOLERANCE)?;
     let mut frozen = model.frozen(&xs, &cs)?;
+    let f32_file = frozen.load()?;
+    let parity = freeze::check_parity(&model, &xs, &cs, &f32_file, &ca, PARITY_TOLERANCE)?;
     frozen.stream = Some(layout);
     if let Some(precision) = spec.quantize {
         let q = quant::quantize(&frozen, QuantConfig { precision, max_layer_cost: 0.01 }, &tr, &ca, &ca)?;
@@ -179,7 +197,7 @@ pub fn fit_stream(normal: &Series, path: &Path, spec: &StreamSpec, device: &Devi
         frozen.stream = Some(layout);
     }
     // Threshold on the calibration windows, through the same runtime.
-    let threshold = threshold_at(&score_rows(&frozen.load()?, &ca)?, spec.fpr);
+    let threshold = threshold_at(&score_nats(frozen.load()?.model(), &ca)?, spec.fpr);
     frozen.anomaly = Some(AnomalyThreshold { threshold: threshold as f32, target_fpr: spec.fpr as f32 });
     Ok(StreamModel {
         loaded: frozen.load()?,
@@ -188,7 +206,7 @@ pub fn fit_stream(normal: &Series, path: &Path, spec: &StreamSpec, device: &Devi
         threshold,
         parity,
         n_train,
-        n_calib: n - n_train - gap,
+        n_calib: n - calib_start,
         epochs: history.val_nll.len(),
     })
 }

@@ -1,7 +1,7 @@
 //! The one owned, loaded model: the file's bytes, kept aligned, and the
 //! runtime's validated [`Model`] over them — validated once.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use floe_runtime::Model;
 
@@ -57,14 +57,13 @@ self_cell::self_cell!(
 #[derive(Debug)]
 pub struct LoadedModel {
     cell: Cell,
-    path: Option<PathBuf>,
 }
 
 impl LoadedModel {
     /// Validate `bytes` (copied into an aligned buffer).
     pub fn from_bytes(bytes: &[u8]) -> Result<LoadedModel> {
         let cell = Cell::try_new(AlignedBytes::new(bytes), |b| Model::load(b))?;
-        Ok(LoadedModel { cell, path: None })
+        Ok(LoadedModel { cell })
     }
 
     /// Read and validate the model file at `path`.
@@ -72,7 +71,7 @@ impl LoadedModel {
         let bytes = std::fs::read(path).map_err(|e| FloeError::io(path, e))?;
         let cell = Cell::try_new(AlignedBytes::new(&bytes), |b| Model::load(b))
             .map_err(|source| FloeError::InvalidModelFile { path: path.to_path_buf(), source })?;
-        Ok(LoadedModel { cell, path: Some(path.to_path_buf()) })
+        Ok(LoadedModel { cell })
     }
 
     /// The runtime's view of the file.
@@ -83,11 +82,6 @@ impl LoadedModel {
     /// The file's bytes.
     pub fn bytes(&self) -> &[u8] {
         self.cell.borrow_owner()
-    }
-
-    /// The file it was read from, if any.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
     }
 
     /// Write the file to `path` (creating its folder), then read it back from

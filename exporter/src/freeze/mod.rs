@@ -14,9 +14,9 @@ use floe_runtime::format::{Activation, AnomalyThreshold, BaseKind, LayerKind, La
 
 pub use fold::fold;
 pub use loaded::{AlignedBytes, LoadedModel};
-pub use parity::{freeze, Parity, PARITY_RELATIVE, PARITY_TOLERANCE};
+pub use parity::{check_parity, freeze, Parity, PARITY_RELATIVE, PARITY_TOLERANCE};
 
-use crate::error::{FloeError, Result};
+use crate::error::{ConfigError, FloeError, Result};
 
 /// A tensor ready to be written: row-major `rows x cols`.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,7 +219,13 @@ impl FrozenModel {
 
     /// Serialize with the runtime's encoder.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let too_big = || FloeError::Runtime(floe_runtime::Error::BadHeader);
+        if self.base_tensors.len() != self.base.n_tensors() {
+            return Err(FloeError::Internal("the base's tensors do not match its kind"));
+        }
+        let too_big = || {
+            let what = format!("{} dims, {} context dims, {} layers", self.dim, self.context_dim, self.layers.len());
+            FloeError::from(ConfigError::invalid("model", "within the format's limits (u16 dims, u32 sizes)", what))
+        };
         let globals = [
             FrozenTensor::vector(self.x_mean.clone()),
             FrozenTensor::vector(self.x_std.clone()),
@@ -261,6 +267,8 @@ impl FrozenModel {
 pub struct FrozenCheckpoint {
     /// The data, split and standardized as at training time.
     pub prep: crate::data::Prepared,
+    /// The file's layout.
+    pub frozen: FrozenModel,
     /// The file, loaded back by the runtime.
     pub loaded: LoadedModel,
     /// Burn vs runtime on the test rows.
@@ -276,6 +284,8 @@ pub fn freeze_checkpoint(
 ) -> Result<FrozenCheckpoint> {
     let prep = ck.prepare()?;
     let test = prep.raw(&prep.split.test);
-    let (loaded, parity) = freeze(flow, &ck.x_std, &ck.c_std, &test, tol)?;
-    Ok(FrozenCheckpoint { prep, loaded, parity })
+    let frozen = fold(flow, &ck.x_std, &ck.c_std)?;
+    let loaded = frozen.load()?;
+    let parity = check_parity(flow, &ck.x_std, &ck.c_std, &loaded, &test, tol)?;
+    Ok(FrozenCheckpoint { prep, frozen, loaded, parity })
 }

@@ -70,15 +70,8 @@ pub fn conditioning_factor(model: &Model<'_>) -> f64 {
 }
 
 /// Freeze `flow` with its standardizations, load the file back with the runtime,
-/// and compare `log_prob` on the check rows (`rows`, raw data units). A row passes
-/// when `|diff| ≤ tol + PARITY_RELATIVE·|log p| + k·(sensitivity + ε·(|log det| + |log p_base|))`
-/// with `k` = layers + 1 and ε the f32 epsilon, where the last term (computed only
-/// for rows that fail the first two) is how much the runtime's own answer moves
-/// under one-ulp input changes plus the rounding of its two summands: rows whose
-/// spline bins have collapsed amplify f32 rounding, and two f32 evaluations in
-/// different orders then legitimately differ by more than `tol`. A wrong weight or
-/// transform moves every row by far more. Returns the loaded file and the
-/// measurement.
+/// and [`check_parity`] on the check rows (`rows`, raw data units). Returns the
+/// loaded file and the measurement.
 pub fn freeze(
     flow: &Flow,
     xs: &Standardization,
@@ -87,6 +80,27 @@ pub fn freeze(
     tol: f64,
 ) -> Result<(LoadedModel, Parity)> {
     let loaded = fold(flow, xs, cs)?.load()?;
+    let parity = check_parity(flow, xs, cs, &loaded, rows, tol)?;
+    Ok((loaded, parity))
+}
+
+/// Compare the runtime's `log_prob` of the file `loaded` (frozen from `flow` with
+/// `xs`, `cs`) with Burn's on the check rows (`rows`, raw data units). A row passes
+/// when `|diff| ≤ tol + PARITY_RELATIVE·|log p| + k·(sensitivity + ε·(|log det| + |log p_base|))`
+/// with `k` = layers + 1 and ε the f32 epsilon, where the last term (computed only
+/// for rows that fail the first two) is how much the runtime's own answer moves
+/// under one-ulp input changes plus the rounding of its two summands: rows whose
+/// spline bins have collapsed amplify f32 rounding, and two f32 evaluations in
+/// different orders then legitimately differ by more than `tol`. A wrong weight or
+/// transform moves every row by far more.
+pub fn check_parity(
+    flow: &Flow,
+    xs: &Standardization,
+    cs: &Standardization,
+    loaded: &LoadedModel,
+    rows: &Rows,
+    tol: f64,
+) -> Result<Parity> {
     let model = loaded.model();
     let rt = log_probs(model, rows)?;
     let burn: Vec<f64> =
@@ -131,13 +145,12 @@ pub fn freeze(
         }
     }
     let n = rt.len().max(1) as f64;
-    let parity = Parity {
+    Ok(Parity {
         rows: rt.len(),
         max_abs_diff: worst,
         mean_burn: burn.iter().sum::<f64>() / n,
         mean_runtime: rt.iter().sum::<f64>() / n,
         ill_conditioned: ill,
         beyond_tolerance: beyond,
-    };
-    Ok((loaded, parity))
+    })
 }

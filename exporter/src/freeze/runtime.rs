@@ -18,6 +18,12 @@ pub fn scores(model: &Model<'_>, rows: &Rows) -> Result<Vec<Score>> {
     rows.iter().map(|(x, c)| Ok(model.score(x, c, &mut scratch)?)).collect()
 }
 
+/// Anomaly scores in nats (`−log p`; `+∞` for a density that overflows f32) of
+/// every row, by the runtime's own rule ([`Model::score`]).
+pub fn score_nats(model: &Model<'_>, rows: &Rows) -> Result<Vec<f64>> {
+    Ok(scores(model, rows)?.iter().map(|s| s.nats as f64).collect())
+}
+
 /// `n` samples drawn with the runtime's seeded sampler, row-major.
 pub fn samples(model: &Model<'_>, n: usize, seed: u64, context: &[f32]) -> Result<Rows> {
     let d = model.dim();

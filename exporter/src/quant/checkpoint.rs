@@ -1,11 +1,12 @@
 //! A checkpoint quantized and measured: what `floe freeze --quantize` reports.
 
 use super::{nll, quantize, QuantConfig, Quantized};
-use crate::anomaly::{auroc, score_rows};
 use crate::data::{self, DataSpec, Rows};
 use crate::error::Result;
 use crate::flow::Flow;
+use crate::freeze::runtime::score_nats;
 use crate::freeze::{freeze_checkpoint, FrozenCheckpoint};
+use crate::metrics::auroc;
 use crate::train::Checkpoint;
 
 /// AUROC of held-out normal rows against the file's anomalies, f32 and quantized.
@@ -58,19 +59,18 @@ pub fn quantize_checkpoint(
 ) -> Result<QuantizedCheckpoint> {
     let f32 = freeze_checkpoint(ck, flow, tol)?;
     let prep = &f32.prep;
-    let frozen = flow.frozen(&ck.x_std, &ck.c_std)?;
     let calib_idx: Vec<usize> = prep.split.train.iter().copied().take(calib.max(1)).collect();
     let test = prep.raw(&prep.split.test);
-    let q = quantize(&frozen, cfg, &prep.raw(&calib_idx), &prep.raw(&prep.split.val), &test)?;
+    let q = quantize(&f32.frozen, cfg, &prep.raw(&calib_idx), &prep.raw(&prep.split.val), &test)?;
     let test_nll = (nll(&f32.loaded, &test)?, nll(&q.loaded, &test)?);
     let auroc = match anomaly_rows(&ck.data, prep.c)? {
         Some(an) => {
-            let pair = |m| -> Result<Option<f64>> {
-                let (a, b) = (score_rows(m, &test)?, score_rows(m, &an)?);
+            let pair = |m: &floe_runtime::Model<'_>| -> Result<Option<f64>> {
+                let (a, b) = (score_nats(m, &test)?, score_nats(m, &an)?);
                 let labels: Vec<bool> = (0..a.len() + b.len()).map(|i| i >= a.len()).collect();
                 Ok(auroc(&[a, b].concat(), &labels))
             };
-            match (pair(&f32.loaded)?, pair(&q.loaded)?) {
+            match (pair(f32.loaded.model())?, pair(q.loaded.model())?) {
                 (Some(f), Some(qa)) => Some(AurocPair { f32: f, quantized: qa, normal: test.n(), anomalies: an.n() }),
                 _ => None,
             }

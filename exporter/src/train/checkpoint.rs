@@ -32,8 +32,8 @@ impl Checkpoint {
     pub fn save(&self, model: &Flow, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| FloeError::io(dir, e))?;
         let meta_path = dir.join("meta.json");
-        let meta =
-            serde_json::to_string_pretty(self).map_err(|_| FloeError::Internal("checkpoint metadata as JSON"))?;
+        let meta = serde_json::to_string_pretty(self)
+            .map_err(|source| FloeError::Metadata { path: meta_path.clone(), source })?;
         std::fs::write(&meta_path, meta).map_err(|e| FloeError::io(&meta_path, e))?;
         let w = dir.join("model.bpk");
         model.clone().save_file(&w).map_err(|source| FloeError::Checkpoint { path: w, source })
@@ -44,7 +44,7 @@ impl Checkpoint {
         let p = dir.join("meta.json");
         let s = std::fs::read_to_string(&p).map_err(|e| FloeError::io(&p, e))?;
         let ck: Checkpoint =
-            serde_json::from_str(&s).map_err(|e| FloeError::Parse { path: p.clone(), msg: e.to_string() })?;
+            serde_json::from_str(&s).map_err(|source| FloeError::Metadata { path: p.clone(), source })?;
         let model = Flow::new(&ck.flow, device)?;
         let w = dir.join("model.bpk");
         if !w.exists() {

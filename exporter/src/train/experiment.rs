@@ -27,7 +27,7 @@ impl SettingsFile {
     /// Read a TOML settings file.
     pub fn read(path: &Path) -> Result<SettingsFile> {
         let s = std::fs::read_to_string(path).map_err(|e| FloeError::io(path, e))?;
-        toml::from_str(&s).map_err(|e| FloeError::Parse { path: path.to_path_buf(), msg: e.to_string() })
+        toml::from_str(&s).map_err(|source| FloeError::Settings { path: path.to_path_buf(), source })
     }
 }
 

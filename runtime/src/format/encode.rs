@@ -221,7 +221,7 @@ impl Contents<'_> {
         let mut end = h.data_offset as usize;
         for (i, t) in self.tensors.iter().enumerate() {
             let idx = len32(i);
-            if t.rows as usize * t.cols as usize != t.data.len() {
+            if (t.rows as usize).checked_mul(t.cols as usize) != Some(t.data.len()) {
                 return Err(Error::BadTensor(idx));
             }
             let offset = align_up(end, TENSOR_ALIGN).ok_or(Error::BadTensor(idx))?;

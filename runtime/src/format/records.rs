@@ -4,8 +4,9 @@
 use super::layout::{header as hdr, layer as lr, tensor as tr};
 use super::types::{Activation, BaseKind, DType, LayerKind, Precision};
 use super::{
-    HEADER_FLAG_ANOMALY, HEADER_FLAG_STREAM, HEADER_LEN, KNOWN_HEADER_FLAGS, KNOWN_LAYER_FLAGS, LAYER_RECORD_LEN,
-    MAX_DIM, MAX_LAYERS, N_GLOBAL_TENSORS, STREAM_FLAG_DIFFERENCES, TENSOR_ALIGN, TENSOR_RECORD_LEN,
+    CRC_LEN, HEADER_FLAG_ANOMALY, HEADER_FLAG_STREAM, HEADER_LEN, KNOWN_HEADER_FLAGS, KNOWN_LAYER_FLAGS,
+    LAYER_RECORD_LEN, MAGIC, MAX_DIM, MAX_LAYERS, N_GLOBAL_TENSORS, STREAM_FLAG_DIFFERENCES, TENSOR_ALIGN,
+    TENSOR_RECORD_LEN, VERSION,
 };
 use crate::error::{Error, Result};
 
@@ -133,12 +134,20 @@ impl StreamLayout {
 
 impl Header {
     /// Decode and check the header fields that do not depend on the rest of the
-    /// file. `b` must already be cut to `file_len`.
+    /// file: magic, version, flags, the section layout, the limits. `b` must
+    /// already be cut to `file_len` (the CRC is checked by [`crate::Model::load`],
+    /// which decodes the header only after it).
     pub fn decode(b: &[u8]) -> Result<Header> {
         if b.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
+        if b.get(hdr::MAGIC..hdr::MAGIC + MAGIC.len()) != Some(&MAGIC[..]) {
+            return Err(Error::BadMagic);
+        }
         let version = rd_u16(b, hdr::VERSION)?;
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion(version));
+        }
         let flags = rd_u16(b, hdr::FLAGS)?;
         let header_len = rd_u32(b, hdr::HEADER_LEN)?;
         let file_len = rd_u32(b, hdr::FILE_LEN)?;
@@ -200,7 +209,7 @@ impl Header {
         let tt_end = (tensor_table as usize)
             .checked_add((n_tensors as usize).checked_mul(TENSOR_RECORD_LEN).ok_or(Error::BadHeader)?)
             .ok_or(Error::BadHeader)?;
-        let body_end = (file_len as usize).checked_sub(4).ok_or(Error::BadHeader)?;
+        let body_end = (file_len as usize).checked_sub(CRC_LEN).ok_or(Error::BadHeader)?;
         if layer_table as usize != HEADER_LEN
             || tensor_table as usize != lt_end
             || (data_offset as usize) < tt_end

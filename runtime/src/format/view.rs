@@ -20,7 +20,8 @@ impl<'a> View<'a> {
     /// Check what can be checked on the raw buffer — magic, version, length,
     /// alignment, CRC — and decode the header.
     pub(crate) fn open(bytes: &'a [u8]) -> Result<View<'a>> {
-        if bytes.len() < 12 {
+        // Enough to read the magic, the version and the file length.
+        if bytes.len() < hdr::FILE_LEN + 4 {
             return Err(Error::Truncated);
         }
         if bytes.get(hdr::MAGIC..hdr::MAGIC + MAGIC.len()) != Some(&MAGIC[..]) {

@@ -54,7 +54,8 @@ pub fn run(a: Args) -> Result<()> {
         seed: a.model.seed,
         settings: a.flow.settings(),
     };
-    floe_exporter::anomaly::bench::check_fpr(a.fpr)?;
+    // The settings first, then the files.
+    spec.layout(a.column.len())?;
     let normal = read_series(&a.train, &a.column, &a.label_column)?;
     let test = read_series(&a.test, &a.column, &a.label_column)?;
     let fitted = fit_stream(&normal, &a.train, &spec, &cpu())?;

@@ -1,5 +1,6 @@
 //! Detection metrics: AUROC, average precision, and precision / recall / false
-//! alarms at a calibrated threshold.
+//! alarms at a calibrated threshold. A leaf: the quantizer's report and the
+//! anomaly commands both use it.
 
 /// Area under the ROC curve of `scores` (higher = more anomalous) against
 /// `labels` (true = anomaly), ties counted half (Mann–Whitney U).

@@ -51,6 +51,18 @@ pub(crate) fn put(b: &mut [u8], at: usize, v: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Check the magic bytes and the version; returns the version.
+pub(crate) fn check_magic_and_version(b: &[u8]) -> Result<u16> {
+    if b.get(hdr::MAGIC..hdr::MAGIC + MAGIC.len()) != Some(&MAGIC[..]) {
+        return Err(Error::BadMagic);
+    }
+    let version = rd_u16(b, hdr::VERSION)?;
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    Ok(version)
+}
+
 /// The first `n` bytes of `out`.
 pub(crate) fn head(out: &mut [u8], n: usize) -> Result<&mut [u8]> {
     let got = len32(out.len());
@@ -141,13 +153,7 @@ impl Header {
         if b.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
-        if b.get(hdr::MAGIC..hdr::MAGIC + MAGIC.len()) != Some(&MAGIC[..]) {
-            return Err(Error::BadMagic);
-        }
-        let version = rd_u16(b, hdr::VERSION)?;
-        if version != VERSION {
-            return Err(Error::UnsupportedVersion(version));
-        }
+        let version = check_magic_and_version(b)?;
         let flags = rd_u16(b, hdr::FLAGS)?;
         let header_len = rd_u32(b, hdr::HEADER_LEN)?;
         let file_len = rd_u32(b, hdr::FILE_LEN)?;

@@ -2,10 +2,10 @@
 //! decoded header, with bounds-checked access to its records and tensors.
 
 use super::layout::header as hdr;
-use super::records::{rd_u16, rd_u32};
+use super::records::{check_magic_and_version, rd_u32};
 use super::{
-    crc32, DType, Header, LayerRecord, TensorRecord, BUFFER_ALIGN, CRC_LEN, HEADER_LEN, LAYER_RECORD_LEN, MAGIC,
-    TENSOR_ALIGN, TENSOR_RECORD_LEN, VERSION,
+    crc32, DType, Header, LayerRecord, TensorRecord, BUFFER_ALIGN, CRC_LEN, HEADER_LEN, LAYER_RECORD_LEN, TENSOR_ALIGN,
+    TENSOR_RECORD_LEN,
 };
 use crate::error::{Error, Result};
 
@@ -24,13 +24,7 @@ impl<'a> View<'a> {
         if bytes.len() < hdr::FILE_LEN + 4 {
             return Err(Error::Truncated);
         }
-        if bytes.get(hdr::MAGIC..hdr::MAGIC + MAGIC.len()) != Some(&MAGIC[..]) {
-            return Err(Error::BadMagic);
-        }
-        let version = rd_u16(bytes, hdr::VERSION)?;
-        if version != VERSION {
-            return Err(Error::UnsupportedVersion(version));
-        }
+        check_magic_and_version(bytes)?;
         let file_len = rd_u32(bytes, hdr::FILE_LEN)? as usize;
         if file_len < HEADER_LEN + CRC_LEN {
             return Err(Error::BadHeader);

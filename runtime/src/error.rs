@@ -88,6 +88,27 @@ pub enum Error {
         /// The one given.
         got: u32,
     },
+    /// A trajectory call on a model that is not a trajectory model.
+    NotATrajectoryModel,
+    /// A tracker's horizon `T` is not the model's.
+    HorizonMismatch {
+        /// The model's horizon.
+        expected: u32,
+        /// The tracker's.
+        got: u32,
+    },
+    /// A tracker query or update before any prediction, or an update with no
+    /// predicted step left.
+    NothingToUpdate,
+    /// A step outside the prediction's remaining horizon.
+    StepOutOfRange {
+        /// The step asked for (1-based).
+        step: u32,
+        /// Steps left.
+        steps: u32,
+    },
+    /// An argument is outside its range (e.g. a sensor noise ≤ 0).
+    InvalidArgument,
     /// An output buffer (the encoder's) is shorter than what must be written.
     OutputTooSmall {
         /// Bytes needed.
@@ -134,6 +155,13 @@ impl core::fmt::Display for Error {
             Error::OutOfOrder { expected, got } => {
                 write!(f, "stream sample out of order: expected sequence number {expected}, got {got}")
             }
+            Error::NotATrajectoryModel => write!(f, "the model is not a trajectory model"),
+            Error::HorizonMismatch { expected, got } => {
+                write!(f, "the model predicts {expected} steps, the tracker holds {got}")
+            }
+            Error::NothingToUpdate => write!(f, "no prediction (or no predicted step left) to query or update"),
+            Error::StepOutOfRange { step, steps } => write!(f, "step {step} is outside the {steps} steps left"),
+            Error::InvalidArgument => write!(f, "an argument is out of its range"),
             Error::OutputTooSmall { needed, got } => {
                 write!(f, "output buffer too small: need {needed} bytes, got {got}")
             }

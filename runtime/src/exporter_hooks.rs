@@ -7,7 +7,7 @@
 //! records.
 
 use crate::error::Result;
-use crate::format::{LayerRecord, TensorRecord};
+use crate::format::{LayerRecord, TensorRecord, TrajectoryLayout};
 use crate::model::Model;
 use crate::transforms::Tracer;
 
@@ -26,13 +26,20 @@ pub fn log_prob_traced(
     scratch: &mut [f32],
     trace: &mut Trace<'_>,
 ) -> Result<f32> {
-    model.log_prob_with(x, context, scratch, &mut Tracer::new(trace))
+    model.log_prob_with(0, x, context, scratch, &mut Tracer::new(trace))
 }
 
-/// Scratch, in `f32` words, a model of dimension `dim`, context `context_dim`
-/// and these layer records needs: what its header's `scratch_len` must state.
-pub fn scratch_len(dim: usize, context_dim: usize, layers: &[LayerRecord]) -> usize {
-    crate::model::scratch_len(dim, context_dim, layers)
+/// Scratch, in `f32` words, a model of dimension `dim`, context `context_dim`,
+/// trajectory layout `trajectory` and these layer records needs: what its
+/// header's `scratch_len` must state.
+pub fn scratch_len(
+    dim: usize,
+    context_dim: usize,
+    trajectory: Option<TrajectoryLayout>,
+    layers: &[LayerRecord],
+) -> usize {
+    let dims = crate::transforms::Dims { dim, cdim: context_dim, trajectory };
+    crate::model::scratch_len(&dims, layers)
 }
 
 /// Tensor record `i` of a loaded model.

@@ -13,7 +13,7 @@
 extern crate std;
 
 // The module graph flows one way: format → kernels → transforms → (base) → model
-// → anomaly. `error`, `fmt` and `rng` are leaves every module may use.
+// → anomaly → trajectory. `error`, `fmt` and `rng` are leaves every module may use.
 mod fmt;
 
 mod anomaly;
@@ -23,6 +23,7 @@ pub mod format;
 pub mod kernels;
 mod model;
 mod rng;
+pub mod trajectory;
 mod transforms;
 
 #[doc(hidden)]

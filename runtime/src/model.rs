@@ -4,10 +4,10 @@
 use crate::base::Base;
 use crate::error::{Error, Result};
 use crate::fmt::debug;
-use crate::format::{BaseKind, DType, Header, LayerRecord, View, N_GLOBAL_TENSORS};
+use crate::format::{BaseKind, DType, Header, LayerRecord, TrajectoryLayout, View, N_GLOBAL_TENSORS};
 use crate::kernels::take;
 use crate::rng::Rng;
-use crate::transforms::{Layer, Plan, Tracer};
+use crate::transforms::{Dims, Encoder, Layer, Plan, Tracer};
 
 /// Scratch (in `f32` words) needed by a model: `2 D + C` for the flow-level
 /// buffers (state, temporary, standardized context) plus the largest layer's work.
@@ -31,6 +31,12 @@ pub struct Model<'a> {
     std_logdet: f32,
     /// `std_logdet + base normalizer`: the constant part of `log_prob`.
     log_const: f32,
+    /// The flow's first layer (1 in a trajectory file: layer 0 is its encoder).
+    flow_first: u16,
+    /// Layers per flow step (all of the flow, or a trajectory's per-step flow).
+    flow_len: u16,
+    /// One flow per trajectory step (else one flow for every step).
+    per_step: bool,
 }
 
 /// Summary of one layer, for tools and logs.
@@ -103,7 +109,13 @@ impl<'a> Model<'a> {
             std_logdet -= libm::logf(s);
         }
         let log_const = base.log_norm(dim) + std_logdet;
-        Ok(Model { view, base, x_mean, x_std, c_mean, c_std, std_logdet, log_const })
+        let (flow_first, flow_len) = match h.trajectory {
+            Some(t) if t.per_step => (1, (h.n_layers - 1) / t.horizon as u16),
+            Some(_) => (1, h.n_layers - 1),
+            None => (0, h.n_layers),
+        };
+        let per_step = h.trajectory.is_some_and(|t| t.per_step);
+        Ok(Model { view, base, x_mean, x_std, c_mean, c_std, std_logdet, log_const, flow_first, flow_len, per_step })
     }
 
     /// The decoded header.
@@ -142,7 +154,7 @@ impl<'a> Model<'a> {
     pub fn layer_info(&self, i: usize) -> Result<LayerInfo> {
         let idx = u16::try_from(i).map_err(|_| Error::Internal)?;
         let record = self.view.layer(idx)?;
-        let plan = Plan::of(&record, self.dim(), self.context_dim());
+        let plan = Plan::of(&record, &Dims::of(self.header()));
         let (mut n_params, mut n_bytes) = (0, 0);
         for j in 0..record.n_tensors {
             let t = self.view.tensor(record.first_tensor + j)?;
@@ -155,6 +167,33 @@ impl<'a> Model<'a> {
     /// The file view (for the exporter hooks).
     pub(crate) fn view(&self) -> &View<'a> {
         &self.view
+    }
+
+    /// The trajectory layout, if the file is a trajectory model.
+    pub fn trajectory_layout(&self) -> Option<TrajectoryLayout> {
+        self.header().trajectory
+    }
+
+    /// A trajectory model's history encoder (layer 0).
+    pub(crate) fn encoder(&self) -> Result<Encoder<'_, 'a>> {
+        match Layer::bind(&self.view, 0)? {
+            Layer::Encoder(e) if self.flow_first == 1 => Ok(e),
+            _ => Err(Error::Internal),
+        }
+    }
+
+    /// The flow layers of step `step` (0-based): every flow layer, unless the file
+    /// has one flow per trajectory step.
+    fn step_layers(&self, step: usize) -> Result<(u16, u16)> {
+        if !self.per_step {
+            return Ok((self.flow_first, self.flow_len));
+        }
+        let s = u16::try_from(step).map_err(|_| Error::Internal)?;
+        let first = s.checked_mul(self.flow_len).and_then(|o| o.checked_add(self.flow_first)).ok_or(Error::Internal)?;
+        if first.checked_add(self.flow_len).is_none_or(|end| end > self.header().n_layers) {
+            return Err(Error::Internal);
+        }
+        Ok((first, self.flow_len))
     }
 
     fn check_call(&self, x: &[f32], ctx: &[f32], scratch: &[f32]) -> Result<()> {
@@ -199,25 +238,28 @@ impl<'a> Model<'a> {
     }
 
     /// `log p(x | context)` in nats, in data units (the standardization's
-    /// log-determinant is included).
+    /// log-determinant is included). In a trajectory file: the first step's flow.
     pub fn log_prob(&self, x: &[f32], context: &[f32], scratch: &mut [f32]) -> Result<f32> {
-        self.log_prob_with(x, context, scratch, &mut Tracer::none())
+        self.log_prob_with(0, x, context, scratch, &mut Tracer::none())
     }
 
-    /// [`Model::log_prob`] reporting every conditioner evaluation to `trace`.
+    /// [`Model::log_prob`] of trajectory step `step`'s flow, reporting every
+    /// conditioner evaluation to `trace`.
     pub(crate) fn log_prob_with(
         &self,
+        step: usize,
         x: &[f32],
         context: &[f32],
         scratch: &mut [f32],
         trace: &mut Tracer<'_>,
     ) -> Result<f32> {
         self.check_call(x, context, scratch)?;
+        let layers = self.step_layers(step)?;
         let (state, tmp, c, work) = self.buffers(context, scratch)?;
         for (((o, &v), &m), &s) in state.iter_mut().zip(x).zip(self.x_mean).zip(self.x_std) {
             *o = (v - m) / s;
         }
-        let ld = self.run(state, tmp, c, work, false, trace)?;
+        let ld = self.run(layers, state, tmp, c, work, false, trace)?;
         Ok(self.base.log_kernel(state)? + ld + self.log_const)
     }
 
@@ -228,11 +270,12 @@ impl<'a> Model<'a> {
         if z.len() != self.dim() {
             return Err(Error::DimMismatch { expected: self.dim() as u32, got: len32(z) });
         }
+        let layers = self.step_layers(0)?;
         let (state, tmp, c, work) = self.buffers(context, scratch)?;
         for (((o, &v), &m), &s) in state.iter_mut().zip(x).zip(self.x_mean).zip(self.x_std) {
             *o = (v - m) / s;
         }
-        let ld = self.run(state, tmp, c, work, false, &mut Tracer::none())?;
+        let ld = self.run(layers, state, tmp, c, work, false, &mut Tracer::none())?;
         z.copy_from_slice(state);
         Ok(ld + self.std_logdet)
     }
@@ -244,35 +287,52 @@ impl<'a> Model<'a> {
         if x.len() != self.dim() {
             return Err(Error::DimMismatch { expected: self.dim() as u32, got: len32(x) });
         }
+        let layers = self.step_layers(0)?;
         let (state, tmp, c, work) = self.buffers(context, scratch)?;
         state.copy_from_slice(z);
-        let ld = self.run(state, tmp, c, work, true, &mut Tracer::none())?;
+        let ld = self.run(layers, state, tmp, c, work, true, &mut Tracer::none())?;
         for (((o, &v), &m), &s) in x.iter_mut().zip(state.iter()).zip(self.x_mean).zip(self.x_std) {
             *o = v * s + m;
         }
         Ok(ld + self.std_logdet)
     }
 
-    /// Draw one sample `x ~ p(x | context)` into `out`; returns its `log_prob`.
+    /// Draw one sample `x ~ p(x | context)` into `out`; returns its `log_prob`. In
+    /// a trajectory file: the first step's flow.
     pub fn sample(&self, rng: &mut Rng, context: &[f32], out: &mut [f32], scratch: &mut [f32]) -> Result<f32> {
+        self.sample_step(0, rng, context, out, scratch)
+    }
+
+    /// [`Model::sample`] from trajectory step `step`'s flow.
+    pub(crate) fn sample_step(
+        &self,
+        step: usize,
+        rng: &mut Rng,
+        context: &[f32],
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<f32> {
         if out.len() != self.dim() {
             return Err(Error::DimMismatch { expected: self.dim() as u32, got: len32(out) });
         }
         self.check_context(context, scratch)?;
+        let layers = self.step_layers(step)?;
         let (state, tmp, c, work) = self.buffers(context, scratch)?;
         self.base.sample(rng, state)?;
         let lk = self.base.log_kernel(state)?;
-        let ld = self.run(state, tmp, c, work, true, &mut Tracer::none())?;
+        let ld = self.run(layers, state, tmp, c, work, true, &mut Tracer::none())?;
         for (((o, &v), &m), &s) in out.iter_mut().zip(state.iter()).zip(self.x_mean).zip(self.x_std) {
             *o = v * s + m;
         }
         Ok(lk + ld + self.log_const)
     }
 
-    /// Run every layer forward (or all in reverse order, inverted) on the
-    /// standardized state. Returns the summed forward log-determinant.
+    /// Run the `(first, count)` layers forward (or in reverse order, inverted) on
+    /// the standardized state. Returns the summed forward log-determinant.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
+        (first, n): (u16, u16),
         state: &mut [f32],
         tmp: &mut [f32],
         c: &[f32],
@@ -280,10 +340,9 @@ impl<'a> Model<'a> {
         inverse: bool,
         trace: &mut Tracer<'_>,
     ) -> Result<f32> {
-        let n = self.header().n_layers;
         let mut ld = 0.0f32;
         for k in 0..n {
-            let i = if inverse { n - 1 - k } else { k };
+            let i = first + if inverse { n - 1 - k } else { k };
             trace.layer = i;
             ld += Layer::bind(&self.view, i)?.apply(state, tmp, c, work, inverse, trace)?;
         }
@@ -325,9 +384,9 @@ fn check_tensors(view: &View<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Scratch words a model with these layer records needs: what its header's
-/// `scratch_len` must say.
-pub(crate) fn scratch_len(dim: usize, cdim: usize, layers: &[LayerRecord]) -> usize {
-    let max_work = layers.iter().map(|r| Plan::of(r, dim, cdim).work_len()).max().unwrap_or(0);
-    scratch_words(dim, cdim, max_work)
+/// Scratch words a model with these sizes and layer records needs: what its
+/// header's `scratch_len` must say.
+pub(crate) fn scratch_len(dims: &Dims, layers: &[LayerRecord]) -> usize {
+    let max_work = layers.iter().map(|r| Plan::of(r, dims).work_len()).max().unwrap_or(0);
+    scratch_words(dims.dim, dims.cdim, max_work)
 }

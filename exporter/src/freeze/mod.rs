@@ -10,7 +10,9 @@ pub mod runtime;
 
 use floe_runtime::exporter_hooks;
 use floe_runtime::format::encode::{Contents, TensorData, TensorRef};
-use floe_runtime::format::{Activation, AnomalyThreshold, BaseKind, LayerKind, LayerRecord, Precision, StreamLayout};
+use floe_runtime::format::{
+    Activation, AnomalyThreshold, BaseKind, LayerKind, LayerRecord, Precision, StreamLayout, TrajectoryLayout,
+};
 
 pub use fold::fold;
 pub use loaded::{AlignedBytes, LoadedModel};
@@ -196,6 +198,8 @@ pub struct FrozenModel {
     pub anomaly: Option<AnomalyThreshold>,
     /// Stream window layout.
     pub stream: Option<StreamLayout>,
+    /// Trajectory layout (layer 0 is then the history encoder).
+    pub trajectory: Option<TrajectoryLayout>,
 }
 
 impl FrozenModel {
@@ -214,7 +218,7 @@ impl FrozenModel {
 
     /// Scratch words the runtime will need (the runtime's own plan).
     pub fn scratch_len(&self) -> usize {
-        exporter_hooks::scratch_len(self.dim, self.context_dim, &self.records())
+        exporter_hooks::scratch_len(self.dim, self.context_dim, self.trajectory, &self.records())
     }
 
     /// Serialize with the runtime's encoder.
@@ -246,6 +250,7 @@ impl FrozenModel {
             scratch_len: u32::try_from(self.scratch_len()).map_err(|_| too_big())?,
             anomaly: self.anomaly,
             stream: self.stream,
+            trajectory: self.trajectory,
             layers: &records,
             tensors: &tensors,
         };

@@ -24,6 +24,7 @@
 //!     scratch_len: 4, // 2·D + C + the largest layer's work (none here)
 //!     anomaly: None,
 //!     stream: None,
+//!     trajectory: None,
 //!     layers: &layers,
 //!     tensors: &tensors,
 //! };
@@ -44,8 +45,9 @@
 
 use super::records::{head, len32, put};
 use super::{
-    align_up, crc32, AnomalyThreshold, BaseKind, DType, Header, LayerRecord, StreamLayout, TensorRecord, CRC_LEN,
-    HEADER_LEN, LAYER_RECORD_LEN, MAX_LAYERS, N_GLOBAL_TENSORS, TENSOR_ALIGN, TENSOR_RECORD_LEN, VERSION,
+    align_up, crc32, AnomalyThreshold, BaseKind, DType, Header, LayerRecord, StreamLayout, TensorRecord,
+    TrajectoryLayout, CRC_LEN, HEADER_LEN, LAYER_RECORD_LEN, MAX_LAYERS, N_GLOBAL_TENSORS, TENSOR_ALIGN,
+    TENSOR_RECORD_LEN, VERSION,
 };
 use crate::error::{Error, Result};
 
@@ -140,6 +142,8 @@ pub struct Contents<'c> {
     pub anomaly: Option<AnomalyThreshold>,
     /// A stream layout.
     pub stream: Option<StreamLayout>,
+    /// A trajectory layout (layer 0 is then the history encoder).
+    pub trajectory: Option<TrajectoryLayout>,
     /// The layer records.
     pub layers: &'c [LayerRecord],
     /// The tensors, in file order.
@@ -184,6 +188,7 @@ impl Contents<'_> {
             data_offset: u32::try_from(data_offset).map_err(|_| Error::BadHeader)?,
             anomaly: self.anomaly,
             stream: self.stream,
+            trajectory: self.trajectory,
         })
     }
 
@@ -285,6 +290,7 @@ mod tests {
             scratch_len: 4,
             anomaly: None,
             stream: None,
+            trajectory: None,
             layers: &[],
             tensors: &tensors,
         };
@@ -330,6 +336,7 @@ mod tests {
             scratch_len: h.scratch_len,
             anomaly: h.anomaly,
             stream: h.stream,
+            trajectory: h.trajectory,
             layers: &layers,
             tensors: &tensors,
         };

@@ -41,8 +41,16 @@ pub mod header {
     pub const CHANNELS: usize = 54;
     /// `u8` stream flags (bit 0: first differences; header flag bit 1; else 0).
     pub const STREAM_FLAGS: usize = 56;
+    /// `u8` trajectory horizon T, future steps (header flag bit 2; else 0).
+    pub const HORIZON: usize = 57;
+    /// `u8` trajectory observed positions (header flag bit 2; else 0).
+    pub const OBSERVED: usize = 58;
+    /// `u8` trajectory flags (bit 0: per-step flows; bit 1: heading frame).
+    pub const TRAJECTORY_FLAGS: usize = 59;
+    /// `u8` trajectory step-embedding width E (header flag bit 2; else 0).
+    pub const EMBEDDING: usize = 60;
     /// Start of the reserved bytes (zero in version 1) up to the end of the header.
-    pub const RESERVED: usize = 57;
+    pub const RESERVED: usize = 61;
 }
 
 /// Offsets within a 32-byte layer record.

@@ -34,7 +34,7 @@ mod types;
 mod view;
 
 pub use crc::crc32;
-pub use records::{AnomalyThreshold, Header, LayerRecord, StreamLayout, TensorRecord};
+pub use records::{AnomalyThreshold, Header, LayerRecord, StreamLayout, TensorRecord, TrajectoryLayout};
 pub use types::{Activation, BaseKind, DType, LayerKind, Precision};
 pub(crate) use view::View;
 
@@ -70,10 +70,31 @@ pub const N_GLOBAL_TENSORS: usize = 4;
 pub const HEADER_FLAG_ANOMALY: u16 = 1;
 /// Header flag: the model scores windows of a stream.
 pub const HEADER_FLAG_STREAM: u16 = 2;
+/// Header flag: the model is a trajectory model (an encoder of the observed
+/// history and a chain of per-step conditional flows over 2-D displacements).
+pub const HEADER_FLAG_TRAJECTORY: u16 = 4;
 /// Every header flag bit version 1 defines.
-pub(crate) const KNOWN_HEADER_FLAGS: u16 = HEADER_FLAG_ANOMALY | HEADER_FLAG_STREAM;
+pub(crate) const KNOWN_HEADER_FLAGS: u16 = HEADER_FLAG_ANOMALY | HEADER_FLAG_STREAM | HEADER_FLAG_TRAJECTORY;
 /// Stream flag: the input is the window's first differences.
 pub const STREAM_FLAG_DIFFERENCES: u8 = 1;
+/// Trajectory flag: one flow per future step (else one flow shared by every step,
+/// told apart by a learned step embedding).
+pub const TRAJECTORY_FLAG_PER_STEP: u8 = 1;
+/// Trajectory flag: positions are expressed in the heading frame of the last
+/// observed displacement (else in the world frame, translated to the last
+/// observed position).
+pub const TRAJECTORY_FLAG_HEADING: u8 = 2;
+/// Every trajectory flag bit version 1 defines.
+pub(crate) const KNOWN_TRAJECTORY_FLAGS: u8 = TRAJECTORY_FLAG_PER_STEP | TRAJECTORY_FLAG_HEADING;
+/// Largest number of observed positions a trajectory model encodes.
+pub const MAX_OBSERVED: usize = 32;
+/// Largest width of a trajectory model's history encoding.
+pub const MAX_ENCODING: usize = 64;
+/// Largest width of a trajectory model's step embedding.
+pub const MAX_EMBEDDING: usize = 30;
+/// Largest context of a trajectory model's step flow: encoding + 2 (the previous
+/// displacement) + embedding.
+pub const MAX_TRAJECTORY_CONTEXT: usize = MAX_ENCODING + 2 + MAX_EMBEDDING;
 
 /// Layer flag: the conditioner uses residual blocks.
 pub const FLAG_RESIDUAL: u8 = 1;

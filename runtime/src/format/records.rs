@@ -4,9 +4,10 @@
 use super::layout::{header as hdr, layer as lr, tensor as tr};
 use super::types::{Activation, BaseKind, DType, LayerKind, Precision};
 use super::{
-    CRC_LEN, HEADER_FLAG_ANOMALY, HEADER_FLAG_STREAM, HEADER_LEN, KNOWN_HEADER_FLAGS, KNOWN_LAYER_FLAGS,
-    LAYER_RECORD_LEN, MAGIC, MAX_DIM, MAX_LAYERS, N_GLOBAL_TENSORS, STREAM_FLAG_DIFFERENCES, TENSOR_ALIGN,
-    TENSOR_RECORD_LEN, VERSION,
+    CRC_LEN, HEADER_FLAG_ANOMALY, HEADER_FLAG_STREAM, HEADER_FLAG_TRAJECTORY, HEADER_LEN, KNOWN_HEADER_FLAGS,
+    KNOWN_LAYER_FLAGS, KNOWN_TRAJECTORY_FLAGS, LAYER_RECORD_LEN, MAGIC, MAX_DIM, MAX_EMBEDDING, MAX_ENCODING,
+    MAX_LAYERS, MAX_OBSERVED, N_GLOBAL_TENSORS, STREAM_FLAG_DIFFERENCES, TENSOR_ALIGN, TENSOR_RECORD_LEN,
+    TRAJECTORY_FLAG_HEADING, TRAJECTORY_FLAG_PER_STEP, VERSION,
 };
 use crate::error::{Error, Result};
 
@@ -105,6 +106,48 @@ pub struct Header {
     pub anomaly: Option<AnomalyThreshold>,
     /// The stream layout, when the model scores windows of a stream (flag bit 1).
     pub stream: Option<StreamLayout>,
+    /// The trajectory layout, when the model is a trajectory model (flag bit 2).
+    pub trajectory: Option<TrajectoryLayout>,
+}
+
+/// What a trajectory model predicts from what. The file's layer 0 is the history
+/// encoder (kind [`super::LayerKind::Encoder`]); the step flows follow — one flow
+/// for every step (context `[h, v_{t−1}, e_t]`) or one per step (context
+/// `[h, v_{t−1}]`), over the step's 2-D displacement `v_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TrajectoryLayout {
+    /// Future steps T.
+    pub horizon: u8,
+    /// Observed positions the encoder reads (the last is "now").
+    pub observed: u8,
+    /// One flow per step (else one shared flow with a step embedding).
+    pub per_step: bool,
+    /// Positions in the heading frame of the last observed displacement (else
+    /// in the world frame), both relative to the last observed position.
+    pub heading_frame: bool,
+    /// Width E of the step embedding (0 with per-step flows).
+    pub embedding: u8,
+}
+
+impl TrajectoryLayout {
+    /// Encoder inputs: the `observed − 1` displacements, 2 values each.
+    pub const fn features(&self) -> usize {
+        2 * (self.observed as usize).saturating_sub(1)
+    }
+    /// The step flow's context width for an encoding of width `encoding`.
+    pub const fn context_dim(&self, encoding: usize) -> usize {
+        encoding + 2 + self.embedding as usize
+    }
+    /// The encoding width a step-flow context of width `context_dim` implies.
+    pub const fn encoding(&self, context_dim: usize) -> usize {
+        context_dim.saturating_sub(2 + self.embedding as usize)
+    }
+    /// The trajectory flag byte.
+    pub const fn flags(&self) -> u8 {
+        (if self.per_step { TRAJECTORY_FLAG_PER_STEP } else { 0 })
+            | (if self.heading_frame { TRAJECTORY_FLAG_HEADING } else { 0 })
+    }
 }
 
 /// A calibrated anomaly threshold: a row is an anomaly when its score
@@ -183,7 +226,7 @@ impl Header {
         } else {
             None
         };
-        let stream_bytes = b.get(hdr::WINDOW..hdr::RESERVED).ok_or(Error::Truncated)?;
+        let stream_bytes = b.get(hdr::WINDOW..hdr::HORIZON).ok_or(Error::Truncated)?;
         let stream = if flags & HEADER_FLAG_STREAM != 0 {
             let sf = rd_u8(b, hdr::STREAM_FLAGS)?;
             let layout = StreamLayout {
@@ -202,6 +245,37 @@ impl Header {
             }
             Some(layout)
         } else if stream_bytes.iter().any(|&r| r != 0) {
+            return Err(Error::BadHeader);
+        } else {
+            None
+        };
+        let trajectory_bytes = b.get(hdr::HORIZON..hdr::RESERVED).ok_or(Error::Truncated)?;
+        let trajectory = if flags & HEADER_FLAG_TRAJECTORY != 0 {
+            let tf = rd_u8(b, hdr::TRAJECTORY_FLAGS)?;
+            let t = TrajectoryLayout {
+                horizon: rd_u8(b, hdr::HORIZON)?,
+                observed: rd_u8(b, hdr::OBSERVED)?,
+                per_step: tf & TRAJECTORY_FLAG_PER_STEP != 0,
+                heading_frame: tf & TRAJECTORY_FLAG_HEADING != 0,
+                embedding: rd_u8(b, hdr::EMBEDDING)?,
+            };
+            let encoding = t.encoding(context_dim as usize);
+            let ok = tf & !KNOWN_TRAJECTORY_FLAGS == 0
+                && t.horizon >= 1
+                && (2..=MAX_OBSERVED).contains(&(t.observed as usize))
+                && t.embedding as usize <= MAX_EMBEDDING
+                && !(t.per_step && t.embedding != 0)
+                && dim == 2
+                && stream.is_none()
+                && (1..=MAX_ENCODING).contains(&encoding)
+                && t.context_dim(encoding) == context_dim as usize
+                && n_layers >= 2
+                && (!t.per_step || (n_layers - 1) % t.horizon as u16 == 0);
+            if !ok {
+                return Err(Error::BadHeader);
+            }
+            Some(t)
+        } else if trajectory_bytes.iter().any(|&r| r != 0) {
             return Err(Error::BadHeader);
         } else {
             None
@@ -242,6 +316,7 @@ impl Header {
             data_offset,
             anomaly,
             stream,
+            trajectory,
         })
     }
 
@@ -263,6 +338,13 @@ impl Header {
             put(b, hdr::WINDOW, &st.window.to_le_bytes())?;
             put(b, hdr::CHANNELS, &st.channels.to_le_bytes())?;
             put(b, hdr::STREAM_FLAGS, &[if st.differences { STREAM_FLAG_DIFFERENCES } else { 0 }])?;
+        }
+        if let Some(t) = self.trajectory {
+            flags |= HEADER_FLAG_TRAJECTORY;
+            put(b, hdr::HORIZON, &[t.horizon])?;
+            put(b, hdr::OBSERVED, &[t.observed])?;
+            put(b, hdr::TRAJECTORY_FLAGS, &[t.flags()])?;
+            put(b, hdr::EMBEDDING, &[t.embedding])?;
         }
         put(b, hdr::FLAGS, &flags.to_le_bytes())?;
         put(b, hdr::FILE_LEN, &self.file_len.to_le_bytes())?;

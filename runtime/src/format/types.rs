@@ -114,11 +114,14 @@ pub enum LayerKind {
     Reverse = 7,
     /// Elementwise affine map (a trained ActNorm, folded).
     ActNorm = 8,
+    /// A trajectory model's history encoder: an MLP from the observed
+    /// displacements to the encoding `h` (layer 0 of a trajectory file only).
+    Encoder = 9,
 }
 
 impl LayerKind {
     /// Every kind, in code order.
-    pub const ALL: [LayerKind; 8] = [
+    pub const ALL: [LayerKind; 9] = [
         LayerKind::AffineCoupling,
         LayerKind::SplineCoupling,
         LayerKind::MadeAffine,
@@ -127,6 +130,7 @@ impl LayerKind {
         LayerKind::Permute,
         LayerKind::Reverse,
         LayerKind::ActNorm,
+        LayerKind::Encoder,
     ];
 
     /// Decode the kind byte.
@@ -140,6 +144,7 @@ impl LayerKind {
             6 => Some(LayerKind::Permute),
             7 => Some(LayerKind::Reverse),
             8 => Some(LayerKind::ActNorm),
+            9 => Some(LayerKind::Encoder),
             _ => None,
         }
     }
@@ -154,13 +159,18 @@ impl LayerKind {
             LayerKind::Permute => "permute",
             LayerKind::Reverse => "reverse",
             LayerKind::ActNorm => "actnorm",
+            LayerKind::Encoder => "encoder",
         }
     }
-    /// Whether the layer has an MLP conditioner.
+    /// Whether the layer has an MLP (a conditioner, or the trajectory encoder).
     pub const fn has_conditioner(self) -> bool {
         matches!(
             self,
-            LayerKind::AffineCoupling | LayerKind::SplineCoupling | LayerKind::MadeAffine | LayerKind::MadeSpline
+            LayerKind::AffineCoupling
+                | LayerKind::SplineCoupling
+                | LayerKind::MadeAffine
+                | LayerKind::MadeSpline
+                | LayerKind::Encoder
         )
     }
     /// Whether the layer's elementwise map is the rational-quadratic spline.

@@ -3,26 +3,58 @@
 
 use super::conditioner::{Conditioner, MlpShape};
 use super::coupling::Coupling;
+use super::encoder::Encoder;
 use super::made::Made;
 use super::{actnorm, lu_linear, permute, Elementwise, Tracer};
 use crate::error::{Error, Result};
-use crate::format::{Activation, DType, LayerKind, LayerRecord, View};
+use crate::format::{Activation, DType, Header, LayerKind, LayerRecord, TrajectoryLayout, View, MAX_ENCODING};
 use crate::kernels::sub;
+
+/// The model-level sizes a layer's plan depends on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dims {
+    pub(crate) dim: usize,
+    pub(crate) cdim: usize,
+    pub(crate) trajectory: Option<TrajectoryLayout>,
+}
+
+impl Dims {
+    /// The sizes a header states.
+    pub(crate) fn of(h: &Header) -> Dims {
+        Dims { dim: h.dim as usize, cdim: h.context_dim as usize, trajectory: h.trajectory }
+    }
+}
 
 /// What a layer needs, derived from its record and the model's dimensions.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Plan {
-    Coupling { shape: MlpShape, elem: Elementwise, split: usize },
-    Made { shape: MlpShape, elem: Elementwise },
+    Coupling {
+        shape: MlpShape,
+        elem: Elementwise,
+        split: usize,
+    },
+    Made {
+        shape: MlpShape,
+        elem: Elementwise,
+    },
     LuLinear,
     Permute,
     Reverse,
     ActNorm,
+    /// A trajectory history encoder: `features` inputs, a `steps × width` step
+    /// embedding (width 0: none).
+    Encoder {
+        shape: MlpShape,
+        features: usize,
+        steps: usize,
+        width: usize,
+    },
 }
 
 impl Plan {
-    /// The plan of record `rec` in a model of dimension `dim`, context `cdim`.
-    pub(crate) fn of(rec: &LayerRecord, dim: usize, cdim: usize) -> Plan {
+    /// The plan of record `rec` in a model of these dimensions.
+    pub(crate) fn of(rec: &LayerRecord, dims: &Dims) -> Plan {
+        let (dim, cdim) = (dims.dim, dims.cdim);
         let split = rec.split as usize;
         match rec.kind {
             LayerKind::AffineCoupling | LayerKind::SplineCoupling => {
@@ -39,6 +71,11 @@ impl Plan {
             LayerKind::Permute => Plan::Permute,
             LayerKind::Reverse => Plan::Reverse,
             LayerKind::ActNorm => Plan::ActNorm,
+            LayerKind::Encoder => {
+                let (features, steps, width) =
+                    dims.trajectory.map_or((0, 0, 0), |t| (t.features(), t.horizon as usize, t.embedding as usize));
+                Plan::Encoder { shape: MlpShape::new(rec, features, split), features, steps, width }
+            }
         }
     }
 
@@ -48,6 +85,7 @@ impl Plan {
             Plan::Coupling { shape, elem, .. } | Plan::Made { shape, elem } => {
                 shape.n_in + shape.n_out + shape.work_len() + elem.work_len()
             }
+            Plan::Encoder { shape, .. } => shape.n_in + shape.n_out + shape.work_len(),
             _ => 0,
         }
     }
@@ -66,6 +104,16 @@ impl Plan {
             Plan::Permute => (dim, 1, DType::U16),
             Plan::Reverse => (0, 0, DType::F32),
             Plan::ActNorm => (dim, 1, DType::F32),
+            Plan::Encoder { shape, features, steps, width } => {
+                let mlp = shape.n_tensors();
+                if j < 2 {
+                    (*features, 1, DType::F32)
+                } else if j < 2 + mlp {
+                    shape.tensor_spec(j - 2)
+                } else {
+                    (*steps, *width, DType::F32)
+                }
+            }
         }
     }
 
@@ -77,6 +125,7 @@ impl Plan {
             Plan::Permute => 1,
             Plan::Reverse => 0,
             Plan::ActNorm => 2,
+            Plan::Encoder { shape, width, .. } => 2 + shape.n_tensors() + usize::from(*width > 0),
         }
     }
 
@@ -88,6 +137,12 @@ impl Plan {
                 (1..dim).contains(split) && shape.record_ok(rec) && elem.check() && bins_ok
             }
             Plan::Made { shape, elem } => rec.split == 0 && shape.record_ok(rec) && elem.check() && bins_ok,
+            Plan::Encoder { shape, .. } => {
+                (1..=MAX_ENCODING).contains(&shape.n_out)
+                    && rec.bins == 0
+                    && rec.param.to_bits() == 0
+                    && shape.record_ok(rec)
+            }
             _ => {
                 rec.split == 0
                     && rec.bins == 0
@@ -105,11 +160,19 @@ impl Plan {
     /// satisfy (masks, quantized ranges, a permutation, a zero LU diagonal).
     pub(crate) fn validate(view: &View<'_>, i: u16, expected_first: u32) -> Result<(Plan, LayerRecord)> {
         let rec = view.layer(i)?;
-        let (dim, cdim) = (view.dim(), view.context_dim());
-        if rec.first_tensor != expected_first {
+        let dims = Dims::of(view.header());
+        let dim = dims.dim;
+        // A trajectory file's layer 0 is its encoder, and no other layer is one.
+        let encoder_here = i == 0 && dims.trajectory.is_some();
+        if rec.first_tensor != expected_first || (rec.kind == LayerKind::Encoder) != encoder_here {
             return Err(Error::BadLayer(i));
         }
-        let plan = Plan::of(&rec, dim, cdim);
+        if let Some(t) = dims.trajectory {
+            if rec.kind == LayerKind::Encoder && rec.split as usize != t.encoding(dims.cdim) {
+                return Err(Error::BadLayer(i));
+            }
+        }
+        let plan = Plan::of(&rec, &dims);
         if !plan.record_ok(&rec, dim) {
             return Err(Error::BadLayer(i));
         }
@@ -133,6 +196,7 @@ impl Plan {
                 (0..dim).all(|k| sub(lu, k * dim + k, 1).map(|v| v == [0.0]).unwrap_or(false))
             }
             Layer::Reverse | Layer::ActNorm { .. } => true,
+            Layer::Encoder(e) => e.std.iter().all(|&s| s > 0.0) && e.cond.check_values()?,
         };
         if !valid {
             return Err(Error::InvalidParameter(i));
@@ -150,13 +214,14 @@ pub(crate) enum Layer<'v, 'a> {
     Permute(&'a [u16]),
     Reverse,
     ActNorm { log_scale: &'a [f32], shift: &'a [f32] },
+    Encoder(Encoder<'v, 'a>),
 }
 
 impl<'v, 'a> Layer<'v, 'a> {
     /// Layer `i` of `view`.
     pub(crate) fn bind(view: &'v View<'a>, i: u16) -> Result<Layer<'v, 'a>> {
         let rec = view.layer(i)?;
-        let plan = Plan::of(&rec, view.dim(), view.context_dim());
+        let plan = Plan::of(&rec, &Dims::of(view.header()));
         Layer::bind_plan(view, plan, rec.first_tensor)
     }
 
@@ -173,6 +238,16 @@ impl<'v, 'a> Layer<'v, 'a> {
             Plan::Permute => Layer::Permute(view.u16s(t0)?),
             Plan::Reverse => Layer::Reverse,
             Plan::ActNorm => Layer::ActNorm { log_scale: view.f32s(t0)?, shift: view.f32s(t0 + 1)? },
+            Plan::Encoder { shape, width, .. } => {
+                let embedding = if width > 0 { view.f32s(t0 + 2 + shape.n_tensors() as u32)? } else { &[] };
+                Layer::Encoder(Encoder {
+                    cond: Conditioner::new(view, t0 + 2, shape),
+                    mean: view.f32s(t0)?,
+                    std: view.f32s(t0 + 1)?,
+                    embedding,
+                    width,
+                })
+            }
         })
     }
 
@@ -218,6 +293,8 @@ impl<'v, 'a> Layer<'v, 'a> {
                     actnorm::forward(log_scale, shift, x)
                 }
             }
+            // Not a step of the flow: the model never runs it as one.
+            Layer::Encoder(_) => Err(Error::Internal),
         }
     }
 }

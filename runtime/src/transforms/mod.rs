@@ -9,13 +9,15 @@
 mod actnorm;
 mod conditioner;
 mod coupling;
+mod encoder;
 mod layer;
 mod lu_linear;
 mod made;
 mod permute;
 pub(crate) mod spline;
 
-pub(crate) use layer::{Layer, Plan};
+pub(crate) use encoder::Encoder;
+pub(crate) use layer::{Dims, Layer, Plan};
 
 use crate::error::{Error, Result};
 use crate::format::LayerRecord;

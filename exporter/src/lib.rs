@@ -29,5 +29,6 @@ pub mod metrics;
 pub mod plot;
 pub mod quant;
 pub mod train;
+pub mod trajectory;
 
 pub use error::{FloeError, Result};

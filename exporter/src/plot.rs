@@ -10,6 +10,11 @@ use crate::train::History;
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
 
+/// Register the bundled font as "sans-serif" (idempotent).
+pub fn register_font() {
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+}
+
 fn err(path: &Path, e: impl std::fmt::Display) -> FloeError {
     FloeError::io(path, std::io::Error::other(e.to_string()))
 }
@@ -29,7 +34,7 @@ fn range(v: impl Iterator<Item = f32> + Clone) -> (f32, f32) {
 /// Write a PNG: training curve plus up to three 2-D marginals (data in blue,
 /// model samples in red). `data` and `samples` are row-major with `d` columns.
 pub fn report(path: &Path, hist: &History, data: &[f32], samples: &[f32], d: usize, names: &[String]) -> Result<()> {
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    register_font();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| FloeError::io(parent, e))?;
     }

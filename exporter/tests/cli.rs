@@ -230,3 +230,44 @@ fn anomaly_fit_and_stream_end_to_end() {
         floe(&["anomaly", "stream", "--train", &train, "--test", &test, "--column", "nope", "--out", "x"]);
     assert_clean_error(ok, &err, "nope");
 }
+
+#[test]
+fn trajectory_commands_reject_bad_input_cleanly() {
+    let d = tmp("traj");
+    let (ok, _, err) = floe(&["trajectory", "train", "--test-scene", "univ", "--out", d.to_str().unwrap()]);
+    assert_clean_error(ok, &err, "one of eth, hotel, zara1, zara2");
+    let (ok, _, err) = floe(&["trajectory", "train", "--test-scene", "eth", "--data-dir", d.to_str().unwrap()]);
+    assert_clean_error(ok, &err, "biwi_eth.txt");
+    let (ok, _, err) = floe(&["trajectory", "train", "--test-scene", "eth", "--epochs", "0"]);
+    assert_clean_error(ok, &err, "--epochs");
+    // A scene file with a malformed line names the line.
+    std::fs::write(d.join("biwi_eth.txt"), "0 1 2.0 3.0\n10 1 2.5 x\n").unwrap();
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/assets/traj-int8.floe");
+    let (ok, _, err) =
+        floe(&["trajectory", "eval", "--model", model, "--test-scene", "eth", "--data-dir", d.to_str().unwrap()]);
+    assert_clean_error(ok, &err, "line 2");
+    // A model that is not a trajectory model.
+    let thyroid = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/assets/thyroid.floe");
+    let (ok, _, err) = floe(&["trajectory", "eval", "--model", thyroid, "--test-scene", "zara1"]);
+    assert_clean_error(ok, &err, "not a trajectory model");
+    let real = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/eth_ucy");
+    let (ok, _, err) =
+        floe(&["trajectory", "plot", "--model", model, "--test-scene", "zara1", "--data-dir", real, "--steps", "13"]);
+    assert_clean_error(ok, &err, "--steps");
+    // And a real one draws (the next step's exact density keeps it short).
+    let (ok, out, err) = floe(&[
+        "trajectory",
+        "plot",
+        "--model",
+        model,
+        "--test-scene",
+        "zara1",
+        "--data-dir",
+        real,
+        "--steps",
+        "1",
+        "--out",
+        d.join("p.png").to_str().unwrap(),
+    ]);
+    assert!(ok && d.join("p.png").exists(), "{out}{err}");
+}

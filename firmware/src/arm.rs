@@ -1,8 +1,10 @@
 //! Cortex-M glue: exit, fault and panic handlers, the SysTick instruction counter,
 //! the stack high-water mark.
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use cortex_m::peripheral::syst::SystClkSource;
-use cortex_m::peripheral::SYST;
+use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::{exception, ExceptionFrame};
 
 /// Ends the program with `code` (0 = success): through semihosting under QEMU
@@ -25,20 +27,30 @@ unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
     exit(102)
 }
 
-/// SysTick on the core clock as a free-running 24-bit down-counter, extended to
-/// 64 bits (each read adds the ticks since the previous one; reads must come less
-/// than 2^24 ticks apart, which every timed block here respects). On a real board
-/// a tick is a core cycle; under `qemu -icount shift=0` it is a fixed number of
-/// instructions (40 on mps2-an386, 62.5 on microbit; `cargo xtask qemu` checks
-/// the factor with [`spin`]).
-pub struct SysTickClock {
-    last: u32,
-    ticks: u64,
+/// Wraps of SysTick's 24-bit counter, counted by its exception.
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+#[exception]
+fn SysTick() {
+    // Only this handler writes WRAPS, and it cannot preempt itself: a load and a
+    // store (thumbv6m has no atomic read-modify-write) are enough.
+    WRAPS.store(WRAPS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
+/// SysTick on the core clock as a free-running 24-bit down-counter, extended to
+/// 64 bits by counting its wraps in the SysTick exception, so a timed block may
+/// be as long as it likes (a trajectory prediction on the Cortex-M0 spans
+/// several wraps). On a real board a tick is a core cycle; under
+/// `qemu -icount shift=0` it is a fixed number of instructions (40 on
+/// mps2-an386, 62.5 on microbit; `cargo xtask qemu` checks the factor with
+/// [`spin`]).
+pub struct SysTickClock(());
+
+const PERIOD: u64 = 1 << 24;
+
 impl SysTickClock {
-    /// Start SysTick on the core clock. Returns `None` if it does not count (some
-    /// boards and emulators have none).
+    /// Start SysTick on the core clock with its wrap exception. Returns `None`
+    /// if it does not count (some boards and emulators have none).
     pub fn start(mut syst: SYST) -> Option<SysTickClock> {
         syst.set_clock_source(SystClkSource::Core);
         syst.set_reload(0x00FF_FFFF);
@@ -46,9 +58,9 @@ impl SysTickClock {
         syst.enable_counter();
         // The first read after clearing is 0 until the counter reloads.
         for _ in 0..10_000 {
-            let cur = SYST::get_current();
-            if cur != 0 {
-                return Some(SysTickClock { last: cur, ticks: 0 });
+            if SYST::get_current() != 0 {
+                syst.enable_interrupt();
+                return Some(SysTickClock(()));
             }
         }
         None
@@ -57,10 +69,17 @@ impl SysTickClock {
 
 impl crate::script::Clock for SysTickClock {
     fn now(&mut self) -> u64 {
-        let cur = SYST::get_current();
-        self.ticks += u64::from(self.last.wrapping_sub(cur) & 0x00FF_FFFF);
-        self.last = cur;
-        self.ticks
+        loop {
+            let w = WRAPS.load(Ordering::Relaxed);
+            let cur = SYST::get_current();
+            let pending = SCB::is_pendst_pending();
+            if WRAPS.load(Ordering::Relaxed) != w {
+                continue; // the exception ran in between: read again
+            }
+            // Reloaded, but the exception has not run yet: that wrap counts now.
+            let late = u64::from(pending && cur >= 0x0080_0000);
+            return (u64::from(w) + late) * PERIOD + u64::from(0x00FF_FFFF - cur);
+        }
     }
 }
 

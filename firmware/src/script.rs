@@ -37,10 +37,9 @@ pub trait Sink {
 /// A tick counter: SysTick on the core clock, so cycles on a real board and a
 /// fixed number of instructions per tick under QEMU `-icount shift=0`.
 ///
-/// A 24-bit SysTick wraps every 2^24 ticks; `now` extends it by adding the ticks
-/// since the previous read, so the timed loops below read it once per call
-/// (each call is far shorter than a wrap) and the total stays exact however long
-/// the loop runs.
+/// A 24-bit SysTick wraps every 2^24 ticks; the Cortex-M clock counts the wraps
+/// in the SysTick exception, so `now` is exact however long a timed call runs
+/// (the RISC-V clock is the 64-bit `instret`).
 pub trait Clock {
     /// Ticks so far (monotonic).
     fn now(&mut self) -> u64;
@@ -401,5 +400,114 @@ pub fn stream(
     report(sink, "stream-seq", 0, st.push_seq(7, sample, scratch).map(|_| 0.0));
     report(sink, "stream-seq", 1, st.push_seq(9, sample, scratch).map(|_| 0.0));
     report(sink, "stream-width", 0, st.push(&[], scratch).map(|_| 0.0));
+    Ok(())
+}
+
+/// Particles of the trajectory program's tracker.
+pub const TRAJ_PARTICLES: usize = 64;
+/// Steps the trajectory program's model predicts.
+pub const TRAJ_HORIZON: usize = 12;
+/// Positions per stored window: the model's observed history and the future.
+pub const TRAJ_WINDOW: usize = 20;
+/// Sensor noise of the updates, metres.
+pub const TRAJ_SIGMA: f32 = 0.05;
+/// Updates applied along each real track.
+pub const TRAJ_UPDATES: usize = 4;
+
+/// The tracker the trajectory program runs.
+pub type TrajTracker<'m> = floe_runtime::trajectory::Tracker<'m, TRAJ_PARTICLES, TRAJ_HORIZON>;
+
+/// Window `k` of `windows` (raw little-endian f32, `TRAJ_WINDOW` positions of
+/// `x, y` each), or `None` past the end.
+fn read_window(windows: &[u8], k: usize, out: &mut [[f32; 2]; TRAJ_WINDOW]) -> bool {
+    let n = 8 * TRAJ_WINDOW;
+    let Some(bytes) = windows.get(k * n..(k + 1) * n) else {
+        return false;
+    };
+    for (p, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+        *p = [f32::from_le_bytes([b[0], b[1], b[2], b[3]]), f32::from_le_bytes([b[4], b[5], b[6], b[7]])];
+    }
+    true
+}
+
+/// The trajectory program: for every stored real window, predict from its
+/// observed history (`TRAJ_PARTICLES` sampled futures), report sampled
+/// positions, the exact joint log-density of the true future, the density of
+/// the next position and of a later one (particle mixture), then apply
+/// `TRAJ_UPDATES` updates along the true track (effective sample sizes) and the
+/// next-step density after them; finally the typed errors of bad calls. Predict,
+/// update and the queries are timed.
+pub fn trajectory(
+    windows: &[u8],
+    tracker: &mut TrajTracker<'_>,
+    scratch: &mut [f32],
+    sink: &mut impl Sink,
+    clock: &mut impl Clock,
+) -> Result<(), Error> {
+    let model = *tracker.model();
+    let observed = model.trajectory_layout().ok_or(Error::NotATrajectoryModel)?.observed as usize;
+    if observed + TRAJ_HORIZON != TRAJ_WINDOW {
+        return Err(Error::DimMismatch { expected: TRAJ_WINDOW as u32, got: (observed + TRAJ_HORIZON) as u32 });
+    }
+    sink.model(
+        model.file_len() as u32,
+        model.dim() as u32,
+        model.context_dim() as u32,
+        model.n_layers() as u32,
+        model.scratch_len() as u32,
+    );
+    let mut w = [[0.0f32; 2]; TRAJ_WINDOW];
+    let (mut t_predict, mut t_update, mut t_next, mut t_mix) = (0u64, 0u64, 0u64, 0u64);
+    let mut k = 0;
+    while read_window(windows, k, &mut w) {
+        let (history, future) = w.split_at(observed);
+        let i = k as u32;
+        let t0 = clock.now();
+        tracker.predict(history, scratch)?;
+        let t1 = clock.now();
+        t_predict += t1.saturating_sub(t0);
+        for p in [0usize, TRAJ_PARTICLES / 2, TRAJ_PARTICLES - 1] {
+            for step in [1usize, 6, TRAJ_HORIZON] {
+                let q = tracker.position(p, step).ok_or(Error::Internal)?;
+                sink.value("traj-pos", i, (p * 100 + step) as u32, q[0]);
+                sink.value("traj-pos", i, (p * 100 + step) as u32 + 50, q[1]);
+            }
+        }
+        sink.value("traj-joint", i, 0, tracker.log_prob_future(future, scratch)?);
+        let t0 = clock.now();
+        let next = tracker.log_density(1, future[0], scratch)?;
+        let t1 = clock.now();
+        let mix = tracker.log_density(6, future[5], scratch)?;
+        let t2 = clock.now();
+        t_next += t1.saturating_sub(t0);
+        t_mix += t2.saturating_sub(t1);
+        sink.value("traj-next", i, 0, next);
+        sink.value("traj-step6", i, 0, mix);
+        for (u, &y) in future[..TRAJ_UPDATES].iter().enumerate() {
+            let t0 = clock.now();
+            let up = tracker.update(y, TRAJ_SIGMA)?;
+            let t1 = clock.now();
+            t_update += t1.saturating_sub(t0);
+            sink.value("traj-ess", i, u as u32, up.ess);
+        }
+        sink.value("traj-after", i, 0, tracker.log_density(1, future[TRAJ_UPDATES], scratch)?);
+        k += 1;
+    }
+    let n = k as u32;
+    sink.cost("traj-predict", n, t_predict);
+    sink.cost("traj-update", n * TRAJ_UPDATES as u32, t_update);
+    sink.cost("traj-query-next", n, t_next);
+    sink.cost("traj-query-step6", n, t_mix);
+    sink.int("traj-windows", 0, 0, n as i32);
+    // Bad calls: typed errors, and the tracker is unchanged.
+    if read_window(windows, 0, &mut w) {
+        let (history, future) = w.split_at_mut(observed);
+        report(sink, "traj-short-history", 0, tracker.predict(&history[1..], scratch).map(|_| 0.0));
+        history[0][0] = f32::NAN;
+        report(sink, "traj-nan-history", 0, tracker.predict(history, scratch).map(|_| 0.0));
+        report(sink, "traj-bad-sigma", 0, tracker.update(future[0], 0.0).map(|u| u.ess));
+        report(sink, "traj-step-range", 0, tracker.log_density(0, future[0], scratch));
+        report(sink, "traj-small-scratch", 0, tracker.log_density(1, future[0], &mut scratch[..1]));
+    }
     Ok(())
 }

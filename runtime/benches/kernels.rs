@@ -47,7 +47,7 @@ fn dense(n: usize) {
     let xq: Vec<i16> = (0..n).map(|k| ((k * 53) % 511) as i16 - 255).collect();
     let mut y = vec![0.0f32; n];
     let mut acc = vec![0i32; n];
-    let mut run = |f: &mut dyn FnMut()| {
+    let run = |f: &mut dyn FnMut()| {
         let inner = calibrate(&mut *f, Duration::from_millis(50));
         time_per_call(f, inner, 9) * 1e9 / macs
     };

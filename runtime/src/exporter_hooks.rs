@@ -6,9 +6,10 @@
 //! to plan the scratch size it writes into a header, and tools read raw tensor
 //! records.
 
-use crate::error::Result;
-use crate::format::{LayerRecord, TensorRecord, TrajectoryLayout};
+use crate::error::{Error, Result};
+use crate::format::{LayerRecord, TensorRecord, TrajectoryLayout, MAX_OBSERVED};
 use crate::model::Model;
+use crate::trajectory::{features, Frame, Point};
 use crate::transforms::Tracer;
 
 pub use crate::transforms::Trace;
@@ -19,14 +20,65 @@ pub use crate::transforms::Trace;
 /// `trace` may rewrite before the layer uses it. The exporter calibrates int8
 /// activation ranges with it, and simulates a quantized model on the f32 one by
 /// substituting its own quantized conditioner outputs.
+///
+/// `step` picks a trajectory file's step flow (0 for other files).
 pub fn log_prob_traced(
     model: &Model<'_>,
+    step: usize,
     x: &[f32],
     context: &[f32],
     scratch: &mut [f32],
     trace: &mut Trace<'_>,
 ) -> Result<f32> {
-    model.log_prob_with(0, x, context, scratch, &mut Tracer::new(trace))
+    model.log_prob_with(step, x, context, scratch, &mut Tracer::new(trace))
+}
+
+/// A trajectory file's encoding of `history` (the model's `observed` latest
+/// positions, world frame): fills `h` (the encoding width) and returns the
+/// frame and the last observed displacement in it, exactly as
+/// [`crate::trajectory::Tracker::predict`] computes them. The encoder's input
+/// (the standardized features) goes to `trace` as layer 0's input.
+pub fn encode(
+    model: &Model<'_>,
+    history: &[Point],
+    h: &mut [f32],
+    scratch: &mut [f32],
+    trace: &mut Trace<'_>,
+) -> Result<(Frame, Point)> {
+    let layout = model.trajectory_layout().ok_or(Error::NotATrajectoryModel)?;
+    let n = layout.observed as usize;
+    if history.len() != n {
+        return Err(Error::DimMismatch { expected: n as u32, got: history.len() as u32 });
+    }
+    if scratch.len() < model.scratch_len() {
+        return Err(Error::ScratchTooSmall { needed: model.scratch_len() as u32, got: scratch.len() as u32 });
+    }
+    let encoder = model.encoder()?;
+    if h.len() != encoder.cond.shape().n_out {
+        return Err(Error::DimMismatch { expected: encoder.cond.shape().n_out as u32, got: h.len() as u32 });
+    }
+    let frame = Frame::of(history, layout.heading_frame)?;
+    let mut feat = [0.0f32; 2 * MAX_OBSERVED];
+    let f = layout.features();
+    let feat = feat.get_mut(..f).ok_or(Error::Internal)?;
+    features(history, &frame, feat)?;
+    encoder.encode(feat, h, scratch)?;
+    let v0 = match feat.get(f.wrapping_sub(2)..) {
+        Some([x, y]) => [*x, *y],
+        _ => return Err(Error::Internal),
+    };
+    let mut input = [0.0f32; 2 * MAX_OBSERVED];
+    let input = input.get_mut(..f).ok_or(Error::Internal)?;
+    for (((o, &v), &m), &s) in input.iter_mut().zip(feat.iter()).zip(encoder.mean).zip(encoder.std) {
+        *o = (v - m) / s;
+    }
+    trace(0, input, h);
+    Ok((frame, v0))
+}
+
+/// Row `step` of a trajectory file's step embedding (empty when it has none).
+pub fn step_embedding<'m>(model: &Model<'m>, step: usize) -> Result<&'m [f32]> {
+    model.encoder()?.step(step)
 }
 
 /// Scratch, in `f32` words, a model of dimension `dim`, context `context_dim`,

@@ -6,7 +6,9 @@ use crate::tools::{cargo, fail, step};
 
 /// `cargo xtask assets`: regenerate `firmware/assets/` (trains the demo model,
 /// freezes it in f32 and int8, keeps its first `ROWS` held-out rows; trains the
-/// int8 stream model on the UCR series and writes its test series).
+/// int8 stream model on the UCR series and writes its test series; trains the
+/// int8 shared-step trajectory model with zara1 held out and keeps three real
+/// zara1 windows).
 pub fn assets() {
     const ROWS: usize = 32;
     let out = root().join("target").join("firmware-assets");
@@ -40,6 +42,18 @@ pub fn assets() {
             .arg("--series-out")
             .arg(dir.join("ucr-test.f32")),
     );
+    step(
+        "int8 trajectory model (ETH/UCY, zara1 held out) and real zara1 windows",
+        cargo()
+            .current_dir(root())
+            .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "trajectory", "train"])
+            .args(["--test-scene", "zara1", "--quantize", "int8", "--quiet", "--no-eval", "--windows", "3", "--out"])
+            .arg(out.join("trajectory"))
+            .arg("--windows-out")
+            .arg(dir.join("traj-windows.f32")),
+    );
+    let traj = out.join("trajectory").join("traj-zara1-int8.floe");
+    std::fs::copy(&traj, dir.join("traj-int8.floe")).unwrap_or_else(|e| fail(format!("{}: {e}", traj.display())));
     let model = std::fs::read(out.join("thyroid.floe")).unwrap_or_else(|e| fail(format!("demo model: {e}")));
     let rows = std::fs::read(out.join("thyroid-test.f32")).unwrap_or_else(|e| fail(format!("demo rows: {e}")));
     let words = aligned(&model);

@@ -50,7 +50,7 @@ pub const BOARDS: [Board; 3] = [
 ];
 
 /// The firmware programs (`firmware/src/bin`).
-pub const PROGRAMS: [&str; 3] = ["golden", "cost", "stream"];
+pub const PROGRAMS: [&str; 4] = ["golden", "cost", "stream", "trajectory"];
 
 /// The repository root.
 pub fn root() -> PathBuf {

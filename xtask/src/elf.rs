@@ -9,9 +9,12 @@ use crate::tools::{add_targets, fail};
 /// One section header of an ELF32 file.
 struct Section {
     name: String,
+    kind: usize,
     flags: usize,
+    addr: usize,
     offset: usize,
     size: usize,
+    link: usize,
 }
 
 fn le16(b: &[u8], o: usize) -> Option<usize> {
@@ -38,9 +41,12 @@ fn elf(path: &Path) -> (Vec<u8>, Vec<Section>) {
                 let end = b.get(name_off..)?.iter().position(|&c| c == 0)?;
                 Some(Section {
                     name: String::from_utf8_lossy(&b[name_off..name_off + end]).into_owned(),
+                    kind: le32(&b, sh(i) + 4)?,
                     flags: le32(&b, sh(i) + 8)?,
+                    addr: le32(&b, sh(i) + 12)?,
                     offset: le32(&b, sh(i) + 16)?,
                     size: le32(&b, sh(i) + 20)?,
+                    link: le32(&b, sh(i) + 24)?,
                 })
             })
             .collect()
@@ -49,25 +55,75 @@ fn elf(path: &Path) -> (Vec<u8>, Vec<Section>) {
     (b, sections)
 }
 
+/// The ARM mapping symbols (`$t`, `$a`: code starts; `$d`: data starts) of
+/// section `index`, as (file offset, is code), sorted by offset.
+fn mapping_symbols(b: &[u8], sections: &[Section], index: usize) -> Vec<(usize, bool)> {
+    let Some(sec) = sections.get(index) else { return Vec::new() };
+    let mut out = Vec::new();
+    for symtab in sections.iter().filter(|s| s.kind == 2) {
+        // SHT_SYMTAB: 16-byte entries; names in the string table it links to.
+        let Some(strtab) = sections.get(symtab.link) else { continue };
+        for e in (symtab.offset..symtab.offset + symtab.size).step_by(16) {
+            let (Some(name), Some(value), Some(shndx)) = (le32(b, e), le32(b, e + 4), le16(b, e + 14)) else {
+                break;
+            };
+            if shndx != index {
+                continue;
+            }
+            let at = strtab.offset + name;
+            let code = match b.get(at..at + 3) {
+                Some([b'$', b't' | b'a', 0 | b'.']) => true,
+                Some([b'$', b'd', 0 | b'.']) => false,
+                _ => continue,
+            };
+            // Thumb symbols may carry bit 0; mapping symbols should not, but mask it.
+            let addr = value & !1;
+            if (sec.addr..sec.addr + sec.size).contains(&addr) {
+                out.push((sec.offset + addr - sec.addr, code));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 /// Count Thumb-2 `SMLAD` instructions (`1111 1011 0010 nnnn | aaaa dddd 0000 mmmm`,
 /// `aaaa` ≠ 1111) in the executable sections of an ELF32 file, decoding the
 /// instruction stream in order (a halfword starting `11101`, `11110` or `11111`
 /// opens a 32-bit instruction), so halves of other instructions do not count.
+/// Only code is decoded: the ARM mapping symbols mark where literal pools and
+/// jump tables (`$d`) sit inside `.text`, and a constant there that happens to
+/// look like an SMLAD (a Cortex-M0 build once had one) is not an instruction.
+/// A section without mapping symbols is decoded whole.
 pub fn count_smlad(path: &Path) -> usize {
     let (b, sections) = elf(path);
     let mut n = 0;
-    for sec in sections.iter().filter(|s| s.flags & 4 != 0) {
+    for (index, sec) in sections.iter().enumerate().filter(|(_, s)| s.flags & 4 != 0) {
         // SHF_EXECINSTR
-        let mut k = sec.offset;
-        while k + 4 <= sec.offset + sec.size {
-            let (Some(h1), Some(h2)) = (le16(&b, k), le16(&b, k + 2)) else { break };
-            if matches!(h1 >> 11, 0b11101..=0b11111) {
-                if h1 & 0xFFF0 == 0xFB20 && h2 & 0x00F0 == 0 && h2 >> 12 != 0xF {
-                    n += 1;
+        let end = sec.offset + sec.size;
+        let marks = mapping_symbols(&b, &sections, index);
+        let regions: Vec<(usize, usize)> = if marks.is_empty() {
+            vec![(sec.offset, end)]
+        } else {
+            marks
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.1)
+                .map(|(i, m)| (m.0, marks.get(i + 1).map_or(end, |next| next.0)))
+                .collect()
+        };
+        for (start, stop) in regions {
+            let mut k = start;
+            while k + 4 <= stop {
+                let (Some(h1), Some(h2)) = (le16(&b, k), le16(&b, k + 2)) else { break };
+                if matches!(h1 >> 11, 0b11101..=0b11111) {
+                    if h1 & 0xFFF0 == 0xFB20 && h2 & 0x00F0 == 0 && h2 >> 12 != 0xF {
+                        n += 1;
+                    }
+                    k += 4;
+                } else {
+                    k += 2;
                 }
-                k += 4;
-            } else {
-                k += 2;
             }
         }
     }

@@ -60,6 +60,8 @@ pub struct Assets {
     pub models: Vec<(String, Vec<u8>, Vec<u8>)>,
     /// (name, stream model bytes, series) from `firmware/assets/streams.txt`
     pub streams: Vec<(String, Vec<u8>, Vec<u8>)>,
+    /// (name, trajectory model bytes, windows) from `firmware/assets/trajectories.txt`
+    pub trajectories: Vec<(String, Vec<u8>, Vec<u8>)>,
 }
 
 /// `name file file` lines of an assets list, files read.
@@ -87,14 +89,18 @@ impl Assets {
         if models.is_empty() {
             fail("firmware/assets/models.txt lists no models");
         }
-        Assets { models, streams: read_list(&dir.join("streams.txt")) }
+        Assets {
+            models,
+            streams: read_list(&dir.join("streams.txt")),
+            trajectories: read_list(&dir.join("trajectories.txt")),
+        }
     }
 
     /// The same assets with the first model's file replaced.
     pub fn with_first_model(&self, bytes: Vec<u8>) -> Assets {
         let mut models = self.models.clone();
         models[0].1 = bytes;
-        Assets { models, streams: self.streams.clone() }
+        Assets { models, streams: self.streams.clone(), trajectories: self.trajectories.clone() }
     }
 
     /// The same assets with the first input row's first value moved by 0.01 %
@@ -104,7 +110,7 @@ impl Assets {
         let inputs = &mut models[0].2;
         let v = f32::from_le_bytes([inputs[0], inputs[1], inputs[2], inputs[3]]);
         inputs[..4].copy_from_slice(&(v * 1.0001 + 1e-6).to_le_bytes());
-        Assets { models, streams: self.streams.clone() }
+        Assets { models, streams: self.streams.clone(), trajectories: self.trajectories.clone() }
     }
 }
 
@@ -148,6 +154,17 @@ pub fn host_lines(program: &str, assets: &Assets) -> Result<Vec<String>, Error> 
                 let mut scratch = vec![0.0f32; model.scratch_len()];
                 sink.begin(name);
                 script::stream(bytes, series, &mut scratch, &mut sink, &mut NoClock)?;
+            }
+        }
+        "trajectory" => {
+            for (name, m, windows) in &assets.trajectories {
+                let words = aligned(m);
+                let bytes = &bytemuck::cast_slice::<u128, u8>(&words)[..m.len()];
+                let model = floe_runtime::Model::load(bytes)?;
+                let mut scratch = vec![0.0f32; model.scratch_len()];
+                sink.begin(name);
+                let mut tracker = Box::new(script::TrajTracker::new(model, script::SAMPLE_SEED)?);
+                script::trajectory(windows, &mut tracker, &mut scratch, &mut sink, &mut NoClock)?;
             }
         }
         other => fail(format!("unknown program {other}")),

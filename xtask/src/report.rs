@@ -7,6 +7,9 @@ use std::fmt::Write as _;
 use crate::boards::Board;
 use crate::elf::Sizes;
 use crate::host::Assets;
+
+/// Particles of the firmware's trajectory tracker (`script::TRAJ_PARTICLES`).
+const TRAJ_PARTICLES: usize = 64;
 use crate::tools::fail;
 
 /// Measurements parsed from a device run.
@@ -20,6 +23,8 @@ pub struct Measured {
     pub arena: Option<u64>,
     /// Sections of the golden program.
     pub sizes: Option<Sizes>,
+    /// The trajectory program: (stack bytes used, arena bytes, tracker bytes).
+    pub trajectory: Option<(u64, u64, u64)>,
 }
 
 /// Kernel and clock measurements are global; the others belong to the model of
@@ -38,6 +43,11 @@ pub fn parse_measurements(lines: &[String], m: &mut Measured) {
                         format!("{current}/{what}")
                     };
                     m.cost.insert(key, (c, i));
+                }
+            }
+            ["measure", "stack", used, "of", _, "arena", arena, "tracker", tracker] => {
+                if let (Ok(u), Ok(a), Ok(t)) = (used.parse(), arena.parse(), tracker.parse()) {
+                    m.trajectory = Some((u, a, t));
                 }
             }
             ["measure", "stack", used, "of", size, "arena", arena] => {
@@ -133,11 +143,45 @@ pub fn table(report: &[(&Board, Measured)], assets: &Assets) -> String {
             }
         }
     }
+    if !assets.trajectories.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n| board | trajectory model | file bytes | predict (N·T samples) | update | per particle·step | \
+             predict / update | query next step | query step 6 (mixture) | tracker | arena | stack |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for (board, m) in report {
+            for (name, bytes, _) in &assets.trajectories {
+                let predict = per_call(board, m, &format!("{name}/traj-predict"));
+                let update = per_call(board, m, &format!("{name}/traj-update"));
+                let per_particle = update.map(|u| u / TRAJ_PARTICLES as f64);
+                let ratio = predict.zip(update).map(|(p, u)| p / u);
+                let (stack, arena, tracker) =
+                    m.trajectory.map_or(("n/a".into(), "n/a".into(), "n/a".into()), |(s, a, t)| {
+                        (s.to_string(), a.to_string(), t.to_string())
+                    });
+                let _ = writeln!(
+                    s,
+                    "| {} | {name} | {} | {} | {} | {} | {} | {} | {} | {tracker} | {arena} | {stack} |",
+                    board.name,
+                    bytes.len(),
+                    f(predict),
+                    f(update),
+                    f(per_particle),
+                    f(ratio),
+                    f(per_call(board, m, &format!("{name}/traj-query-next"))),
+                    f(per_call(board, m, &format!("{name}/traj-query-step6"))),
+                );
+            }
+        }
+    }
     let _ = writeln!(
         s,
         "\nsizes in bytes of the golden program (.text includes the vector table; .rodata the models); max stack\n\
          and arena in bytes; MAC = instructions per multiply-accumulate of a 32 x 32 dense kernel; load / log_prob /\n\
-         sample in instructions per call; clock check = instructions counted per iteration of a 2-instruction loop."
+         sample in instructions per call; clock check = instructions counted per iteration of a 2-instruction loop;\n\
+         trajectory: instructions per call, N = 64 particles, T = 12 steps; an update reweights every particle\n\
+         for one step; tracker, arena and stack in bytes (the tracker lives on the stack)."
     );
     s
 }
@@ -162,5 +206,8 @@ mod tests {
         assert_eq!(per_call(&BOARDS[0], &m, "calibrate"), Some(2.0));
         assert!(lines.iter().skip(1).all(|l| is_measurement(l)));
         assert!(!is_measurement("logp 0 0 0x4170dfb8 15.054619"));
+        let mut t = Measured::default();
+        parse_measurements(&["measure stack 9000 of 16000 arena 956 tracker 7400".to_string()], &mut t);
+        assert_eq!((t.trajectory, t.stack), (Some((9000, 956, 7400)), None));
     }
 }

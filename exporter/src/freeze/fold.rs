@@ -152,7 +152,7 @@ fn made_layer(m: &Made) -> FrozenLayer {
 
 /// A conditioner's tensors in file order: per linear, `W` row-major `out x in`
 /// (masked entries exactly 0), then `b`.
-fn mlp_tensors(mlp: &Mlp) -> Vec<FrozenTensor> {
+pub(crate) fn mlp_tensors(mlp: &Mlp) -> Vec<FrozenTensor> {
     let mut out = Vec::new();
     for (i, l) in mlp.linears.iter().enumerate() {
         let [n_in, n_out] = l.weight.dims();

@@ -15,6 +15,7 @@ use floe_runtime::format::{
 };
 
 pub use fold::fold;
+pub(crate) use fold::mlp_tensors;
 pub use loaded::{AlignedBytes, LoadedModel};
 pub use parity::{check_parity, freeze, Parity, PARITY_RELATIVE, PARITY_TOLERANCE};
 

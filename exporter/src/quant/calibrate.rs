@@ -10,16 +10,28 @@ use crate::data::Rows;
 use crate::error::Result;
 
 /// Run the runtime over `rows` with `visit(layer, input, output)` called after
-/// every conditioner evaluation (it may rewrite the output). Returns every row's
-/// `log p`.
-pub(super) fn trace(model: &Model<'_>, rows: &Rows, visit: &mut Trace<'_>) -> Result<Vec<f32>> {
+/// every conditioner evaluation (it may rewrite the output). Row `i` runs
+/// trajectory step `steps[i]`'s flow (step 0 when `steps` is empty). Returns
+/// every row's `log p`.
+pub(crate) fn trace(model: &Model<'_>, rows: &Rows, steps: &[usize], visit: &mut Trace<'_>) -> Result<Vec<f32>> {
     let mut scratch = vec![0.0f32; model.scratch_len()];
-    rows.iter().map(|(x, c)| Ok(exporter_hooks::log_prob_traced(model, x, c, &mut scratch, visit)?)).collect()
+    rows.iter()
+        .enumerate()
+        .map(|(i, (x, c))| {
+            let step = steps.get(i).copied().unwrap_or(0);
+            Ok(exporter_hooks::log_prob_traced(model, step, x, c, &mut scratch, visit)?)
+        })
+        .collect()
 }
 
-/// The inputs every conditioner sees on `rows`, by layer index.
-pub(super) fn conditioner_inputs(model: &Model<'_>, rows: &Rows) -> Result<BTreeMap<u16, Vec<Vec<f32>>>> {
+/// The inputs every conditioner sees on `rows` (row `i` at step `steps[i]`), by
+/// layer index.
+pub(crate) fn conditioner_inputs(
+    model: &Model<'_>,
+    rows: &Rows,
+    steps: &[usize],
+) -> Result<BTreeMap<u16, Vec<Vec<f32>>>> {
     let mut inputs: BTreeMap<u16, Vec<Vec<f32>>> = BTreeMap::new();
-    trace(model, rows, &mut |l, input, _| inputs.entry(l).or_default().push(input.to_vec()))?;
+    trace(model, rows, steps, &mut |l, input, _| inputs.entry(l).or_default().push(input.to_vec()))?;
     Ok(inputs)
 }

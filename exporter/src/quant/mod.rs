@@ -16,11 +16,11 @@
 //!
 //! See `scheme.rs` and docs/FORMAT.md, "Quantized conditioners".
 
-mod calibrate;
+pub(crate) mod calibrate;
 mod checkpoint;
 mod reference;
-mod scheme;
-mod verify;
+pub(crate) mod scheme;
+pub(crate) mod verify;
 
 use floe_runtime::format::Precision;
 
@@ -94,7 +94,7 @@ pub fn quantize(model: &FrozenModel, cfg: QuantConfig, calib: &Rows, val: &Rows,
         return Err(ConfigError::invalid("--quantize", "int8 or w8", cfg.precision.name()).into());
     }
     let f32_loaded = model.load()?;
-    let inputs = calibrate::conditioner_inputs(f32_loaded.model(), calib)?;
+    let inputs = calibrate::conditioner_inputs(f32_loaded.model(), calib, &[])?;
     let base_nll = nll(&f32_loaded, val)?;
 
     let mut choices = Vec::new();
@@ -141,6 +141,6 @@ pub fn quantize(model: &FrozenModel, cfg: QuantConfig, calib: &Rows, val: &Rows,
     let out = FrozenModel { layers: final_layers, ..model.clone() };
     let loaded = out.load()?;
     let q_nll = nll(&loaded, val)?;
-    let verified = verify::verify(&out, loaded.model(), f32_loaded.model(), check)?;
+    let verified = verify::verify(&out, loaded.model(), f32_loaded.model(), check, &[])?;
     Ok(Quantized { model: out, loaded, choices, val_nll: (base_nll, q_nll), verified })
 }

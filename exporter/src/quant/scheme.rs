@@ -60,7 +60,7 @@ fn quantize_rows(d: &Dense<'_>, floor: &[f64]) -> (Vec<i8>, Vec<u16>) {
     (q, s)
 }
 
-pub(super) fn w8_layer(layer: &FrozenLayer) -> Result<FrozenLayer> {
+pub(crate) fn w8_layer(layer: &FrozenLayer) -> Result<FrozenLayer> {
     let mut tensors = Vec::new();
     for d in denses(layer)? {
         let (q, s) = quantize_rows(&d, &[]);
@@ -83,7 +83,19 @@ fn act_params(lo: f64, hi: f64) -> (f64, i32) {
 }
 
 /// int8 conditioner from calibration inputs, or why it cannot be int8.
-pub(super) fn int8_layer(layer: &FrozenLayer, calib: &[Vec<f32>]) -> std::result::Result<FrozenLayer, String> {
+pub(crate) fn int8_layer(layer: &FrozenLayer, calib: &[Vec<f32>]) -> std::result::Result<FrozenLayer, String> {
+    int8_layer_clipped(layer, calib, 0.0)
+}
+
+/// [`int8_layer`] with each activation range set to the `clip` and `1 − clip`
+/// quantiles of the calibration values instead of their minimum and maximum
+/// (`clip` = 0): rare outliers then saturate (the kernels clamp to int8)
+/// instead of coarsening the step for every other value.
+pub(crate) fn int8_layer_clipped(
+    layer: &FrozenLayer,
+    calib: &[Vec<f32>],
+    clip: f64,
+) -> std::result::Result<FrozenLayer, String> {
     if layer.residual {
         return Err("residual conditioner: int8 residual adds are not implemented, w8 instead".into());
     }
@@ -96,6 +108,7 @@ pub(super) fn int8_layer(layer: &FrozenLayer, calib: &[Vec<f32>]) -> std::result
     let ds = denses(layer).map_err(|e| e.to_string())?;
     // Ranges: the input, then every hidden dense's output after ReLU (f64 forward).
     let mut ranges = vec![(f64::INFINITY, f64::NEG_INFINITY); ds.len()];
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); if clip > 0.0 { ds.len() } else { 0 }];
     for input in calib {
         let mut h: Vec<f64> = input.iter().map(|&v| v as f64).collect();
         for (k, d) in ds.iter().enumerate() {
@@ -103,6 +116,9 @@ pub(super) fn int8_layer(layer: &FrozenLayer, calib: &[Vec<f32>]) -> std::result
             for &v in &h {
                 r.0 = r.0.min(v);
                 r.1 = r.1.max(v);
+            }
+            if let Some(all) = values.get_mut(k) {
+                all.extend_from_slice(&h);
             }
             if k + 1 == ds.len() {
                 break;
@@ -113,6 +129,17 @@ pub(super) fn int8_layer(layer: &FrozenLayer, calib: &[Vec<f32>]) -> std::result
                     s.max(0.0)
                 })
                 .collect();
+        }
+    }
+    for (r, all) in ranges.iter_mut().zip(values.iter_mut()) {
+        all.sort_by(f64::total_cmp);
+        let at = |q: f64| all[((all.len() - 1) as f64 * q).round() as usize];
+        if !all.is_empty() {
+            // Clip only a tail that reaches away from zero (a ReLU output's
+            // lower end stays its minimum, 0).
+            let lo = if r.0 >= 0.0 { r.0 } else { at(clip) };
+            let hi = if r.1 <= 0.0 { r.1 } else { at(1.0 - clip) };
+            *r = (lo, hi);
         }
     }
     let params: Vec<(f64, i32)> = ranges.iter().map(|&(lo, hi)| act_params(lo, hi)).collect();

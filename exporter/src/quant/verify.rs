@@ -25,16 +25,18 @@ pub struct Verified {
 /// (the runtime's kernels) equal the reference arithmetic's on the same inputs,
 /// bit for bit; (2) the f32 model, its quantized layers' conditioner outputs
 /// replaced by the reference arithmetic, gives the quantized runtime's `log p`
-/// bit for bit, row by row.
-pub(super) fn verify(
+/// bit for bit, row by row. Row `i` runs trajectory step `steps[i]` (0 when
+/// `steps` is empty).
+pub(crate) fn verify(
     quantized: &FrozenModel,
     q_model: &Model<'_>,
     f32_model: &Model<'_>,
     check: &Rows,
+    steps: &[usize],
 ) -> Result<Verified> {
     let mut values = 0usize;
     let mut mismatch: Option<FloeError> = None;
-    let q_lp = trace(q_model, check, &mut |l, input, output| {
+    let q_lp = trace(q_model, check, steps, &mut |l, input, output| {
         let layer = &quantized.layers[l as usize];
         if !layer.precision.is_quantized() || mismatch.is_some() {
             return;
@@ -57,7 +59,7 @@ pub(super) fn verify(
             Err(e) => mismatch = Some(e),
         }
     })?;
-    let sim_lp = trace(f32_model, check, &mut |l, input, output| {
+    let sim_lp = trace(f32_model, check, steps, &mut |l, input, output| {
         let layer = &quantized.layers[l as usize];
         if !layer.precision.is_quantized() || mismatch.is_some() {
             return;

@@ -352,5 +352,6 @@ mod tests {
         reencode(include_bytes!("../../../firmware/assets/thyroid.floe"));
         reencode(include_bytes!("../../../firmware/assets/thyroid-int8.floe"));
         reencode(include_bytes!("../../../firmware/assets/ucr-int8.floe"));
+        reencode(include_bytes!("../../../firmware/assets/traj-int8.floe"));
     }
 }

@@ -19,7 +19,7 @@ pub(crate) struct Encoder<'v, 'a> {
     pub(crate) width: usize,
 }
 
-impl Encoder<'_, '_> {
+impl<'a> Encoder<'_, 'a> {
     /// Encode `features` (raw displacements) into `h`. `work` holds the plan's
     /// work space (`n_in + n_out + MLP work`).
     pub(crate) fn encode(&self, features: &[f32], h: &mut [f32], mut work: &mut [f32]) -> Result<()> {
@@ -38,7 +38,7 @@ impl Encoder<'_, '_> {
     }
 
     /// The embedding of step `t` (0-based; empty when E = 0).
-    pub(crate) fn step(&self, t: usize) -> Result<&[f32]> {
+    pub(crate) fn step(&self, t: usize) -> Result<&'a [f32]> {
         sub(self.embedding, t * self.width, self.width)
     }
 }

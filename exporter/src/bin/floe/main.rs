@@ -11,6 +11,7 @@ mod inspect;
 mod plot;
 mod sample;
 mod train;
+mod trajectory;
 
 use clap::{Parser, Subcommand};
 use floe_exporter::Result;
@@ -44,6 +45,9 @@ enum Cmd {
     /// baselines, benchmark the bundled sets, score a stream.
     #[command(subcommand)]
     Anomaly(anomaly::Cmd),
+    /// Trajectory densities on ETH/UCY: train, evaluate, benchmark, plot.
+    #[command(subcommand)]
+    Trajectory(trajectory::Cmd),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -56,6 +60,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Sample(a) => sample::run(a),
         Cmd::Plot(a) => plot::run(a),
         Cmd::Anomaly(c) => anomaly::run(c),
+        Cmd::Trajectory(c) => trajectory::run(c),
     }
 }
 

@@ -70,6 +70,17 @@ fn open<'a>(bytes: &'a [u8], x: &[f32], ctx: &[f32]) -> Result<Model<'a>, Error>
     Ok(model)
 }
 
+/// The model's shape, to the sink.
+fn describe(sink: &mut impl Sink, model: &Model<'_>) {
+    sink.model(
+        model.file_len() as u32,
+        model.dim() as u32,
+        model.context_dim() as u32,
+        model.n_layers() as u32,
+        model.scratch_len() as u32,
+    );
+}
+
 fn report(sink: &mut impl Sink, what: &'static str, i: u32, r: Result<f32, Error>) {
     match r {
         Ok(v) => sink.value(what, i, 0, v),
@@ -89,13 +100,7 @@ pub fn golden(
     sink: &mut impl Sink,
 ) -> Result<(), Error> {
     let model = open(bytes, x, ctx)?;
-    sink.model(
-        model.file_len() as u32,
-        model.dim() as u32,
-        model.context_dim() as u32,
-        model.n_layers() as u32,
-        model.scratch_len() as u32,
-    );
+    describe(sink, &model);
     let mut row = 0;
     while read_row(inputs, row, x, ctx) {
         let lp = model.log_prob(x, ctx, scratch)?;
@@ -449,13 +454,7 @@ pub fn trajectory(
     if observed + TRAJ_HORIZON != TRAJ_WINDOW {
         return Err(Error::DimMismatch { expected: TRAJ_WINDOW as u32, got: (observed + TRAJ_HORIZON) as u32 });
     }
-    sink.model(
-        model.file_len() as u32,
-        model.dim() as u32,
-        model.context_dim() as u32,
-        model.n_layers() as u32,
-        model.scratch_len() as u32,
-    );
+    describe(sink, &model);
     let mut w = [[0.0f32; 2]; TRAJ_WINDOW];
     let (mut t_predict, mut t_update, mut t_next, mut t_mix) = (0u64, 0u64, 0u64, 0u64);
     let mut k = 0;

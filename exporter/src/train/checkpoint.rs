@@ -27,29 +27,40 @@ pub struct Checkpoint {
     pub history: History,
 }
 
+/// Write `meta` as `dir/meta.json` (creating `dir`); returns the weights' path,
+/// `dir/model.bpk`.
+pub(crate) fn write_meta(meta: &impl Serialize, dir: &Path) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| FloeError::io(dir, e))?;
+    let meta_path = dir.join("meta.json");
+    let text =
+        serde_json::to_string_pretty(meta).map_err(|source| FloeError::Metadata { path: meta_path.clone(), source })?;
+    std::fs::write(&meta_path, text).map_err(|e| FloeError::io(&meta_path, e))?;
+    Ok(dir.join("model.bpk"))
+}
+
+/// Read `dir/meta.json`; returns it with the weights' path, which must exist.
+pub(crate) fn read_meta<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<(T, std::path::PathBuf)> {
+    let p = dir.join("meta.json");
+    let s = std::fs::read_to_string(&p).map_err(|e| FloeError::io(&p, e))?;
+    let meta: T = serde_json::from_str(&s).map_err(|source| FloeError::Metadata { path: p.clone(), source })?;
+    let w = dir.join("model.bpk");
+    if !w.exists() {
+        return Err(FloeError::not_found(&w));
+    }
+    Ok((meta, w))
+}
+
 impl Checkpoint {
     /// Write `meta.json` and `model.bpk` into `dir`.
     pub fn save(&self, model: &Flow, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| FloeError::io(dir, e))?;
-        let meta_path = dir.join("meta.json");
-        let meta = serde_json::to_string_pretty(self)
-            .map_err(|source| FloeError::Metadata { path: meta_path.clone(), source })?;
-        std::fs::write(&meta_path, meta).map_err(|e| FloeError::io(&meta_path, e))?;
-        let w = dir.join("model.bpk");
+        let w = write_meta(self, dir)?;
         model.clone().save_file(&w).map_err(|source| FloeError::Checkpoint { path: w, source })
     }
 
     /// Read a checkpoint written by [`Checkpoint::save`], its flow on `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<(Checkpoint, Flow)> {
-        let p = dir.join("meta.json");
-        let s = std::fs::read_to_string(&p).map_err(|e| FloeError::io(&p, e))?;
-        let ck: Checkpoint =
-            serde_json::from_str(&s).map_err(|source| FloeError::Metadata { path: p.clone(), source })?;
+        let (ck, w): (Checkpoint, _) = read_meta(dir)?;
         let model = Flow::new(&ck.flow, device)?;
-        let w = dir.join("model.bpk");
-        if !w.exists() {
-            return Err(FloeError::not_found(&w));
-        }
         let model = model.try_load_file(&w).map_err(|source| FloeError::Checkpoint { path: w, source })?;
         Ok((ck, model))
     }

@@ -2,12 +2,13 @@
 //! clipping, early stopping on validation NLL, seeded and reproducible — on the
 //! device the caller chooses; checkpoints; a settings file's experiment.
 
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod config;
 mod dequantize;
 pub mod device;
 mod eval;
 mod experiment;
+pub(crate) mod progress;
 
 use std::time::Instant;
 
@@ -27,7 +28,7 @@ pub use eval::{log_prob_rows, nll_per_dim};
 pub use experiment::{Experiment, SettingsFile, Trained};
 
 use crate::data::{Rows, Standardization};
-use crate::error::{Result, TrainingError};
+use crate::error::Result;
 use crate::flow::{Flow, FlowConfig};
 use eval::batch;
 
@@ -78,30 +79,15 @@ pub fn train(
         .init();
     let steps_per_epoch = train_rows.n().div_ceil(cfg.batch_size);
     let total = (cfg.epochs * steps_per_epoch).max(1) as f64;
-    let bar = if progress {
-        let b = indicatif::ProgressBar::new(cfg.epochs as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} epoch {pos:>4}/{len} [{bar:30}] {msg} ({elapsed})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
     let quanta = if cfg.dequantize { dequantize::grid_steps(&train_rows.x, d) } else { vec![0.0; d] };
     let noisy = quanta.iter().any(|&q| q > 0.0);
-    let mut hist = History::default();
-    let mut best = f64::INFINITY;
-    let mut best_model = model.clone();
-    let mut wait = 0;
+    let mut stop = progress::Stopper::new(&model, cfg, 1e-4, "nats/dim", progress, start);
     let mut step = 0usize;
     for epoch in 0..cfg.epochs {
         order.shuffle(&mut rng);
         let mut sum = 0.0f64;
         for idx in order.chunks(cfg.batch_size) {
-            let lr =
-                cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + (std::f64::consts::PI * step as f64 / total).cos());
+            let lr = progress::cosine_lr(cfg, step, total);
             let xb = batch(&train_rows.x, idx, d, &dev);
             let xb = if noisy {
                 let q = Tensor::<1>::from_data(TensorData::new(quanta.clone(), [d]), &dev).unsqueeze::<2>();
@@ -114,8 +100,7 @@ pub fn train(
             let loss = model.log_prob(xb, cb).mean().neg();
             let l = loss.clone().into_scalar::<f32>() as f64;
             if !l.is_finite() {
-                bar.abandon();
-                return Err(TrainingError::Diverged { epoch, loss: l }.into());
+                return Err(stop.diverged(epoch, l));
             }
             sum += l * idx.len() as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -124,26 +109,10 @@ pub fn train(
         }
         let train_nll = (sum / train_rows.n() as f64 + xs.log_det()) / d as f64;
         let val = nll_per_dim(&log_prob_rows(&model.valid(), val_rows), xs);
-        hist.train_nll.push(train_nll);
-        hist.val_nll.push(val);
-        if val < best - 1e-4 {
-            best = val;
-            best_model = model.clone();
-            hist.best_epoch = epoch;
-            wait = 0;
-        } else {
-            wait += 1;
-        }
-        bar.set_position(epoch as u64 + 1);
-        bar.set_message(format!("train {train_nll:.4} val {val:.4} best {best:.4} nats/dim"));
-        if wait >= cfg.patience {
+        if stop.epoch(epoch, train_nll, val, &model) {
             break;
         }
     }
-    bar.finish();
-    if !best.is_finite() {
-        return Err(TrainingError::NeverFinite.into());
-    }
-    hist.seconds = start.elapsed().as_secs_f64();
-    Ok((best_model.valid(), hist))
+    let (best, hist) = stop.finish()?;
+    Ok((best.valid(), hist))
 }

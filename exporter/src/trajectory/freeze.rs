@@ -17,6 +17,7 @@ use super::train::{log_probs, Stats};
 use crate::error::{FloeError, ParityError, Result, TrainingError};
 use crate::flow::math::to_vec;
 use crate::freeze::{fold, mlp_tensors, FrozenLayer, FrozenModel, FrozenTensor};
+use crate::train::checkpoint::{read_meta, write_meta};
 use crate::train::History;
 
 /// Parity tolerance, nats per trajectory: `TOL_ABS + TOL_REL · |log p|`. A
@@ -144,26 +145,14 @@ pub struct TrajectoryCheckpoint {
 impl TrajectoryCheckpoint {
     /// Write into `dir`.
     pub fn save(&self, model: &TrajectoryFlow, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| FloeError::io(dir, e))?;
-        let meta_path = dir.join("meta.json");
-        let meta = serde_json::to_string_pretty(self)
-            .map_err(|source| FloeError::Metadata { path: meta_path.clone(), source })?;
-        std::fs::write(&meta_path, meta).map_err(|e| FloeError::io(&meta_path, e))?;
-        let w = dir.join("model.bpk");
+        let w = write_meta(self, dir)?;
         model.clone().save_file(&w).map_err(|source| FloeError::Checkpoint { path: w, source })
     }
 
     /// Read a checkpoint written by [`TrajectoryCheckpoint::save`].
     pub fn load(dir: &Path, device: &Device) -> Result<(TrajectoryCheckpoint, TrajectoryFlow)> {
-        let p = dir.join("meta.json");
-        let s = std::fs::read_to_string(&p).map_err(|e| FloeError::io(&p, e))?;
-        let ck: TrajectoryCheckpoint =
-            serde_json::from_str(&s).map_err(|source| FloeError::Metadata { path: p.clone(), source })?;
+        let (ck, w): (TrajectoryCheckpoint, _) = read_meta(dir)?;
         let model = TrajectoryFlow::new(&ck.model, device)?;
-        let w = dir.join("model.bpk");
-        if !w.exists() {
-            return Err(FloeError::not_found(&w));
-        }
         let model = model.try_load_file(&w).map_err(|source| FloeError::Checkpoint { path: w, source })?;
         Ok((ck, model))
     }

@@ -1,8 +1,6 @@
 //! Training a trajectory model: exact maximum likelihood of whole futures, Adam
 //! with a cosine schedule and early stopping on the NLL of held-out *tracks*.
 
-use std::time::Instant;
-
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -13,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::data::{example, Example, Scene, Window, HORIZON, OBSERVED};
 use super::model::{TrajectoryConfig, TrajectoryFlow};
 use crate::data::Standardization;
-use crate::error::{DataError, Result, TrainingError};
+use crate::error::{DataError, Result};
+use crate::train::progress::{cosine_lr, Stopper};
 use crate::train::{History, TrainConfig};
 
 /// The standardizations a trajectory model is trained in and frozen with.
@@ -124,7 +123,7 @@ pub fn train(
     progress: bool,
 ) -> Result<(TrajectoryFlow, Stats, History)> {
     tc.validate()?;
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     let stats = Stats::fit(train);
     let dev = device.clone().autodiff();
     dev.seed(tc.seed);
@@ -143,32 +142,19 @@ pub fn train(
         .init();
     let steps_per_epoch = train.len().div_ceil(tc.batch_size);
     let total = (tc.epochs * steps_per_epoch).max(1) as f64;
-    let bar = if progress {
-        let b = indicatif::ProgressBar::new(tc.epochs as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} epoch {pos:>3}/{len} [{bar:30}] {msg} ({elapsed})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let mut hist = History::default();
-    let (mut best, mut wait, mut step) = (f64::INFINITY, 0usize, 0usize);
-    let mut best_model = model.clone();
+    let mut stop = Stopper::new(&model, tc, 1e-3, "nats/traj", progress, start);
+    let mut step = 0usize;
     for epoch in 0..tc.epochs {
         order.shuffle(&mut rng);
         let mut sum = 0.0f64;
         for idx in order.chunks(tc.batch_size) {
-            let lr = tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1.0 + (std::f64::consts::PI * step as f64 / total).cos());
+            let lr = cosine_lr(tc, step, total);
             let ex: Vec<&Example> = idx.iter().map(|&i| &train[i]).collect();
             let (f, x, p) = batch(&ex, &stats, &dev);
             let loss = model.step_log_probs(f, x, p).sum_dim(1).mean().neg();
             let l = loss.clone().into_scalar::<f32>() as f64;
             if !l.is_finite() {
-                bar.abandon();
-                return Err(TrainingError::Diverged { epoch, loss: l }.into());
+                return Err(stop.diverged(epoch, l));
             }
             sum += l * idx.len() as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -177,28 +163,12 @@ pub fn train(
         }
         let train_nll = sum / train.len() as f64 + stats.log_det();
         let v = mean_nll(&log_probs(&model.valid(), &stats, val));
-        hist.train_nll.push(train_nll);
-        hist.val_nll.push(v);
-        if v < best - 1e-3 {
-            best = v;
-            best_model = model.clone();
-            hist.best_epoch = epoch;
-            wait = 0;
-        } else {
-            wait += 1;
-        }
-        bar.set_position(epoch as u64 + 1);
-        bar.set_message(format!("train {train_nll:.3} val {v:.3} best {best:.3} nats/traj"));
-        if wait >= tc.patience {
+        if stop.epoch(epoch, train_nll, v, &model) {
             break;
         }
     }
-    bar.finish_and_clear();
-    if !best.is_finite() {
-        return Err(TrainingError::NeverFinite.into());
-    }
-    hist.seconds = start.elapsed().as_secs_f64();
-    Ok((best_model.valid(), stats, hist))
+    let (best, hist) = stop.finish()?;
+    Ok((best.valid(), stats, hist))
 }
 
 /// The training settings trajectory models default to.

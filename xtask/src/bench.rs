@@ -17,6 +17,10 @@ pub fn bench() {
         "host kernel benchmark",
         cargo().current_dir(root()).args(["bench", "-p", "floe-runtime", "--bench", "kernels"]),
     );
+    step(
+        "host trajectory benchmark",
+        cargo().current_dir(root()).args(["bench", "-p", "floe-runtime", "--bench", "trajectory"]),
+    );
     let targets: Vec<&str> = BOARDS.iter().map(|b| b.target).collect();
     install_tools(&targets);
     let assets = Assets::load();

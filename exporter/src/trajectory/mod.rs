@@ -134,13 +134,12 @@ pub fn run(job: &TrainJob, device: &Device, progress: bool) -> Result<TrainedTra
     let test_ex = train::examples_of(&test_windows, cfg.heading)?;
     let parity = freeze::check_parity(&model, &stats, f32_loaded.model(), &test_windows, &test_ex)?;
     let f32_bytes = f32_loaded.bytes().len();
-    // Calibration and layer decisions on training-scene windows, never the test scene.
-    let train_windows: Vec<Window> = split.train.iter().flat_map(|s| s.windows()).collect();
-    let pick = |k: usize, off: usize| -> Vec<Window> {
-        eval::spread(train_windows.len(), k + off).into_iter().skip(off).map(|i| train_windows[i]).collect()
-    };
+    // Calibration on training windows, layer decisions on the held-out tracks'
+    // windows: never the test scene.
+    let (train_windows, val_windows) = train::split_windows(&split.train, job.train.seed);
+    let pick = |w: &[Window], k: usize| -> Vec<Window> { eval::spread(w.len(), k).into_iter().map(|i| w[i]).collect() };
     let quantized = if job.precision.is_quantized() {
-        let (calib, val) = (pick(256, 0), pick(256, 7));
+        let (calib, val) = (pick(&train_windows, 256), pick(&val_windows, 256));
         let check = &test_windows[..test_windows.len().min(64)];
         Some(quant::quantize_trajectory(&frozen, job.precision, MAX_LAYER_COST, CALIB_CLIP, &calib, &val, check)?)
     } else {

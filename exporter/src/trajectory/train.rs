@@ -40,10 +40,10 @@ impl Stats {
     }
 }
 
-/// Training and validation examples of the training scenes: windows of a
-/// seeded 15 % of each scene's tracks validate (no window shares a position
-/// with a training window). `mirror` adds every training window mirrored.
-pub fn examples(scenes: &[Scene], heading: bool, mirror: bool, seed: u64) -> Result<(Vec<Example>, Vec<Example>)> {
+/// The windows of the training scenes split by track: the windows of a seeded
+/// 15 % of each scene's tracks validate (so no validation window shares a
+/// position with a training window).
+pub fn split_windows(scenes: &[Scene], seed: u64) -> (Vec<Window>, Vec<Window>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7AC5);
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for s in scenes {
@@ -53,15 +53,27 @@ pub fn examples(scenes: &[Scene], heading: bool, mirror: bool, seed: u64) -> Res
         let is_val: std::collections::HashSet<usize> = ids.into_iter().take(n_val).collect();
         for w in s.windows() {
             if is_val.contains(&w.track) {
-                val.push(example(&w, heading)?);
+                val.push(w);
             } else {
-                train.push(example(&w, heading)?);
-                if mirror {
-                    train.push(example(&w.mirrored(), heading)?);
-                }
+                train.push(w);
             }
         }
     }
+    (train, val)
+}
+
+/// Training and validation examples of the training scenes ([`split_windows`]);
+/// `mirror` adds every training window mirrored.
+pub fn examples(scenes: &[Scene], heading: bool, mirror: bool, seed: u64) -> Result<(Vec<Example>, Vec<Example>)> {
+    let (train_w, val_w) = split_windows(scenes, seed);
+    let mut train = Vec::with_capacity(train_w.len() * (1 + usize::from(mirror)));
+    for w in &train_w {
+        train.push(example(w, heading)?);
+        if mirror {
+            train.push(example(&w.mirrored(), heading)?);
+        }
+    }
+    let val = examples_of(&val_w, heading)?;
     if train.is_empty() || val.is_empty() {
         return Err(DataError::TooFewRows { rows: train.len() + val.len() }.into());
     }

@@ -76,9 +76,13 @@ impl crate::script::Clock for SysTickClock {
             if WRAPS.load(Ordering::Relaxed) != w {
                 continue; // the exception ran in between: read again
             }
-            // Reloaded, but the exception has not run yet: that wrap counts now.
-            let late = u64::from(pending && cur >= 0x0080_0000);
-            return (u64::from(w) + late) * PERIOD + u64::from(0x00FF_FFFF - cur);
+            // Ticks into the current period: the counter pends its exception as
+            // it reaches 0, so 0 starts a period (and 0x00FF_FFFF is its first tick
+            // after). Reached 0 or reloaded, but the exception has not run yet:
+            // that wrap counts now.
+            let into = u64::from(0x0100_0000u32.wrapping_sub(cur) & 0x00FF_FFFF);
+            let late = u64::from(pending && (cur == 0 || cur >= 0x0080_0000));
+            return (u64::from(w) + late) * PERIOD + into;
         }
     }
 }

@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::format::{LayerRecord, TensorRecord, TrajectoryLayout, MAX_OBSERVED};
 use crate::model::Model;
-use crate::trajectory::{features, Frame, Point};
+use crate::trajectory::{encode_history, Frame, Point};
 use crate::transforms::Tracer;
 
 pub use crate::transforms::Trace;
@@ -53,22 +53,19 @@ pub fn encode(
     if scratch.len() < model.scratch_len() {
         return Err(Error::ScratchTooSmall { needed: model.scratch_len() as u32, got: scratch.len() as u32 });
     }
+    if history.iter().any(|p| !(p[0].is_finite() && p[1].is_finite())) {
+        return Err(Error::NonFiniteInput);
+    }
     let encoder = model.encoder()?;
     if h.len() != encoder.cond.shape().n_out {
         return Err(Error::DimMismatch { expected: encoder.cond.shape().n_out as u32, got: h.len() as u32 });
     }
-    let frame = Frame::of(history, layout.heading_frame)?;
     let mut feat = [0.0f32; 2 * MAX_OBSERVED];
-    let f = layout.features();
-    let feat = feat.get_mut(..f).ok_or(Error::Internal)?;
-    features(history, &frame, feat)?;
-    encoder.encode(feat, h, scratch)?;
-    let v0 = match feat.get(f.wrapping_sub(2)..) {
-        Some([x, y]) => [*x, *y],
-        _ => return Err(Error::Internal),
-    };
+    let feat = feat.get_mut(..layout.features()).ok_or(Error::Internal)?;
+    let (frame, v0) = encode_history(model, layout.heading_frame, history, feat, h, scratch)?;
+    // The encoder's input as its MLP saw it (standardized as in `Encoder::encode`).
     let mut input = [0.0f32; 2 * MAX_OBSERVED];
-    let input = input.get_mut(..f).ok_or(Error::Internal)?;
+    let input = input.get_mut(..feat.len()).ok_or(Error::Internal)?;
     for (((o, &v), &m), &s) in input.iter_mut().zip(feat.iter()).zip(encoder.mean).zip(encoder.std) {
         *o = (v - m) / s;
     }

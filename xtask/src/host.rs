@@ -5,7 +5,7 @@ use std::path::Path;
 
 #[path = "../../firmware/src/script.rs"]
 #[allow(dead_code)]
-mod script;
+pub(crate) mod script;
 
 use floe_runtime::Error;
 use script::Sink;

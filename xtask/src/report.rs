@@ -6,10 +6,8 @@ use std::fmt::Write as _;
 
 use crate::boards::Board;
 use crate::elf::Sizes;
+use crate::host::script::TRAJ_PARTICLES;
 use crate::host::Assets;
-
-/// Particles of the firmware's trajectory tracker (`script::TRAJ_PARTICLES`).
-const TRAJ_PARTICLES: usize = 64;
 use crate::tools::fail;
 
 /// Measurements parsed from a device run.

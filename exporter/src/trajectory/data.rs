@@ -132,7 +132,11 @@ pub fn parse_scene(name: &str, text: &str, path: &Path) -> Result<Scene> {
             match cur.as_mut() {
                 Some(t) if frame == t.first_frame + step * t.points.len() as i64 => t.points.push(p),
                 Some(t) if frame < t.first_frame + step * t.points.len() as i64 => {
-                    let msg = format!("pedestrian {id} appears twice at frame {frame}");
+                    let msg = if (frame - t.first_frame) % step == 0 {
+                        format!("pedestrian {id} appears twice at frame {frame}")
+                    } else {
+                        format!("pedestrian {id}: frame {frame} is not on the track's grid of {step} frames")
+                    };
                     return Err(FloeError::Parse { path: path.to_path_buf(), msg });
                 }
                 _ => {

@@ -33,7 +33,7 @@ pub use model::{TrajectoryConfig, TrajectoryFlow};
 pub use quant::TrajectoryQuantized;
 pub use train::Stats;
 
-use crate::error::Result;
+use crate::error::{ConfigError, DataError, Result};
 use crate::freeze::LoadedModel;
 use crate::train::{History, TrainConfig};
 
@@ -87,6 +87,8 @@ pub struct TrainedTrajectory {
     pub baselines: BaselineEval,
     /// Test windows.
     pub n_test: usize,
+    /// The architecture (the checkpoint's, when one was frozen).
+    pub config: TrajectoryConfig,
 }
 
 /// int8 activation ranges: the 0.1 % and 99.9 % quantiles of the calibration
@@ -101,19 +103,30 @@ pub const MAX_LAYER_COST: f64 = 0.5;
 /// Train, freeze (parity-checked), optionally quantize, write and evaluate.
 pub fn run(job: &TrainJob, device: &Device, progress: bool) -> Result<TrainedTrajectory> {
     let split = data::leave_one_out(&job.data_dir, &job.test_scene)?;
-    let heading = job.model.heading;
-    let (train_ex, val_ex) = train::examples(&split.train, heading, job.mirror, job.train.seed)?;
-    let (model, cfg, stats, history) = match &job.checkpoint {
+    let test_windows = split.test.windows();
+    if test_windows.is_empty() {
+        let path = data::scene_path(&job.data_dir, &job.test_scene)?;
+        return Err(DataError::TooFewWindows { path, windows: 0, window: OBSERVED + HORIZON, need: 1 }.into());
+    }
+    // A checkpoint brings its own settings: the split, the architecture.
+    let loaded_ck = match &job.checkpoint {
         Some(dir) => {
             let (ck, model) = TrajectoryCheckpoint::load(dir, device)?;
             if ck.test_scene != job.test_scene {
                 let why = format!("{} was trained with {} held out", dir.display(), ck.test_scene);
-                return Err(
-                    crate::error::ConfigError::invalid("--test-scene", "the checkpoint's held-out scene", why).into()
-                );
+                return Err(ConfigError::invalid("--test-scene", "the checkpoint's held-out scene", why).into());
             }
-            (model, ck.model, ck.stats, ck.history)
+            Some((ck, model))
         }
+        None => None,
+    };
+    let (seed, mirror, heading) = match &loaded_ck {
+        Some((ck, _)) => (ck.train.seed, ck.mirror, ck.model.heading),
+        None => (job.train.seed, job.mirror, job.model.heading),
+    };
+    let (train_ex, val_ex) = train::examples(&split.train, heading, mirror, seed)?;
+    let (model, cfg, stats, history) = match loaded_ck {
+        Some((ck, model)) => (model, ck.model, ck.stats, ck.history),
         None => {
             let (model, stats, history) = train::train(&job.model, &job.train, &train_ex, &val_ex, device, progress)?;
             let ck = TrajectoryCheckpoint {
@@ -128,7 +141,6 @@ pub fn run(job: &TrainJob, device: &Device, progress: bool) -> Result<TrainedTra
             (model, job.model.clone(), stats, history)
         }
     };
-    let test_windows = split.test.windows();
     let frozen = freeze::fold_trajectory(&model, &cfg, &stats)?;
     let f32_loaded = frozen.load()?;
     let test_ex = train::examples_of(&test_windows, cfg.heading)?;
@@ -136,7 +148,7 @@ pub fn run(job: &TrainJob, device: &Device, progress: bool) -> Result<TrainedTra
     let f32_bytes = f32_loaded.bytes().len();
     // Calibration on training windows, layer decisions on the held-out tracks'
     // windows: never the test scene.
-    let (train_windows, val_windows) = train::split_windows(&split.train, job.train.seed);
+    let (train_windows, val_windows) = train::split_windows(&split.train, seed);
     let pick = |w: &[Window], k: usize| -> Vec<Window> { eval::spread(w.len(), k).into_iter().map(|i| w[i]).collect() };
     let quantized = if job.precision.is_quantized() {
         let (calib, val) = (pick(&train_windows, 256), pick(&val_windows, 256));
@@ -156,9 +168,9 @@ pub fn run(job: &TrainJob, device: &Device, progress: bool) -> Result<TrainedTra
     let eval = if job.no_eval {
         None
     } else {
-        Some(eval::evaluate(loaded.model(), &test_windows, job.mixture_windows, job.train.seed)?)
+        Some(eval::evaluate(loaded.model(), &test_windows, job.mixture_windows, seed)?)
     };
-    let baselines = eval::baselines(&test_windows, job.train.seed);
+    let baselines = eval::baselines(&test_windows, seed);
     Ok(TrainedTrajectory {
         history,
         n_train: train_ex.len(),
@@ -171,6 +183,7 @@ pub fn run(job: &TrainJob, device: &Device, progress: bool) -> Result<TrainedTra
         eval,
         baselines,
         n_test: test_windows.len(),
+        config: cfg,
     })
 }
 

@@ -192,7 +192,7 @@ pub fn quantize_trajectory(
     let mut encoder_values = 0;
     if out.layers[0].precision.is_quantized() {
         let sub = encoder_mlp(&out.layers[0], embedding);
-        let q = step_rows(loaded.model(), &check[..check.len().min(64)])?;
+        let q = step_rows(loaded.model(), check)?;
         for (input, h) in &q.encoder {
             let r = reference(&sub, input)?;
             if let Some(index) =

@@ -29,6 +29,7 @@ mod tracker_tests;
 pub use tracker::{Refresh, Tracker, Update};
 
 use crate::error::{Error, Result};
+use crate::model::Model;
 
 /// A 2-D position or displacement, metres.
 pub type Point = [f32; 2];
@@ -76,6 +77,29 @@ impl Frame {
     pub fn to_world(&self, u: Point) -> Point {
         [self.cos * u[0] - self.sin * u[1] + self.origin[0], self.sin * u[0] + self.cos * u[1] + self.origin[1]]
     }
+}
+
+/// Encode `history` (the model's `observed` positions, world frame, finite)
+/// into `h`: its frame, its displacements in that frame (into `feat`, raw), the
+/// encoder's output; returns the frame and the last observed displacement.
+/// What [`Tracker::predict`] and the exporter's hook both run.
+pub(crate) fn encode_history(
+    model: &Model<'_>,
+    heading: bool,
+    history: &[Point],
+    feat: &mut [f32],
+    h: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(Frame, Point)> {
+    let encoder = model.encoder()?;
+    let frame = Frame::of(history, heading)?;
+    features(history, &frame, feat)?;
+    encoder.encode(feat, h, scratch)?;
+    let v0 = match feat.get(feat.len().wrapping_sub(2)..) {
+        Some([x, y]) => [*x, *y],
+        _ => return Err(Error::Internal),
+    };
+    Ok((frame, v0))
 }
 
 /// The encoder's input: the `history.len() − 1` displacements of `history` in

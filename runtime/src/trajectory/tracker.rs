@@ -1,6 +1,6 @@
 //! The particle tracker: `N` sampled futures of `T` steps, in fixed memory.
 
-use super::{features, Frame, Point};
+use super::{encode_history, Frame, Point};
 use crate::error::{Error, Result};
 use crate::format::{TrajectoryLayout, MAX_OBSERVED, MAX_TRAJECTORY_CONTEXT};
 use crate::model::Model;
@@ -241,18 +241,11 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
         let model = self.model;
         let encoder = model.encoder()?;
         let hist = self.history.get(..n).ok_or(Error::Internal)?;
-        let frame = Frame::of(hist, self.layout.heading_frame)?;
         let mut feat = [0.0f32; 2 * MAX_OBSERVED];
-        let f = self.layout.features();
-        let feat = feat.get_mut(..f).ok_or(Error::Internal)?;
-        features(hist, &frame, feat)?;
+        let feat = feat.get_mut(..self.layout.features()).ok_or(Error::Internal)?;
         let width = encoder.cond.shape().n_out;
         let h = self.h.get_mut(..width).ok_or(Error::Internal)?;
-        encoder.encode(feat, h, scratch)?;
-        let v0 = match feat.get(f.wrapping_sub(2)..) {
-            Some([x, y]) => [*x, *y],
-            _ => return Err(Error::Internal),
-        };
+        let (frame, v0) = encode_history(&model, self.layout.heading_frame, hist, feat, h, scratch)?;
         let h = self.h.get(..width).ok_or(Error::Internal)?;
         let mut ctx = [0.0f32; MAX_TRAJECTORY_CONTEXT];
         for (path, lw) in self.paths.iter_mut().zip(self.log_w.iter_mut()) {

@@ -39,6 +39,7 @@ impl<'a> Encoder<'_, 'a> {
 
     /// The embedding of step `t` (0-based; empty when E = 0).
     pub(crate) fn step(&self, t: usize) -> Result<&'a [f32]> {
-        sub(self.embedding, t * self.width, self.width)
+        let at = t.checked_mul(self.width).ok_or(Error::Internal)?;
+        sub(self.embedding, at, self.width)
     }
 }

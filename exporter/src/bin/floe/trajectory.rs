@@ -263,6 +263,9 @@ fn report(t: &TrainedTrajectory, scene: &str) {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
+    if a.windows_out.is_some() && a.windows == 0 {
+        return Err(ConfigError::invalid("--windows", ">= 1 with --windows-out", a.windows).into());
+    }
     let precision = a.quantize.unwrap_or(Precision::F32);
     let mut job = a.model.job(&a.test_scene, a.seed, precision, a.out, a.no_eval)?;
     job.checkpoint = a.checkpoint.clone();

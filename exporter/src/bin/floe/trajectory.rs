@@ -270,11 +270,8 @@ fn train(a: TrainArgs) -> Result<()> {
     let mut job = a.model.job(&a.test_scene, a.seed, precision, a.out, a.no_eval)?;
     job.checkpoint = a.checkpoint.clone();
     let t = trajectory::run(&job, &cpu(), !a.model.quiet)?;
-    println!(
-        "floe trajectory: {} held out, {} model",
-        a.test_scene,
-        if job.model.per_step { "per-step" } else { "shared-step" }
-    );
+    let kind = if t.config.per_step { "per-step" } else { "shared-step" };
+    println!("floe trajectory: {} held out, {kind} model", a.test_scene);
     report(&t, &a.test_scene);
     if let Some(path) = &a.windows_out {
         let windows = data::read_scene(&a.model.data_dir, &a.test_scene)?.windows();

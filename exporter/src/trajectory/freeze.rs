@@ -22,10 +22,13 @@ use crate::train::History;
 
 /// Parity tolerance, nats per trajectory: `TOL_ABS + TOL_REL · |log p|`. A
 /// trajectory's log-density sums 12 steps of a 4-layer flow behind a 3-layer
-/// encoder, all in f32 on both sides.
+/// encoder, all in f32 on both sides but in different orders; on the most
+/// peaked windows (log p ≈ 100 nats, ≈ 8 nats per step of a few centimetres)
+/// the two differ by up to ≈ 1.6e-2 (zara2). A wrong weight or layer moves every
+/// window by whole nats.
 pub const TOL_ABS: f64 = 1e-2;
 /// See [`TOL_ABS`].
-pub const TOL_REL: f64 = 1e-5;
+pub const TOL_REL: f64 = 2e-4;
 
 /// The file description of a trained model.
 pub fn fold_trajectory(model: &TrajectoryFlow, cfg: &TrajectoryConfig, stats: &Stats) -> Result<FrozenModel> {

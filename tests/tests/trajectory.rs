@@ -68,8 +68,13 @@ fn shared_model_freezes_with_parity_quantizes_bit_exact_and_evaluates() {
     // int8: every conditioner output and every step's log p bit-exact with the
     // reference; the file is smaller.
     let calib: Vec<Window> = windows[..12].to_vec();
-    let q = quant::quantize_trajectory(&frozen, Precision::Int8, 100.0, 1e-3, &calib, &windows[12..], &windows[..6])
-        .expect("quantize");
+    let cfg = quant::TrajectoryQuantConfig {
+        precision: Precision::Int8,
+        max_layer_cost: 100.0,
+        max_total_cost: 100.0,
+        clip: 1e-3,
+    };
+    let q = quant::quantize_trajectory(&frozen, &cfg, &calib, &windows[12..], &windows[..6]).expect("quantize");
     assert!(q.verified.values > 0 && q.verified.rows == 6 * HORIZON, "{:?}", q.verified);
     assert!(q.encoder_values > 0, "the encoder was quantized and checked");
     assert!(
@@ -79,6 +84,11 @@ fn shared_model_freezes_with_parity_quantizes_bit_exact_and_evaluates() {
         loaded.bytes().len()
     );
     assert!(q.choices.iter().any(|c| c.precision == Precision::Int8), "{:?}", q.choices);
+    // A total budget of zero: layers step down (int8 → w8 → f32) until the
+    // whole model costs nothing on the validation windows.
+    let strict = quant::TrajectoryQuantConfig { max_total_cost: 0.0, ..cfg };
+    let q0 = quant::quantize_trajectory(&frozen, &strict, &calib, &windows[12..], &windows[..6]).expect("quantize");
+    assert!(q0.val_nll.1 - q0.val_nll.0 <= 1e-9, "{:?} {:?}", q0.val_nll, q0.choices);
     // The evaluation's figures are finite, and errors grow with the horizon.
     let e = eval::evaluate(q.loaded.model(), &windows[..6], 2, 0).expect("eval");
     for v in [e.ade, e.fde, e.nll, e.pos_nll, e.fast_nll, e.recompute_nll, e.ess] {

@@ -100,6 +100,9 @@ pub const CALIB_CLIP: f64 = 1e-3;
 /// trajectory of 12 steps) per layer.
 pub const MAX_LAYER_COST: f64 = 0.5;
 
+/// Budget for the whole quantized model, nats per trajectory.
+pub const MAX_TOTAL_COST: f64 = 1.0;
+
 /// Train, freeze (parity-checked), optionally quantize, write and evaluate.
 pub fn run(job: &TrainJob, device: &Device, progress: bool) -> Result<TrainedTrajectory> {
     let split = data::leave_one_out(&job.data_dir, &job.test_scene)?;
@@ -153,7 +156,13 @@ pub fn run(job: &TrainJob, device: &Device, progress: bool) -> Result<TrainedTra
     let quantized = if job.precision.is_quantized() {
         let (calib, val) = (pick(&train_windows, 256), pick(&val_windows, 256));
         let check = &test_windows[..test_windows.len().min(64)];
-        Some(quant::quantize_trajectory(&frozen, job.precision, MAX_LAYER_COST, CALIB_CLIP, &calib, &val, check)?)
+        let cfg = quant::TrajectoryQuantConfig {
+            precision: job.precision,
+            max_layer_cost: MAX_LAYER_COST,
+            max_total_cost: MAX_TOTAL_COST,
+            clip: CALIB_CLIP,
+        };
+        Some(quant::quantize_trajectory(&frozen, &cfg, &calib, &val, check)?)
     } else {
         None
     };

@@ -96,19 +96,41 @@ pub struct TrajectoryQuantized {
     pub encoder_values: usize,
 }
 
+/// Settings of [`quantize_trajectory`].
+#[derive(Debug, Clone, Copy)]
+pub struct TrajectoryQuantConfig {
+    /// int8 (layers that cannot be int8 try w8) or w8.
+    pub precision: Precision,
+    /// A layer's version is kept only if it alone raises the joint NLL by at
+    /// most this, nats per trajectory.
+    pub max_layer_cost: f64,
+    /// The whole model may raise it by at most this.
+    pub max_total_cost: f64,
+    /// Activation-range clipping quantile for int8 (0: min/max).
+    pub clip: f64,
+}
+
+/// A conditioned layer's quantized versions within its own budget, in order of
+/// preference, and the one in use (past the end: f32).
+struct Options {
+    layer: usize,
+    passing: Vec<(FrozenLayer, f64)>,
+    current: usize,
+}
+
 /// Quantize a trajectory file: calibrate on `calib`, decide per layer on the
 /// joint NLL of `val` (a layer stays f32 if it alone costs more than
 /// `max_layer_cost` nats per trajectory in int8, it is tried in w8, and stays f32
-/// if that costs too much as well), check on `check`.
+/// if that costs too much as well; then, while the whole model costs more than
+/// `max_total_cost`, the costliest choice steps down), check on `check`.
 pub fn quantize_trajectory(
     model: &FrozenModel,
-    precision: Precision,
-    max_layer_cost: f64,
-    clip: f64,
+    cfg: &TrajectoryQuantConfig,
     calib: &[Window],
     val: &[Window],
     check: &[Window],
 ) -> Result<TrajectoryQuantized> {
+    let TrajectoryQuantConfig { precision, max_layer_cost, max_total_cost, clip } = *cfg;
     if !precision.is_quantized() {
         return Err(ConfigError::invalid("--quantize", "int8 or w8", precision.name()).into());
     }
@@ -119,8 +141,9 @@ pub fn quantize_trajectory(
     let enc_inputs: Vec<Vec<f32>> = cal.encoder.iter().map(|(i, _)| i.clone()).collect();
     let joint_nll = |m: &FrozenModel| -> Result<f64> { Ok(mean_nll(&runtime_log_probs(m.load()?.model(), val)?)) };
     let base_nll = joint_nll(model)?;
+    let bytes = |l: &FrozenLayer| l.tensors.iter().map(|t| t.n_bytes()).sum::<usize>();
     let mut choices = Vec::new();
-    let mut layers = model.layers.clone();
+    let mut options: Vec<Options> = Vec::new();
     for (i, layer) in model.layers.iter().enumerate() {
         if !layer.has_conditioner() {
             continue;
@@ -141,8 +164,8 @@ pub fn quantize_trajectory(
             }
         }
         candidates.push(w8_layer(&sub)?);
-        let bytes = |l: &FrozenLayer| l.tensors.iter().map(|t| t.n_bytes()).sum::<usize>();
-        let mut chosen = None;
+        // Every candidate within the layer's budget, in order of preference.
+        let mut passing = Vec::new();
         let mut tried = Vec::new();
         for q in candidates {
             let candidate = if i == 0 { with_mlp(layer, q, embedding) } else { q };
@@ -150,10 +173,10 @@ pub fn quantize_trajectory(
             trial.layers[i] = candidate.clone();
             let cost = joint_nll(&trial)? - base_nll;
             if cost <= max_layer_cost {
-                chosen = Some((candidate, cost));
-                break;
+                passing.push((candidate, cost));
+            } else {
+                tried.push(format!("{} costs {cost:.3} nats/traj > {max_layer_cost}", candidate.precision.name()));
             }
-            tried.push(format!("{} costs {cost:.3} nats/traj > {max_layer_cost}", candidate.precision.name()));
         }
         if !tried.is_empty() {
             if !note.is_empty() {
@@ -161,26 +184,54 @@ pub fn quantize_trajectory(
             }
             note.push_str(&tried.join("; "));
         }
-        let (precision, cost, q_bytes) = match chosen {
-            Some((candidate, cost)) => {
-                let out = (candidate.precision, cost, bytes(&candidate));
-                layers[i] = candidate;
-                out
-            }
-            None => {
-                note.push_str("; kept f32");
-                (Precision::F32, 0.0, bytes(layer))
-            }
-        };
+        options.push(Options { layer: i, passing, current: 0 });
         choices.push(LayerChoice {
             layer: i,
             kind: layer.kind.name(),
-            precision,
-            cost,
-            bytes: (bytes(layer), q_bytes),
+            precision: Precision::F32,
+            cost: 0.0,
+            bytes: (bytes(layer), bytes(layer)),
             note,
         });
     }
+    // The layers' costs add up: while the whole model costs more than
+    // `max_total_cost`, the layer whose choice costs most steps down (int8 → w8
+    // → f32).
+    let build = |opts: &[Options]| -> Vec<FrozenLayer> {
+        let mut layers = model.layers.clone();
+        for o in opts {
+            if let Some((l, _)) = o.passing.get(o.current) {
+                layers[o.layer] = l.clone();
+            }
+        }
+        layers
+    };
+    let mut total = joint_nll(&FrozenModel { layers: build(&options), ..model.clone() })? - base_nll;
+    while total > max_total_cost {
+        let worst = options
+            .iter_mut()
+            .filter_map(|o| o.passing.get(o.current).map(|(_, c)| *c).map(|c| (c, o)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let Some((_, o)) = worst else { break };
+        o.current += 1;
+        total = joint_nll(&FrozenModel { layers: build(&options), ..model.clone() })? - base_nll;
+    }
+    for (o, c) in options.iter().zip(choices.iter_mut()) {
+        match o.passing.get(o.current) {
+            Some((l, cost)) => {
+                c.precision = l.precision;
+                c.cost = *cost;
+                c.bytes.1 = bytes(l);
+            }
+            None if o.passing.is_empty() => c.note.push_str("; kept f32"),
+            None => {}
+        }
+        if o.current > 0 {
+            let to = o.passing.get(o.current).map_or("f32", |(l, _)| l.precision.name());
+            c.note.push_str(&format!("; {to}: the model's total cost exceeded {max_total_cost} nats/traj"));
+        }
+    }
+    let layers = build(&options);
     let out = FrozenModel { layers, ..model.clone() };
     let loaded = out.load()?;
     let q_nll = mean_nll(&runtime_log_probs(loaded.model(), val)?);

@@ -5,36 +5,13 @@
 //! `cargo bench -p floe-runtime --bench kernels` (or `cargo xtask bench`).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod common;
+
+use common::{calibrate, time_per_call};
 use floe_runtime::kernels::{dense_f32, quant};
 use floe_runtime::Model;
-
-/// Median over `reps` of the seconds per call of `f` (each rep runs `inner` calls).
-fn time_per_call(mut f: impl FnMut(), inner: usize, reps: usize) -> f64 {
-    let mut v: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..inner {
-                f();
-            }
-            t.elapsed().as_secs_f64() / inner as f64
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Enough calls for about `target` per rep.
-fn calibrate(mut f: impl FnMut(), target: Duration) -> usize {
-    let t = Instant::now();
-    let mut n = 0usize;
-    while t.elapsed() < target / 10 {
-        f();
-        n += 1;
-    }
-    (n * 10).max(1)
-}
 
 fn dense(n: usize) {
     let macs = (n * n) as f64;

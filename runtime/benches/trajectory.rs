@@ -9,6 +9,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+mod common;
+
+use common::time_per_call;
 use floe_runtime::trajectory::{Point, Tracker};
 use floe_runtime::Model;
 
@@ -29,28 +32,13 @@ fn window(k: usize) -> [Point; 20] {
     w
 }
 
-/// Median seconds per call over `reps` runs of `inner` calls.
-fn median(reps: usize, inner: usize, mut f: impl FnMut()) -> f64 {
-    let mut v: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..inner {
-                f();
-            }
-            t.elapsed().as_secs_f64() / inner as f64
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let model = Model::load(&MODEL.0).expect("the bundled trajectory model loads");
     let mut scratch = vec![0.0f32; model.scratch_len()];
     let w = window(0);
     let (history, future) = w.split_at(8);
     let mut t = Box::new(Tracker::<N, T>::new(model, 1).expect("tracker"));
-    let predict = median(5, 2, || t.predict(black_box(history), &mut scratch).expect("predict"));
+    let predict = time_per_call(|| t.predict(black_box(history), &mut scratch).expect("predict"), 2, 5);
     // One update reweights N particles for one step; predict again before each
     // batch of T updates so every update has a step left.
     let mut updates = Vec::new();
@@ -65,16 +53,26 @@ fn main() {
     updates.sort_by(f64::total_cmp);
     let update = updates[updates.len() / 2];
     t.predict(history, &mut scratch).expect("predict");
-    let next = median(5, 200, || {
-        black_box(t.log_density(1, black_box(future[0]), &mut scratch).expect("query"));
-    });
-    let step6 = median(5, 4, || {
-        black_box(t.log_density(6, black_box(future[5]), &mut scratch).expect("query"));
-    });
+    let next = time_per_call(
+        || {
+            black_box(t.log_density(1, black_box(future[0]), &mut scratch).expect("query"));
+        },
+        200,
+        5,
+    );
+    let step6 = time_per_call(
+        || {
+            black_box(t.log_density(6, black_box(future[5]), &mut scratch).expect("query"));
+        },
+        4,
+        5,
+    );
     let mut map = vec![0.0f32; 64 * 64];
     let origin = [future[0][0] - 1.6, future[0][1] - 1.6];
-    let map_next = median(3, 1, || t.log_density_grid(1, origin, 0.05, 64, 64, &mut map, &mut scratch).expect("map"));
-    let map6 = median(1, 1, || t.log_density_grid(6, origin, 0.05, 64, 64, &mut map, &mut scratch).expect("map"));
+    let map_next =
+        time_per_call(|| t.log_density_grid(1, origin, 0.05, 64, 64, &mut map, &mut scratch).expect("map"), 1, 3);
+    let map6 =
+        time_per_call(|| t.log_density_grid(6, origin, 0.05, 64, 64, &mut map, &mut scratch).expect("map"), 1, 1);
     let us = |s: f64| s * 1e6;
     println!(
         "trajectory tracker on the host (bundled int8 model, {} bytes; N = {N} particles, T = {T} steps)",

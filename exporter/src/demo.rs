@@ -102,7 +102,8 @@ pub fn finish(trained: &Trained, out: &Path) -> Result<DemoReport> {
     })
 }
 
-/// Train the demo model on `device` into `out/checkpoint`.
-pub fn train(data: &Path, out: &Path, epochs: usize, seed: u64, device: &Device, progress: bool) -> Result<Trained> {
-    experiment(data, epochs, seed).run(device, &out.join("checkpoint"), progress)
+/// Train the demo model on `devices` (one, or several data-parallel) into
+/// `out/checkpoint`.
+pub fn train(data: &Path, out: &Path, epochs: usize, seed: u64, devices: &[Device], progress: bool) -> Result<Trained> {
+    experiment(data, epochs, seed).run_on(devices, &out.join("checkpoint"), progress)
 }

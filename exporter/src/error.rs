@@ -75,6 +75,14 @@ pub enum FloeError {
     /// Training failed.
     #[error("training: {0}")]
     Training(#[from] TrainingError),
+    /// A compute device could not be opened (no adapter, no driver, not built in).
+    #[error("device {name}: {message}")]
+    Device {
+        /// The device as the user named it (`--device`).
+        name: String,
+        /// Why it could not be opened.
+        message: String,
+    },
     /// An invariant of the exporter's own making failed (a bug, reported instead
     /// of a panic).
     #[error("internal error: {0}")]

@@ -63,3 +63,18 @@ pub fn bench() {
     }
     println!("{out}");
 }
+
+/// `cargo xtask bench-train [ARGS…]`: `floe bench-train` in release (training
+/// rows/s per device, fused spline vs Burn ops, the spline op alone), with
+/// lavapipe installed for the default `vulkan-cpu` device. Extra arguments go to
+/// `floe bench-train` (e.g. `--devices cpu,vulkan --batches 4096`).
+pub fn bench_train(extra: &[String]) {
+    crate::tools::install_lavapipe();
+    step(
+        "training benchmark (release)",
+        cargo()
+            .current_dir(root())
+            .args(["run", "--release", "-p", "floe-exporter", "--bin", "floe", "--", "bench-train"])
+            .args(extra),
+    );
+}

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use crate::boards::{firmware_dir, BOARDS};
-use crate::tools::{add_targets, cargo, have, install_tools, step};
+use crate::tools::{add_targets, cargo, have, install_lavapipe, install_tools, step};
 
 /// The runtime's bare-metal targets: no `std`, no `alloc`.
 const THUMB_TARGETS: [&str; 2] = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"];
@@ -54,21 +54,19 @@ pub fn ci() {
             ]),
         );
     }
-    step("tests", cargo().args(["test", "--workspace"]));
-    step(
-        "demo (the README's main command)",
-        cargo().args([
-            "run",
-            "-p",
-            "floe-exporter",
-            "--bin",
-            "floe",
-            "--",
-            "demo",
-            "--quiet",
-            "--out",
-            "target/ci-demo",
-        ]),
-    );
+    // The GPU-path tests (fused spline kernel, training on `vulkan-cpu`) run on
+    // lavapipe; FLOE_REQUIRE_GPU makes a missing adapter a failure, not a skip.
+    install_lavapipe();
+    step("tests", cargo().args(["test", "--workspace"]).env("FLOE_REQUIRE_GPU", "1"));
+    let demo = |what: &str, extra: &[&str]| {
+        step(
+            what,
+            cargo()
+                .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "demo", "--quiet"])
+                .args(extra),
+        );
+    };
+    demo("demo (the README's main command)", &["--out", "target/ci-demo"]);
+    demo("demo on the GPU path: Vulkan on lavapipe, fused spline", &["--device", "vulkan-cpu", "--out", "target/ci-demo-gpu"]);
     crate::qemu::qemu();
 }

@@ -11,6 +11,8 @@
 //! - `size`: build the firmware and print its section sizes (`elf.rs`).
 //! - `bench`: host kernel benchmark and QEMU instruction counts, int8 vs f32
 //!   (`bench.rs`).
+//! - `bench-train`: training throughput per device (CPU, the GPU path with and
+//!   without the fused spline kernel) and the spline op alone (`bench.rs`).
 //! - `assets`: regenerate `firmware/assets/` (model and input rows) from the demo
 //!   (`assets.rs`).
 //!
@@ -34,9 +36,10 @@ fn main() {
         "qemu" => qemu::qemu(),
         "size" => elf::size(),
         "bench" => bench::bench(),
+        "bench-train" => bench::bench_train(&std::env::args().skip(2).collect::<Vec<_>>()),
         "assets" => assets::assets(),
         _ => {
-            eprintln!("usage: cargo xtask ci | qemu | size | bench | assets");
+            eprintln!("usage: cargo xtask ci | qemu | size | bench | bench-train [ARGS] | assets");
             std::process::exit(2);
         }
     }

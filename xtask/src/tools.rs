@@ -48,31 +48,55 @@ pub fn install_tools(targets: &[&str]) {
     if !have("qemu-system-riscv32", "--version") {
         packages.push("qemu-system-misc");
     }
-    if !packages.is_empty() {
-        // `--no-install-recommends`: QEMU's recommended block modules conflict with
-        // a newer qemu-utils on some Debian images.
-        let sudo = !is_root() && have("sudo", "--version");
-        let apt = |args: &[&str]| {
-            let mut c = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
-            if sudo {
-                c.arg("apt-get");
-            }
-            c.args(args);
-            c
-        };
-        step("apt-get update", &mut apt(&["update", "-q"]));
-        step(
-            "install QEMU",
-            apt(&[&["install", "-y", "-q", "--no-install-recommends"][..], &packages].concat())
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        );
-    }
+    apt_install("install QEMU", &packages);
     if !have(&defmt_print(), "--version") {
         // Into the repository's target/ so it is found whatever PATH holds.
         step(
             "install defmt-print",
             cargo().args(["install", "defmt-print", "--locked", "--version", "1.2.0", "--root"]).arg(tools_root()),
         );
+    }
+}
+
+/// Install Debian packages with apt-get (through sudo when not root); nothing
+/// when `packages` is empty.
+fn apt_install(what: &str, packages: &[&str]) {
+    if packages.is_empty() {
+        return;
+    }
+    // `--no-install-recommends`: QEMU's recommended block modules conflict with
+    // a newer qemu-utils on some Debian images.
+    let sudo = !is_root() && have("sudo", "--version");
+    let apt = |args: &[&str]| {
+        let mut c = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
+        if sudo {
+            c.arg("apt-get");
+        }
+        c.args(args);
+        c
+    };
+    step("apt-get update", &mut apt(&["update", "-q"]));
+    step(
+        what,
+        apt(&[&["install", "-y", "-q", "--no-install-recommends"][..], packages].concat())
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    );
+}
+
+/// Vulkan on the CPU for the GPU-path tests: Mesa's lavapipe (Debian's
+/// mesa-vulkan-drivers) and the Vulkan loader, installed when no lavapipe
+/// driver manifest is there.
+pub fn install_lavapipe() {
+    let manifests = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
+    let found = manifests.iter().any(|dir| {
+        std::fs::read_dir(dir)
+            .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("lvp_icd")))
+            .unwrap_or(false)
+    });
+    let loader = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libvulkan.so.1").exists()
+        || std::path::Path::new("/usr/lib/aarch64-linux-gnu/libvulkan.so.1").exists();
+    if !found || !loader {
+        apt_install("install Mesa lavapipe (Vulkan on the CPU)", &["mesa-vulkan-drivers", "libvulkan1"]);
     }
 }
 

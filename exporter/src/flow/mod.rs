@@ -9,7 +9,8 @@ mod coupling;
 mod linear;
 mod made;
 pub mod math;
-mod spline;
+pub mod fused;
+pub mod spline;
 
 use burn::module::Param;
 use burn::prelude::*;

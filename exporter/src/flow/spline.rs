@@ -18,8 +18,19 @@ fn knots(raw: Tensor<2>, k: usize, bound: f32, min: f32) -> Tensor<2> {
 }
 
 /// Forward spline on `x [E]` with raw parameters `[E, 3K-1]`; returns `(y, log|dy/dx|)`.
-/// `K >= 2`.
+/// `K >= 2`. On a CubeCL device this is one fused kernel ([`super::fused`]);
+/// elsewhere (and with the fused kernel turned off) the Burn-ops reference.
 pub fn rqs_forward(x: Tensor<1>, raw: Tensor<2>, k: usize, bound: f32) -> (Tensor<1>, Tensor<1>) {
+    if super::fused::fused_on(&x.device()) {
+        super::fused::forward(x, raw, k, bound)
+    } else {
+        rqs_forward_reference(x, raw, k, bound)
+    }
+}
+
+/// The Burn-ops spline: the reference the fused kernel is tested against, and
+/// the CPU path.
+pub fn rqs_forward_reference(x: Tensor<1>, raw: Tensor<2>, k: usize, bound: f32) -> (Tensor<1>, Tensor<1>) {
     let [e] = x.dims();
     let device = x.device();
     let cw = knots(raw.clone().slice([0..e, 0..k]), k, bound, MIN_BIN_WIDTH);

@@ -24,3 +24,9 @@ pub fn grid_steps(x: &[f32], d: usize) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Dequantization noise for `n` rows drawn on the host: `u·q` with
+/// `u ~ U(−½, ½)` per value (row-major, `q.len()` per row).
+pub(crate) fn host_noise(q: &[f32], n: usize, rng: &mut impl rand::Rng) -> Vec<f32> {
+    (0..n).flat_map(|_| q.iter().map(|&qj| qj * (rng.gen::<f32>() - 0.5)).collect::<Vec<_>>()).collect()
+}

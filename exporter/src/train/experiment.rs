@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use serde::Deserialize;
 
-use super::{log_prob_rows, nll_per_dim, train, Checkpoint, History, TrainConfig};
+use super::{log_prob_rows, nll_per_dim, train_on, Checkpoint, History, TrainConfig};
 use crate::data::{prepare, DataSpec};
 use crate::error::{FloeError, Result};
 use crate::flow::{Flow, FlowConfig};
@@ -61,6 +61,12 @@ pub struct Trained {
 impl Experiment {
     /// Train on `device` and write the checkpoint into `dir`.
     pub fn run(&self, device: &Device, dir: &Path, progress: bool) -> Result<Trained> {
+        self.run_on(std::slice::from_ref(device), dir, progress)
+    }
+
+    /// Train data-parallel on `devices` (see [`super::train_on`]) and write the
+    /// checkpoint into `dir`.
+    pub fn run_on(&self, devices: &[Device], dir: &Path, progress: bool) -> Result<Trained> {
         let mut tc = self.train.clone();
         tc.min_lr = tc.min_lr.min(tc.lr);
         let prep = prepare(&self.data, self.context_dim, tc.val_fraction, tc.test_fraction, tc.seed)?;
@@ -68,7 +74,7 @@ impl Experiment {
         fc.dim = prep.d;
         fc.context_dim = prep.c;
         fc.seed = tc.seed;
-        let (flow, history): (Flow, History) = train(&fc, &tc, &prep.xs, &prep.train, &prep.val, device, progress)?;
+        let (flow, history): (Flow, History) = train_on(&fc, &tc, &prep.xs, &prep.train, &prep.val, devices, progress)?;
         let test_nll = nll_per_dim(&log_prob_rows(&flow, &prep.test), &prep.xs);
         let checkpoint =
             Checkpoint { flow: fc, train: tc, data: self.data.clone(), x_std: prep.xs, c_std: prep.cs, history };

@@ -2,6 +2,7 @@
 //! clipping, early stopping on validation NLL, seeded and reproducible — on the
 //! device the caller chooses; checkpoints; a settings file's experiment.
 
+pub mod bench;
 pub(crate) mod checkpoint;
 mod config;
 mod dequantize;
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use checkpoint::Checkpoint;
 pub use config::TrainConfig;
 pub use dequantize::grid_steps;
-pub use device::cpu;
+pub use device::{cpu, DeviceName};
 pub use eval::{log_prob_rows, nll_per_dim};
 pub use experiment::{Experiment, SettingsFile, Trained};
 
@@ -58,14 +59,40 @@ pub fn train(
     device: &Device,
     progress: bool,
 ) -> Result<(Flow, History)> {
+    train_on(flow_cfg, cfg, xs, train_rows, val_rows, std::slice::from_ref(device), progress)
+}
+
+/// [`train`] data-parallel over several devices: each batch is split into one
+/// shard per device; every device runs forward and backward on its shard of a
+/// fork of the model (one thread each), the gradients (each shard's loss
+/// weighted by its share of the batch, so that their sum is the full batch's
+/// mean gradient) are moved to the first device and summed, and the optimizer
+/// steps there once — burn-train's multi-device strategy, in this loop. The
+/// first device holds the model, the optimizer state and validation. With one
+/// device this is [`train`]. With several, dequantization noise is drawn on the
+/// host (seeded) instead of on the device.
+pub fn train_on(
+    flow_cfg: &FlowConfig,
+    cfg: &TrainConfig,
+    xs: &Standardization,
+    train_rows: &Rows,
+    val_rows: &Rows,
+    devices: &[Device],
+    progress: bool,
+) -> Result<(Flow, History)> {
     flow_cfg.validate()?;
     cfg.validate()?;
+    let Some(device) = devices.first() else {
+        return Err(crate::error::FloeError::Internal("train_on: no device"));
+    };
     let start = Instant::now();
     let dev = device.clone().autodiff();
+    let workers: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
     dev.seed(cfg.seed);
     let (d, c) = (flow_cfg.dim, flow_cfg.context_dim);
     let mut model = Flow::new(flow_cfg, &dev)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    let mut noise_rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
     let mut order: Vec<usize> = (0..train_rows.n()).collect();
     order.shuffle(&mut rng);
     let init: Vec<usize> = order.iter().copied().take(2048).collect();
@@ -88,22 +115,27 @@ pub fn train(
         let mut sum = 0.0f64;
         for idx in order.chunks(cfg.batch_size) {
             let lr = progress::cosine_lr(cfg, step, total);
-            let xb = batch(&train_rows.x, idx, d, &dev);
-            let xb = if noisy {
-                let q = Tensor::<1>::from_data(TensorData::new(quanta.clone(), [d]), &dev).unsqueeze::<2>();
-                let u = xb.random_like(burn::tensor::Distribution::Uniform(-0.5, 0.5));
-                xb + u * q
+            let (l, grads) = if workers.len() == 1 {
+                let xb = batch(&train_rows.x, idx, d, &dev);
+                let xb = if noisy {
+                    let q = Tensor::<1>::from_data(TensorData::new(quanta.clone(), [d]), &dev).unsqueeze::<2>();
+                    let u = xb.random_like(burn::tensor::Distribution::Uniform(-0.5, 0.5));
+                    xb + u * q
+                } else {
+                    xb
+                };
+                let cb = (c > 0).then(|| batch(&train_rows.c, idx, c, &dev));
+                let loss = model.log_prob(xb, cb).mean().neg();
+                let l = loss.clone().into_scalar::<f32>() as f64;
+                (l, GradientsParams::from_grads(loss.backward(), &model))
             } else {
-                xb
+                let noise = noisy.then(|| dequantize::host_noise(&quanta, idx.len(), &mut noise_rng));
+                data_parallel_step(&model, &workers, &dev, train_rows, idx, noise.as_deref())?
             };
-            let cb = (c > 0).then(|| batch(&train_rows.c, idx, c, &dev));
-            let loss = model.log_prob(xb, cb).mean().neg();
-            let l = loss.clone().into_scalar::<f32>() as f64;
             if !l.is_finite() {
                 return Err(stop.diverged(epoch, l));
             }
             sum += l * idx.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
             step += 1;
         }
@@ -115,4 +147,55 @@ pub fn train(
     }
     let (best, hist) = stop.finish()?;
     Ok((best.valid(), hist))
+}
+
+/// One data-parallel step: the batch `idx` split into one shard per worker
+/// device, forward and backward on a fork of `model` per device (a thread each),
+/// the gradients summed on `main`. Returns the batch's mean loss and its gradient.
+fn data_parallel_step(
+    model: &Flow,
+    workers: &[Device],
+    main: &Device,
+    rows: &Rows,
+    idx: &[usize],
+    noise: Option<&[f32]>,
+) -> Result<(f64, GradientsParams)> {
+    let (d, c) = (rows.dim, rows.context_dim);
+    let n = idx.len();
+    let per = n.div_ceil(workers.len());
+    let results: Vec<std::thread::Result<(f64, GradientsParams)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = workers
+            .iter()
+            .zip(idx.chunks(per).enumerate())
+            .map(|(dev, (shard, part))| {
+                let m = model.clone();
+                s.spawn(move || {
+                    let m = m.fork(dev);
+                    let mut xv = Vec::with_capacity(part.len() * d);
+                    for (j, &i) in part.iter().enumerate() {
+                        let row = &rows.x[i * d..(i + 1) * d];
+                        match noise {
+                            Some(u) => xv.extend(row.iter().zip(&u[(shard * per + j) * d..]).map(|(x, e)| x + e)),
+                            None => xv.extend_from_slice(row),
+                        }
+                    }
+                    let xb = Tensor::<2>::from_data(TensorData::new(xv, [part.len(), d]), dev);
+                    let cb = (c > 0).then(|| batch(&rows.c, part, c, dev));
+                    let w = part.len() as f64 / n as f64;
+                    let loss = m.log_prob(xb, cb).mean().neg().mul_scalar(w);
+                    let l = loss.clone().into_scalar::<f32>() as f64;
+                    (l, GradientsParams::from_grads(loss.backward(), &m))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let mut acc = GradientsAccumulator::new();
+    let mut loss = 0.0;
+    for r in results {
+        let (l, g) = r.map_err(|_| crate::error::FloeError::Internal("a data-parallel worker panicked"))?;
+        acc.accumulate(model, g.to_device(main, model));
+        loss += l;
+    }
+    Ok((loss, acc.grads()))
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use floe_exporter::anomaly::FlowSettings;
 use floe_exporter::data::DataSpec;
 use floe_exporter::error::{ConfigError, Result};
+use floe_exporter::train::DeviceName;
 use floe_runtime::format::{BaseKind, Precision};
 
 /// `--quantize int8|w8`: the runtime's [`Precision`] by name.
@@ -82,6 +83,9 @@ pub struct FlowArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Training device.
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 impl FlowArgs {
@@ -133,5 +137,36 @@ impl LabelledData {
     /// The spec.
     pub fn spec(&self) -> DataSpec {
         DataSpec { array: self.array.clone(), labels: self.labels.clone(), ..DataSpec::file(&self.data) }
+    }
+}
+
+/// `--device`: where training runs.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Training device: cpu (Burn's ndarray backend), wgpu, vulkan, vulkan-cpu
+    /// (Vulkan on a software driver such as Mesa lavapipe) or cuda[:N] (a build with
+    /// the `cuda` feature). `floe train` and `floe demo` take several, comma-separated,
+    /// for data-parallel training (e.g. `cpu,cpu` or `vulkan-cpu,wgpu-cpu`).
+    #[arg(long, default_value = "cpu", value_delimiter = ',', value_parser = clap::value_parser!(DeviceName))]
+    pub device: Vec<DeviceName>,
+}
+
+impl DeviceArgs {
+    /// The one device of a command that trains on one, or a typed error.
+    pub fn open(&self) -> Result<burn::prelude::Device> {
+        match self.device.as_slice() {
+            [one] => one.open(),
+            _ => Err(ConfigError::Invalid {
+                setting: "--device",
+                expected: "one device here (several are for `floe train` and `floe demo`)".into(),
+                value: self.device.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            }
+            .into()),
+        }
+    }
+
+    /// Every device named, opened (data-parallel training).
+    pub fn open_all(&self) -> Result<Vec<burn::prelude::Device>> {
+        self.device.iter().map(|d| d.open()).collect()
     }
 }

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use floe_exporter::demo;
 use floe_exporter::freeze::PARITY_TOLERANCE;
-use floe_exporter::train::cpu;
 use floe_exporter::Result;
 
 /// `floe demo`.
@@ -23,13 +22,16 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Training device.
+    #[command(flatten)]
+    device: crate::args::DeviceArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let start = Instant::now();
     let data = demo::demo_data()?;
     println!("floe demo: neural spline flow on ADBench thyroid (normal rows), {}", data.display());
-    let trained = demo::train(&data, &a.out, a.epochs, a.seed, &cpu(), !a.quiet)?;
+    let trained = demo::train(&data, &a.out, a.epochs, a.seed, &a.device.open_all()?, !a.quiet)?;
     crate::train::print_trained(&trained);
     let r = demo::finish(&trained, &a.out)?;
     let (ck, p) = (&trained.checkpoint, &r.parity);

@@ -4,6 +4,7 @@
 
 mod anomaly;
 mod args;
+mod bench_train;
 mod demo;
 mod eval;
 mod freeze;
@@ -48,6 +49,8 @@ enum Cmd {
     /// Trajectory densities on ETH/UCY: train, evaluate, benchmark, plot.
     #[command(subcommand)]
     Trajectory(trajectory::Cmd),
+    /// Training throughput per device, fused spline vs Burn ops (a benchmark).
+    BenchTrain(bench_train::Args),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -61,6 +64,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Plot(a) => plot::run(a),
         Cmd::Anomaly(c) => anomaly::run(c),
         Cmd::Trajectory(c) => trajectory::run(c),
+        Cmd::BenchTrain(a) => bench_train::run(a),
     }
 }
 

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use floe_exporter::flow::{FlowConfig, PermChoice, TransformKind};
-use floe_exporter::train::{cpu, Experiment, SettingsFile, Trained};
+use floe_exporter::train::{Experiment, SettingsFile, Trained};
 use floe_exporter::Result;
 use floe_runtime::format::BaseKind;
 
-use crate::args::{base_parser, DataArgs};
+use crate::args::{base_parser, DataArgs, DeviceArgs};
 
 /// `floe train`.
 #[derive(clap::Args, Debug)]
@@ -15,6 +15,9 @@ pub struct Args {
     /// Data selection.
     #[command(flatten)]
     data: DataArgs,
+    /// Training device.
+    #[command(flatten)]
+    device: DeviceArgs,
     /// TOML settings file with optional [data], [flow] and [train] tables; flags
     /// override it.
     #[arg(long)]
@@ -138,7 +141,7 @@ pub fn print_trained(t: &Trained) {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let trained = a.experiment()?.run(&cpu(), &a.out, !a.quiet)?;
+    let trained = a.experiment()?.run_on(&a.device.open_all()?, &a.out, !a.quiet)?;
     print_trained(&trained);
     Ok(())
 }

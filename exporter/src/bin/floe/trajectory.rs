@@ -6,14 +6,13 @@ use std::time::Instant;
 
 use floe_exporter::error::ConfigError;
 use floe_exporter::freeze::LoadedModel;
-use floe_exporter::train::cpu;
 use floe_exporter::trajectory::{
     self, data, eval, MeanStd, TrainJob, TrainedTrajectory, TrajectoryConfig, FLOWCHAIN, SCENES,
 };
 use floe_exporter::Result;
 use floe_runtime::format::Precision;
 
-use crate::args::precision_parser;
+use crate::args::{precision_parser, DeviceArgs};
 
 /// `floe trajectory …`.
 #[derive(clap::Subcommand, Debug)]
@@ -56,6 +55,9 @@ pub struct ModelArgs {
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Training device.
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 impl ModelArgs {
@@ -268,8 +270,9 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     let precision = a.quantize.unwrap_or(Precision::F32);
     let mut job = a.model.job(&a.test_scene, a.seed, precision, a.out, a.no_eval)?;
+    let device = a.model.device.open()?;
     job.checkpoint = a.checkpoint.clone();
-    let t = trajectory::run(&job, &cpu(), !a.model.quiet)?;
+    let t = trajectory::run(&job, &device, !a.model.quiet)?;
     let kind = if t.config.per_step { "per-step" } else { "shared-step" };
     println!("floe trajectory: {} held out, {kind} model", a.test_scene);
     report(&t, &a.test_scene);
@@ -333,9 +336,10 @@ fn bench(a: BenchArgs) -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for scene in &scenes {
         let mut runs = Vec::new();
+        let device = a.model.device.open()?;
         for seed in 0..a.seeds {
             let job = a.model.job(scene, seed, Precision::F32, a.out.join(format!("{scene}-{seed}")), false)?;
-            runs.push(trajectory::run(&job, &cpu(), !a.model.quiet)?);
+            runs.push(trajectory::run(&job, &device, !a.model.quiet)?);
         }
         let ev: Vec<&eval::SceneEval> = runs.iter().filter_map(|r| r.eval.as_ref()).collect();
         let col = |f: fn(&eval::SceneEval) -> f64| ev.iter().map(|e| f(e)).collect::<Vec<f64>>();

@@ -6,7 +6,6 @@ use std::time::Instant;
 use floe_exporter::anomaly::bench::{evaluate_set, ADBENCH};
 use floe_exporter::anomaly::mean_std;
 use floe_exporter::data::{self, DataSpec};
-use floe_exporter::train::cpu;
 use floe_exporter::Result;
 
 use super::summary;
@@ -43,10 +42,11 @@ pub fn run(a: Args) -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let settings = a.flow.settings();
+    let device = a.flow.device.open()?;
     for name in ADBENCH {
         let spec = DataSpec::file(a.dir.join(format!("{name}.npz")));
         let t = data::load(&spec)?;
-        let r = evaluate_set(&spec, 0, a.seeds, a.fpr, true, &settings, &cpu())?;
+        let r = evaluate_set(&spec, 0, a.seeds, a.fpr, true, &settings, &device)?;
         let delta: Vec<f64> = r.int8.iter().zip(&r.flow).map(|(q, f)| q.auroc - f.auroc).collect();
         let (dm, _) = mean_std(&delta);
         let worst = delta.iter().map(|d| d.abs()).fold(0.0f64, f64::max);

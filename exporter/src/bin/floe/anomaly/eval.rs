@@ -1,7 +1,6 @@
 //! `floe anomaly eval`: every detector on one labelled set, over seeds.
 
 use floe_exporter::anomaly::bench::evaluate_set;
-use floe_exporter::train::cpu;
 use floe_exporter::Result;
 
 use super::summary;
@@ -28,7 +27,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let r = evaluate_set(&a.data.spec(), a.data.normal_label, a.seeds, a.fpr, a.int8, &a.flow.settings(), &cpu())?;
+    let r = evaluate_set(&a.data.spec(), a.data.normal_label, a.seeds, a.fpr, a.int8, &a.flow.settings(), &a.flow.device.open()?)?;
     println!(
         "{} over {} seeds (false-alarm rate {}), {:.0} s; Burn vs runtime max |log p diff| {:.1e} ({} test rows beyond \
          the freeze tolerance)",

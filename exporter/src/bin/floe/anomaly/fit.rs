@@ -3,7 +3,6 @@
 use floe_exporter::anomaly::bench::check_fpr;
 use floe_exporter::anomaly::{evaluate, fit_flow, split, Metrics};
 use floe_exporter::freeze::PARITY_TOLERANCE;
-use floe_exporter::train::cpu;
 use floe_exporter::Result;
 
 use crate::args::{FlowArgs, LabelledData, ModelOut};
@@ -36,7 +35,7 @@ pub fn run(a: Args) -> Result<()> {
     check_fpr(a.fpr)?;
     let (seed, quantize, out) = (a.model.seed, a.model.quantize, &a.model.out);
     let s = split(&a.data.spec(), a.data.normal_label, seed)?;
-    let fitted = fit_flow(&s, &a.flow.settings(), seed, a.fpr, quantize, PARITY_TOLERANCE, &cpu())?;
+    let fitted = fit_flow(&s, &a.flow.settings(), seed, a.fpr, quantize, PARITY_TOLERANCE, &a.flow.device.open()?)?;
     let model = fitted.deployed();
     let loaded = model.load()?;
     loaded.write(out)?;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use floe_exporter::anomaly::stream::{evaluate_stream, fit_stream, read_series, StreamSpec, HIT_TOLERANCE};
 use floe_exporter::error::FloeError;
-use floe_exporter::train::cpu;
 use floe_exporter::Result;
 
 use crate::args::{FlowArgs, ModelOut};
@@ -58,7 +57,7 @@ pub fn run(a: Args) -> Result<()> {
     spec.layout(a.column.len())?;
     let normal = read_series(&a.train, &a.column, &a.label_column)?;
     let test = read_series(&a.test, &a.column, &a.label_column)?;
-    let fitted = fit_stream(&normal, &a.train, &spec, &cpu())?;
+    let fitted = fit_stream(&normal, &a.train, &spec, &a.flow.device.open()?)?;
     fitted.loaded.write(&a.model.out)?;
     if let Some(p) = &a.series_out {
         let raw: Vec<u8> = test.values.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -1,0 +1,268 @@
+//! The CubeCL GPU path on `vulkan-cpu` (Vulkan on Mesa lavapipe, so it runs on
+//! any machine with that driver): the fused spline kernel against the Burn-ops
+//! reference (values, log-dets, gradients), against finite differences of an
+//! f64 spline, its inverse and tails at every bin count; training on the GPU
+//! path against the CPU path; and a GPU-trained model frozen through the usual
+//! runtime parity check.
+//!
+//! Without a Vulkan CPU adapter these tests say so and pass, unless
+//! `FLOE_REQUIRE_GPU=1` (set by `cargo xtask ci`, which installs lavapipe):
+//! then a missing adapter fails them.
+
+use burn::prelude::*;
+use floe_exporter::flow::{fused, spline};
+use floe_exporter::train::{cpu, DeviceName};
+use floe_runtime::format::spline::{DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE};
+use rand::{Rng, SeedableRng};
+
+/// The Vulkan CPU device, or `None` (with a note) where there is none and the
+/// environment does not require one.
+fn gpu() -> Option<Device> {
+    match DeviceName::VulkanCpu.open() {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var("FLOE_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("FLOE_REQUIRE_GPU=1: {e}"),
+        Err(e) => {
+            eprintln!("GPU-path test not run (missing capability): {e}");
+            None
+        }
+    }
+}
+
+const BOUND: f32 = 3.0;
+/// Every bin count floe's models use (8: demo, anomaly, trajectories; 5: tests)
+/// and the edges of the range.
+const BINS: [usize; 7] = [2, 3, 4, 5, 8, 12, 16];
+
+/// `n` inputs (a quarter of them in the tails) and raw parameters `[n, 3K−1]`.
+fn inputs(n: usize, k: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let x = (0..n).map(|_| rng.gen_range(-1.35 * BOUND..1.35 * BOUND)).collect();
+    let p = (0..n * (3 * k - 1)).map(|_| rng.gen_range(-2.5f32..2.5)).collect();
+    (x, p)
+}
+
+fn t1(v: &[f32], dev: &Device) -> Tensor<1> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), dev)
+}
+fn t2(v: &[f32], cols: usize, dev: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len() / cols, cols]), dev)
+}
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().expect("f32")
+}
+
+/// `max_i |a_i − b_i| / (|b_i| + floor)`: relative error with an absolute
+/// floor for entries near zero.
+fn rel_err(a: &[f32], b: &[f32], floor: f32) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() / (y.abs() + floor)).fold(0.0, f32::max)
+}
+
+/// The spline in f64, step by step as the runtime computes it: the reference
+/// for finite differences.
+fn spline_f64(x: f64, raw: &[f64], k: usize, b: f64) -> (f64, f64) {
+    if !(x >= -b && x <= b) {
+        return (x, 0.0);
+    }
+    let knots = |r: &[f64], min: f64| {
+        let m = r.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = r.iter().map(|v| (v - m).exp()).sum();
+        let mut c = vec![-b];
+        let mut cum = 0.0;
+        for v in r {
+            cum += min + (1.0 - min * k as f64) * (v - m).exp() / s;
+            c.push(2.0 * b * cum - b);
+        }
+        c[k] = b;
+        c
+    };
+    let cw = knots(&raw[..k], MIN_BIN_WIDTH as f64);
+    let ch = knots(&raw[k..2 * k], MIN_BIN_HEIGHT as f64);
+    let sp = |u: f64| u.max(0.0) + (-u.abs()).exp().ln_1p();
+    let mut d = vec![1.0; k + 1];
+    for i in 1..k {
+        d[i] = MIN_DERIVATIVE as f64 + sp(raw[2 * k + i - 1] + DERIVATIVE_SHIFT as f64);
+    }
+    let i = (1..k).filter(|&i| x >= cw[i]).last().unwrap_or(0);
+    let (wk, hk) = (cw[i + 1] - cw[i], ch[i + 1] - ch[i]);
+    let s = hk / wk;
+    let t = (x - cw[i]) / wk;
+    let t1m = t * (1.0 - t);
+    let den = s + (d[i + 1] + d[i] - 2.0 * s) * t1m;
+    let y = ch[i] + hk * (s * t * t + d[i] * t1m) / den;
+    let dn = s * s * (d[i + 1] * t * t + 2.0 * s * t1m + d[i] * (1.0 - t) * (1.0 - t));
+    (y, dn.ln() - 2.0 * den.ln())
+}
+
+#[test]
+fn fused_forward_matches_the_reference_at_every_bin_count() {
+    let Some(dev) = gpu() else { return };
+    for &k in &BINS {
+        let (x, p) = inputs(3000, k, k as u64);
+        let (yf, lf) = fused::forward(t1(&x, &dev), t2(&p, 3 * k - 1, &dev), k, BOUND);
+        let (yr, lr) = spline::rqs_forward_reference(t1(&x, &cpu()), t2(&p, 3 * k - 1, &cpu()), k, BOUND);
+        let (yf, lf, yr, lr) = (host(yf), host(lf), host(yr), host(lr));
+        let ey = rel_err(&yf, &yr, 1e-3);
+        let el = rel_err(&lf, &lr, 1e-1);
+        eprintln!("K = {k:2}: value rel err {ey:.2e}, log-det rel err {el:.2e}");
+        assert!(ey <= 1e-5, "K = {k}: values differ by {ey:e} relative");
+        assert!(el <= 1e-5, "K = {k}: log-dets differ by {el:e} relative");
+        // Tails: the identity, exactly.
+        for i in 0..x.len() {
+            if x[i].abs() > BOUND {
+                assert_eq!((yf[i], lf[i]), (x[i], 0.0), "K = {k}: tail x = {}", x[i]);
+            }
+        }
+    }
+}
+
+/// Gradients of `L = Σ a·y + c·log|det|` with random `a`, `c`.
+fn grads(dev: &Device, x: &[f32], p: &[f32], a: &[f32], c: &[f32], k: usize, fused_kernel: bool) -> (Vec<f32>, Vec<f32>) {
+    let ad = dev.clone().autodiff();
+    let xt = t1(x, &ad).require_grad();
+    let pt = t2(p, 3 * k - 1, &ad).require_grad();
+    let (y, ld) = if fused_kernel {
+        fused::forward(xt.clone(), pt.clone(), k, BOUND)
+    } else {
+        spline::rqs_forward_reference(xt.clone(), pt.clone(), k, BOUND)
+    };
+    let loss = (y * t1(a, &ad) + ld * t1(c, &ad)).sum();
+    let g = loss.backward();
+    (host(xt.grad(&g).expect("grad x")), host(pt.grad(&g).expect("grad params")))
+}
+
+#[test]
+fn fused_gradients_match_the_reference_and_finite_differences() {
+    let Some(dev) = gpu() else { return };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for &k in &BINS {
+        let n = 1500;
+        let (x, p) = inputs(n, k, 100 + k as u64);
+        let a: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let c: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let (gxf, gpf) = grads(&dev, &x, &p, &a, &c, k, true);
+        let (gxr, gpr) = grads(&cpu(), &x, &p, &a, &c, k, false);
+        let ex = rel_err(&gxf, &gxr, 1e-2);
+        let ep = rel_err(&gpf, &gpr, 1e-2);
+        eprintln!("K = {k:2}: grad x rel err {ex:.2e}, grad params rel err {ep:.2e}");
+        assert!(ex <= 1e-4, "K = {k}: ∂L/∂x differs by {ex:e} relative");
+        assert!(ep <= 1e-4, "K = {k}: ∂L/∂params differs by {ep:e} relative");
+        // Central differences of the f64 spline at a few interior elements.
+        let pp = 3 * k - 1;
+        let mut worst = 0.0f64;
+        for i in (0..n).filter(|&i| x[i].abs() < 0.95 * BOUND).step_by(97) {
+            let raw: Vec<f64> = p[i * pp..(i + 1) * pp].iter().map(|&v| v as f64).collect();
+            let f = |xv: f64, r: &[f64]| {
+                let (y, l) = spline_f64(xv, r, k, BOUND as f64);
+                a[i] as f64 * y + c[i] as f64 * l
+            };
+            let h = 1e-6;
+            let fd_x = (f(x[i] as f64 + h, &raw) - f(x[i] as f64 - h, &raw)) / (2.0 * h);
+            worst = worst.max((gxf[i] as f64 - fd_x).abs() / (fd_x.abs() + 1e-2));
+            for j in 0..pp {
+                let (mut up, mut dn) = (raw.clone(), raw.clone());
+                up[j] += h;
+                dn[j] -= h;
+                let fd = (f(x[i] as f64, &up) - f(x[i] as f64, &dn)) / (2.0 * h);
+                worst = worst.max((gpf[i * pp + j] as f64 - fd).abs() / (fd.abs() + 1e-2));
+            }
+        }
+        eprintln!("K = {k:2}: fused gradient vs f64 finite differences, rel err {worst:.2e}");
+        assert!(worst <= 1e-3, "K = {k}: fused gradient vs finite differences {worst:e}");
+    }
+}
+
+#[test]
+fn fused_inverse_undoes_forward_and_keeps_the_tails() {
+    let Some(dev) = gpu() else { return };
+    for &k in &BINS {
+        let (x, p) = inputs(3000, k, 1000 + k as u64);
+        let raw = t2(&p, 3 * k - 1, &dev);
+        let (y, ld) = fused::forward(t1(&x, &dev), raw.clone(), k, BOUND);
+        let (xb, ldb) = fused::inverse(y.clone(), raw, k, BOUND);
+        let (x2, ld, ld2) = (host(xb), host(ld), host(ldb));
+        let ex = x.iter().zip(&x2).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let el = rel_err(&ld2, &ld, 1e-1);
+        eprintln!("K = {k:2}: round trip max |x − s⁻¹(s(x))| {ex:.2e}, log-det rel err {el:.2e}");
+        assert!(ex <= 2e-4, "K = {k}: round trip error {ex:e}");
+        assert!(el <= 1e-3, "K = {k}: inverse log-det differs by {el:e}");
+    }
+}
+
+#[test]
+fn backward_kernel_passes_the_gradient_through_the_tails() {
+    let Some(dev) = gpu() else { return };
+    let k = 8;
+    let x = [-5.0f32, -3.1, 3.1, 7.0];
+    let p: Vec<f32> = (0..4 * (3 * k - 1)).map(|i| (i as f32 * 0.37).sin()).collect();
+    let gy = [0.5f32, -1.0, 2.0, 3.0];
+    let (gx, gp) =
+        fused::backward(t1(&x, &dev), t2(&p, 3 * k - 1, &dev), t1(&gy, &dev), t1(&[1.0; 4], &dev), k, BOUND);
+    assert_eq!(host(gx), gy.to_vec());
+    assert!(host(gp).iter().all(|&g| g == 0.0));
+}
+
+/// The demo experiment, shortened: `epochs` epochs on the bundled thyroid rows.
+fn demo_experiment(epochs: usize) -> floe_exporter::train::Experiment {
+    let data = floe_exporter::demo::demo_data().expect("bundled data");
+    let mut e = floe_exporter::demo::experiment(&data, epochs, 0);
+    // Dequantization noise is drawn per device (its own RNG); off, the two
+    // paths see the same batches and the same arithmetic up to rounding.
+    e.train.dequantize = false;
+    e
+}
+
+fn out_dir(name: &str) -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Largest per-epoch difference of two training curves (nats/dim).
+fn curve_gap(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn training_on_the_gpu_path_follows_the_cpu_loss_curve_and_freezes_with_parity() {
+    let Some(dev) = gpu() else { return };
+    let e = demo_experiment(4);
+    let on_cpu = e.run(&cpu(), &out_dir("gpu-curve-cpu"), false).expect("CPU training");
+    let on_gpu = e.run(&dev, &out_dir("gpu-curve-gpu"), false).expect("vulkan-cpu training");
+    let (hc, hg) = (&on_cpu.checkpoint.history, &on_gpu.checkpoint.history);
+    let gap = curve_gap(&hc.train_nll, &hg.train_nll).max(curve_gap(&hc.val_nll, &hg.val_nll));
+    eprintln!("train NLL cpu {:?}\ntrain NLL gpu {:?}\nlargest gap {gap:.2e} nats/dim", hc.train_nll, hg.train_nll);
+    assert!(gap <= 2e-3, "loss curves differ by {gap:e} nats/dim");
+    // The GPU-trained model goes through the usual freeze and runtime parity.
+    let fc = floe_exporter::freeze::freeze_checkpoint(&on_gpu.checkpoint, &on_gpu.flow, floe_exporter::freeze::PARITY_TOLERANCE)
+        .expect("a GPU-trained model freezes and passes parity");
+    eprintln!("parity of the GPU-trained model: max |Δ log p| {:e}", fc.parity.max_abs_diff);
+    // The checkpoint loads on the CPU, with the same log-densities.
+    let (_, back) = floe_exporter::train::Checkpoint::load(&on_gpu.dir, &cpu()).expect("loads on the CPU");
+    let prep = fc.prep;
+    let a = floe_exporter::train::log_prob_rows(&on_gpu.flow, &prep.test);
+    let b = floe_exporter::train::log_prob_rows(&back, &prep.test);
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    assert!(worst <= 1e-3, "GPU checkpoint on the CPU: log p differs by {worst:e}");
+}
+
+#[test]
+fn two_devices_give_the_one_device_result() {
+    let e = demo_experiment(3);
+    let one = e.run(&cpu(), &out_dir("dp-one"), false).expect("one device");
+    let two = e.run_on(&[cpu(), cpu()], &out_dir("dp-two"), false).expect("two devices");
+    let (h1, h2) = (&one.checkpoint.history, &two.checkpoint.history);
+    let gap = curve_gap(&h1.train_nll, &h2.train_nll).max(curve_gap(&h1.val_nll, &h2.val_nll));
+    eprintln!("cpu vs cpu,cpu: largest per-epoch NLL gap {gap:.2e} nats/dim");
+    assert!(gap <= 1e-3, "two CPU devices differ from one by {gap:e} nats/dim");
+    assert!((one.test_nll - two.test_nll).abs() <= 1e-3, "{} vs {}", one.test_nll, two.test_nll);
+    // Two lavapipe devices (two adapters' worth of queues and memory).
+    let Some(gpu_dev) = gpu() else { return };
+    let second = DeviceName::WgpuCpu.open().expect("a second lavapipe device");
+    let g1 = e.run(&gpu_dev, &out_dir("dp-gpu-one"), false).expect("one lavapipe device");
+    let g2 = e.run_on(&[gpu_dev, second], &out_dir("dp-gpu-two"), false).expect("two lavapipe devices");
+    let gap = curve_gap(&g1.checkpoint.history.train_nll, &g2.checkpoint.history.train_nll);
+    eprintln!("vulkan-cpu vs vulkan-cpu,wgpu-cpu: largest per-epoch train NLL gap {gap:.2e} nats/dim");
+    assert!(gap <= 1e-3, "two lavapipe devices differ from one by {gap:e} nats/dim");
+}

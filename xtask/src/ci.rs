@@ -59,14 +59,12 @@ pub fn ci() {
     install_lavapipe();
     step("tests", cargo().args(["test", "--workspace"]).env("FLOE_REQUIRE_GPU", "1"));
     let demo = |what: &str, extra: &[&str]| {
-        step(
-            what,
-            cargo()
-                .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "demo", "--quiet"])
-                .args(extra),
-        );
+        step(what, cargo().args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "demo", "--quiet"]).args(extra));
     };
     demo("demo (the README's main command)", &["--out", "target/ci-demo"]);
-    demo("demo on the GPU path: Vulkan on lavapipe, fused spline", &["--device", "vulkan-cpu", "--out", "target/ci-demo-gpu"]);
+    demo(
+        "demo on the GPU path: Vulkan on lavapipe, fused spline",
+        &["--device", "vulkan-cpu", "--out", "target/ci-demo-gpu"],
+    );
     crate::qemu::qemu();
 }

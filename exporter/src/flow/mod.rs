@@ -6,10 +6,10 @@ mod base;
 mod conditioner;
 mod config;
 mod coupling;
+pub mod fused;
 mod linear;
 mod made;
 pub mod math;
-pub mod fused;
 pub mod spline;
 
 use burn::module::Param;

@@ -54,7 +54,14 @@ pub fn train_rows_per_s(cfg: &FlowConfig, device: &Device, batch: usize, warmup:
 
 /// Elements per second of the spline op alone, forward and backward, on
 /// `device` (fused kernel or the Burn-ops reference), for `n` elements, K bins.
-pub fn spline_elems_per_s(device: &Device, fused_kernel: bool, n: usize, bins: usize, warmup: usize, reps: usize) -> Result<f64> {
+pub fn spline_elems_per_s(
+    device: &Device,
+    fused_kernel: bool,
+    n: usize,
+    bins: usize,
+    warmup: usize,
+    reps: usize,
+) -> Result<f64> {
     let dev = device.clone().autodiff();
     let x = host_rows(n, 1, 5);
     let p = host_rows(n, 3 * bins - 1, 6);

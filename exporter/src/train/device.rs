@@ -83,9 +83,9 @@ impl DeviceName {
                     .init()
                     .map_err(|e| format!("{e} (a software Vulkan driver such as Mesa lavapipe, Debian package mesa-vulkan-drivers, provides one)"))
             }),
-            DeviceName::WgpuCpu => acquire(self, || {
-                Device::wgpu_options().device_kind(DeviceKind::Cpu).init().map_err(|e| e.to_string())
-            }),
+            DeviceName::WgpuCpu => {
+                acquire(self, || Device::wgpu_options().device_kind(DeviceKind::Cpu).init().map_err(|e| e.to_string()))
+            }
             DeviceName::Cuda(i) => cuda(self, i),
         }
     }
@@ -109,8 +109,9 @@ fn cuda(name: DeviceName, index: usize) -> Result<Device> {
 fn cuda(name: DeviceName, _index: usize) -> Result<Device> {
     Err(FloeError::Device {
         name: name.to_string(),
-        message: "this floe was built without CUDA: rebuild with `--features cuda` (its build downloads LLVM for nvptx)"
-            .into(),
+        message:
+            "this floe was built without CUDA: rebuild with `--features cuda` (its build downloads LLVM for nvptx)"
+                .into(),
     })
 }
 
@@ -160,7 +161,14 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_bad_names_are_refused() {
-        for d in [DeviceName::Cpu, DeviceName::Wgpu, DeviceName::Vulkan, DeviceName::VulkanCpu, DeviceName::WgpuCpu, DeviceName::Cuda(3)] {
+        for d in [
+            DeviceName::Cpu,
+            DeviceName::Wgpu,
+            DeviceName::Vulkan,
+            DeviceName::VulkanCpu,
+            DeviceName::WgpuCpu,
+            DeviceName::Cuda(3),
+        ] {
             assert_eq!(d.to_string().parse::<DeviceName>(), Ok(d));
         }
         assert_eq!("cuda".parse::<DeviceName>(), Ok(DeviceName::Cuda(0)));

@@ -46,7 +46,10 @@ pub fn run(a: Args) -> Result<()> {
         flows.push(("wide (D 32, 8 × 256)", wide));
     }
     let devices: Vec<_> = a.devices.iter().map(|d| d.open().map(|dev| (*d, dev))).collect::<Result<_>>()?;
-    println!("training throughput: rows/s of whole Adam steps (forward, backward, update), {} timed steps after 2 warm-up", a.reps);
+    println!(
+        "training throughput: rows/s of whole Adam steps (forward, backward, update), {} timed steps after 2 warm-up",
+        a.reps
+    );
     println!();
     println!("| flow | batch | device | spline | rows/s | vs cpu |");
     println!("|---|---|---|---|---|---|");
@@ -61,7 +64,13 @@ pub fn run(a: Args) -> Result<()> {
                     if !dn.is_cube() {
                         cpu_rate.get_or_insert(r);
                     }
-                    let label = if !dn.is_cube() { "Burn ops" } else if fuse { "fused" } else { "Burn ops" };
+                    let label = if !dn.is_cube() {
+                        "Burn ops"
+                    } else if fuse {
+                        "fused"
+                    } else {
+                        "Burn ops"
+                    };
                     let vs = cpu_rate.map(|c| format!("{:.2}×", r / c)).unwrap_or_else(|| "–".into());
                     println!("| {name} | {batch} | {dn} | {label} | {r:.0} | {vs} |");
                 }

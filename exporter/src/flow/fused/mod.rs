@@ -187,7 +187,9 @@ impl<B: Backend + RqsOps, C: CheckpointStrategy> RqsOps for Autodiff<B, C> {
                 let out = B::rqs_forward(xp.clone(), pp.clone(), bins, bound);
                 prep.finish((xp, pp, bins, bound), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::rqs_forward(x.into_primitive(), params.into_primitive(), bins, bound)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::rqs_forward(x.into_primitive(), params.into_primitive(), bins, bound))
+            }
         }
     }
 
@@ -240,19 +242,28 @@ fn unpack(out: Tensor<2>) -> (Tensor<1>, Tensor<1>) {
 /// Forward spline by the fused kernel (differentiable). `x [E]`, `raw [E, 3K−1]`
 /// on a CubeCL device; returns `(y, log|dy/dx|)`.
 pub fn forward(x: Tensor<1>, raw: Tensor<2>, bins: usize, bound: f32) -> (Tensor<1>, Tensor<1>) {
-    let out = <burn::backend::Dispatch as RqsOps>::rqs_forward(x.into_dispatch(), raw.into_dispatch(), bins as u32, bound);
+    let out =
+        <burn::backend::Dispatch as RqsOps>::rqs_forward(x.into_dispatch(), raw.into_dispatch(), bins as u32, bound);
     unpack(Tensor::<2>::from_dispatch(out))
 }
 
 /// Inverse spline by the fused kernel: `(x, forward log|dy/dx| at x)`.
 pub fn inverse(y: Tensor<1>, raw: Tensor<2>, bins: usize, bound: f32) -> (Tensor<1>, Tensor<1>) {
-    let out = <burn::backend::Dispatch as RqsOps>::rqs_inverse(y.into_dispatch(), raw.into_dispatch(), bins as u32, bound);
+    let out =
+        <burn::backend::Dispatch as RqsOps>::rqs_inverse(y.into_dispatch(), raw.into_dispatch(), bins as u32, bound);
     unpack(Tensor::<2>::from_dispatch(out))
 }
 
 /// The backward kernel alone, for tests and benchmarks: `(∂L/∂x, ∂L/∂raw)` of
 /// `L = Σ gy·y + gld·log|det|`.
-pub fn backward(x: Tensor<1>, raw: Tensor<2>, gy: Tensor<1>, gld: Tensor<1>, bins: usize, bound: f32) -> (Tensor<1>, Tensor<2>) {
+pub fn backward(
+    x: Tensor<1>,
+    raw: Tensor<2>,
+    gy: Tensor<1>,
+    gld: Tensor<1>,
+    bins: usize,
+    bound: f32,
+) -> (Tensor<1>, Tensor<2>) {
     let grad = Tensor::stack::<2>(vec![gy, gld], 0);
     let (gx, gp) = <burn::backend::Dispatch as RqsOps>::rqs_backward(
         x.into_dispatch(),

@@ -27,7 +27,15 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let r = evaluate_set(&a.data.spec(), a.data.normal_label, a.seeds, a.fpr, a.int8, &a.flow.settings(), &a.flow.device.open()?)?;
+    let r = evaluate_set(
+        &a.data.spec(),
+        a.data.normal_label,
+        a.seeds,
+        a.fpr,
+        a.int8,
+        &a.flow.settings(),
+        &a.flow.device.open()?,
+    )?;
     println!(
         "{} over {} seeds (false-alarm rate {}), {:.0} s; Burn vs runtime max |log p diff| {:.1e} ({} test rows beyond \
          the freeze tolerance)",

@@ -90,7 +90,16 @@ pub fn train_on(
     let workers: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
     dev.seed(cfg.seed);
     let (d, c) = (flow_cfg.dim, flow_cfg.context_dim);
-    let mut model = Flow::new(flow_cfg, &dev)?;
+    // Initialize on the CPU (its seeded RNG) and move to the device: the same
+    // seed gives the same initial model on every device, so runs on different
+    // devices can be compared step by step.
+    let mut model = if crate::flow::fused::on_cube(device) {
+        let host = device::cpu().autodiff();
+        host.seed(cfg.seed);
+        Flow::new(flow_cfg, &host)?.fork(&dev)
+    } else {
+        Flow::new(flow_cfg, &dev)?
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut noise_rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
     let mut order: Vec<usize> = (0..train_rows.n()).collect();

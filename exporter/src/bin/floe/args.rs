@@ -158,7 +158,7 @@ impl DeviceArgs {
             [one] => one.open(),
             _ => Err(ConfigError::Invalid {
                 setting: "--device",
-                expected: "one device here (several are for `floe train` and `floe demo`)".into(),
+                expected: "one device here (several are for `floe train` and `floe demo`)",
                 value: self.device.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             }
             .into()),

@@ -221,7 +221,7 @@ fn fused_inverse_undoes_forward_and_keeps_the_tails() {
         let (x, p) = inputs(3000, k, 1000 + k as u64);
         let raw = t2(&p, 3 * k - 1, &dev);
         let (y, ld) = fused::forward(t1(&x, &dev), raw.clone(), k, BOUND);
-        let (xb, ldb) = fused::inverse(y.clone(), raw.clone(), k, BOUND);
+        let (xb, ldb) = fused::inverse(y.clone(), raw.clone(), k, BOUND).expect("on a CubeCL device");
         let (y2, _) = fused::forward(xb.clone(), raw, k, BOUND);
         let (x2, ld, ld2, yv, y2) = (host(xb), host(ld), host(ldb), host(y), host(y2));
         // x → y → x: the error in x measured in y units (times the slope dy/dx),
@@ -246,9 +246,22 @@ fn backward_kernel_passes_the_gradient_through_the_tails() {
     let x = [-5.0f32, -3.1, 3.1, 7.0];
     let p: Vec<f32> = (0..4 * (3 * k - 1)).map(|i| (i as f32 * 0.37).sin()).collect();
     let gy = [0.5f32, -1.0, 2.0, 3.0];
-    let (gx, gp) = fused::backward(t1(&x, &dev), t2(&p, 3 * k - 1, &dev), t1(&gy, &dev), t1(&[1.0; 4], &dev), k, BOUND);
+    let (gx, gp) = fused::backward(t1(&x, &dev), t2(&p, 3 * k - 1, &dev), t1(&gy, &dev), t1(&[1.0; 4], &dev), k, BOUND)
+        .expect("on a CubeCL device");
     assert_eq!(host(gx), gy.to_vec());
     assert!(host(gp).iter().all(|&g| g == 0.0));
+}
+
+#[test]
+fn fused_inverse_and_backward_off_a_cubecl_device_are_typed_errors() {
+    let x = t1(&[0.5], &cpu());
+    let p = t2(&[0.0; 23], 23, &cpu());
+    let e = fused::inverse(x.clone(), p.clone(), 8, BOUND).err();
+    assert!(matches!(e, Some(floe_exporter::FloeError::Device { .. })), "{e:?}");
+    assert!(fused::backward(x.clone(), p.clone(), x.clone(), x.clone(), 8, BOUND).is_err());
+    // The forward falls back to the reference there.
+    let (y, _) = fused::forward(x, p, 8, BOUND);
+    assert!((host(y)[0] - 0.5).abs() < 1e-6, "zero parameters are the identity");
 }
 
 /// The demo experiment, shortened: `epochs` epochs on the bundled thyroid rows.

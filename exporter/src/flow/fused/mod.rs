@@ -31,6 +31,8 @@ use burn_cubecl::CubeBackend;
 use cubecl::prelude::CubeDim;
 use floe_runtime::format::spline::{DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE};
 
+use crate::error::{FloeError, Result};
+
 /// `[E]` → the packed `[2, E]` of a forward or inverse result.
 fn packed(s: &burn::tensor::Shape) -> burn::tensor::Shape {
     burn::tensor::Shape::new([2, s.num_elements()])
@@ -239,23 +241,29 @@ fn unpack(out: Tensor<2>) -> (Tensor<1>, Tensor<1>) {
     (out.clone().slice([0..1, 0..e]).reshape([e]), out.slice([1..2, 0..e]).reshape([e]))
 }
 
-/// Forward spline by the fused kernel (differentiable). `x [E]`, `raw [E, 3K−1]`
-/// on a CubeCL device; returns `(y, log|dy/dx|)`.
+/// Forward spline by the fused kernel (differentiable). `x [E]`, `raw [E, 3K−1]`;
+/// returns `(y, log|dy/dx|)`. Off a CubeCL device (where the kernel cannot run)
+/// this is the Burn-ops reference.
 pub fn forward(x: Tensor<1>, raw: Tensor<2>, bins: usize, bound: f32) -> (Tensor<1>, Tensor<1>) {
+    if !on_cube(&x.device()) {
+        return super::spline::rqs_forward_reference(x, raw, bins, bound);
+    }
     let out =
         <burn::backend::Dispatch as RqsOps>::rqs_forward(x.into_dispatch(), raw.into_dispatch(), bins as u32, bound);
     unpack(Tensor::<2>::from_dispatch(out))
 }
 
-/// Inverse spline by the fused kernel: `(x, forward log|dy/dx| at x)`.
-pub fn inverse(y: Tensor<1>, raw: Tensor<2>, bins: usize, bound: f32) -> (Tensor<1>, Tensor<1>) {
+/// Inverse spline by the fused kernel: `(x, forward log|dy/dx| at x)`. Only on
+/// a CubeCL device (there is no Burn-ops inverse): elsewhere a typed error.
+pub fn inverse(y: Tensor<1>, raw: Tensor<2>, bins: usize, bound: f32) -> Result<(Tensor<1>, Tensor<1>)> {
+    require_cube(&y.device())?;
     let out =
         <burn::backend::Dispatch as RqsOps>::rqs_inverse(y.into_dispatch(), raw.into_dispatch(), bins as u32, bound);
-    unpack(Tensor::<2>::from_dispatch(out))
+    Ok(unpack(Tensor::<2>::from_dispatch(out)))
 }
 
 /// The backward kernel alone, for tests and benchmarks: `(∂L/∂x, ∂L/∂raw)` of
-/// `L = Σ gy·y + gld·log|det|`.
+/// `L = Σ gy·y + gld·log|det|`. Only on a CubeCL device: elsewhere a typed error.
 pub fn backward(
     x: Tensor<1>,
     raw: Tensor<2>,
@@ -263,7 +271,8 @@ pub fn backward(
     gld: Tensor<1>,
     bins: usize,
     bound: f32,
-) -> (Tensor<1>, Tensor<2>) {
+) -> Result<(Tensor<1>, Tensor<2>)> {
+    require_cube(&x.device())?;
     let grad = Tensor::stack::<2>(vec![gy, gld], 0);
     let (gx, gp) = <burn::backend::Dispatch as RqsOps>::rqs_backward(
         x.into_dispatch(),
@@ -272,5 +281,16 @@ pub fn backward(
         bins as u32,
         bound,
     );
-    (Tensor::from_dispatch(gx), Tensor::from_dispatch(gp))
+    Ok((Tensor::from_dispatch(gx), Tensor::from_dispatch(gp)))
+}
+
+fn require_cube(device: &Device) -> Result<()> {
+    if on_cube(device) {
+        Ok(())
+    } else {
+        Err(FloeError::Device {
+            name: format!("{device:?}"),
+            message: "the fused spline's inverse and backward kernels need a CubeCL device".into(),
+        })
+    }
 }

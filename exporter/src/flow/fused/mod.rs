@@ -70,21 +70,28 @@ fn launch_dims(t: &CubeTensor) -> (cubecl::prelude::CubeCount, CubeDim, usize) {
     (cubecl::calculate_cube_count_elemwise(&t.client, n, dim), dim, n)
 }
 
-impl RqsOps for CubeBackend {
-    fn rqs_forward(x: FloatTensor<Self>, params: FloatTensor<Self>, bins: u32, bound: f32) -> FloatTensor<Self> {
-        let (x, params) = (into_contiguous(x), into_contiguous(params));
-        let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), packed(&x.shape()), x.dtype);
-        let (count, dim, n) = launch_dims(&x);
-        if n > 0 {
-            let dtype = burn::backend::cubecl::dtype_to_storage_type(x.dtype);
-            let client = x.client.clone();
-            kernels::rqs_forward_kernel::launch(
+/// Forward or inverse map of `v [E]`: one launch of the matching kernel into a
+/// packed `[2, E]` output.
+fn packed_map(v: CubeTensor, params: CubeTensor, bins: u32, bound: f32, inverse: bool) -> CubeTensor {
+    let (v, params) = (into_contiguous(v), into_contiguous(params));
+    let out = empty_device_contiguous_dtype(v.client.clone(), v.device.clone(), packed(&v.shape()), v.dtype);
+    let (count, dim, n) = launch_dims(&v);
+    if n == 0 {
+        return out;
+    }
+    let dtype = burn::backend::cubecl::dtype_to_storage_type(v.dtype);
+    let client = v.client.clone();
+    let (v, params, o) = (v.into_tensor_arg(), params.into_tensor_arg(), out.clone().into_tensor_arg());
+    // The two kernels take the same arguments.
+    macro_rules! launch {
+        ($kernel:path) => {
+            $kernel(
                 &client,
                 count,
                 dim,
-                x.into_tensor_arg(),
-                params.into_tensor_arg(),
-                out.clone().into_tensor_arg(),
+                v,
+                params,
+                o,
                 bins,
                 bound,
                 MIN_BIN_WIDTH,
@@ -92,35 +99,24 @@ impl RqsOps for CubeBackend {
                 MIN_DERIVATIVE,
                 DERIVATIVE_SHIFT,
                 dtype,
-            );
-        }
-        out
+            )
+        };
+    }
+    if inverse {
+        launch!(kernels::rqs_inverse_kernel::launch);
+    } else {
+        launch!(kernels::rqs_forward_kernel::launch);
+    }
+    out
+}
+
+impl RqsOps for CubeBackend {
+    fn rqs_forward(x: FloatTensor<Self>, params: FloatTensor<Self>, bins: u32, bound: f32) -> FloatTensor<Self> {
+        packed_map(x, params, bins, bound, false)
     }
 
     fn rqs_inverse(y: FloatTensor<Self>, params: FloatTensor<Self>, bins: u32, bound: f32) -> FloatTensor<Self> {
-        let (y, params) = (into_contiguous(y), into_contiguous(params));
-        let out = empty_device_contiguous_dtype(y.client.clone(), y.device.clone(), packed(&y.shape()), y.dtype);
-        let (count, dim, n) = launch_dims(&y);
-        if n > 0 {
-            let dtype = burn::backend::cubecl::dtype_to_storage_type(y.dtype);
-            let client = y.client.clone();
-            kernels::rqs_inverse_kernel::launch(
-                &client,
-                count,
-                dim,
-                y.into_tensor_arg(),
-                params.into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                bins,
-                bound,
-                MIN_BIN_WIDTH,
-                MIN_BIN_HEIGHT,
-                MIN_DERIVATIVE,
-                DERIVATIVE_SHIFT,
-                dtype,
-            );
-        }
-        out
+        packed_map(y, params, bins, bound, true)
     }
 
     fn rqs_backward(

@@ -10,6 +10,7 @@ const THUMB_TARGETS: [&str; 2] = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"]
 
 /// Formatting, no_std builds, clippy everywhere, every test, the demo, QEMU.
 pub fn ci() {
+    let start = std::time::Instant::now();
     add_targets(&THUMB_TARGETS);
     if have("rustup", "--version") {
         step("install clippy and rustfmt", Command::new("rustup").args(["component", "add", "clippy", "rustfmt"]));
@@ -76,4 +77,5 @@ pub fn ci() {
         ]),
     );
     crate::qemu::qemu();
+    eprintln!("\n== xtask: ci passed in {:.0} s", start.elapsed().as_secs_f64());
 }

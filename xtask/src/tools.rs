@@ -24,10 +24,13 @@ pub fn have(cmd: &str, arg: &str) -> bool {
 /// Run `cmd` as the step `what`; exit on failure.
 pub fn step(what: &str, cmd: &mut Command) {
     eprintln!("\n== xtask: {what}\n   {cmd:?}");
+    let start = std::time::Instant::now();
     let status = cmd.status().unwrap_or_else(|e| fail(format!("cannot start {cmd:?}: {e}")));
+    let secs = start.elapsed().as_secs_f64();
     if !status.success() {
-        fail(format!("{what} failed ({status})"));
+        fail(format!("{what} failed ({status}) after {secs:.0} s"));
     }
+    eprintln!("== xtask: {what}: ok in {secs:.0} s");
 }
 
 /// Add rustup targets (when rustup is there).

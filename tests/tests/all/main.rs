@@ -1,0 +1,15 @@
+//! Cross-crate tests: the exporter against the runtime.
+//!
+//! One test binary with a module per subject, not one binary per file: every
+//! binary links Burn with its CubeCL backends, and linking eight of them cost
+//! minutes of CI for nothing. Run one subject with
+//! `cargo test -p floe-tests --test all gpu::`.
+
+mod anomaly;
+mod flows;
+mod format;
+mod gpu;
+mod layering;
+mod parity;
+mod quant;
+mod trajectory;

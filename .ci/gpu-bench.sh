@@ -18,7 +18,7 @@ log="$out/gpu-bench.txt"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || echo "no nvidia-smi"
   ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d 2>/dev/null
 } >"$log"
-cargo build --release -p floe-exporter --bin floe 2>&1 | tail -3 >>"$log"
+cargo build --release -p floe-exporter --bin floe --features autotune 2>&1 | tail -3 >>"$log"
 ./target/release/floe bench-train --devices cpu,vulkan --batches 256,4096 --reps 10 >>"$log" 2>&1 \
   || echo "bench-train on vulkan failed (rc $?)" >>"$log"
 if timeout 300 cargo build --release -p floe-exporter --bin floe --features cuda >>"$log" 2>&1; then

@@ -83,10 +83,40 @@ pub enum FloeError {
         /// Why it could not be opened.
         message: String,
     },
+    /// An output file that would not fit on its filesystem (or whose size
+    /// overflows): refused before anything is written.
+    #[error("{}: would write {} but the filesystem has {} free", path.display(), human(*bytes), free.map_or("an unknown amount".to_owned(), human))]
+    OutputTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size (`u64::MAX` when it overflows).
+        bytes: u64,
+        /// Bytes free on its filesystem, where known.
+        free: Option<u64>,
+    },
     /// An invariant of the exporter's own making failed (a bug, reported instead
     /// of a panic).
     #[error("internal error: {0}")]
     Internal(&'static str),
+}
+
+/// `bytes` in a unit a person reads at a glance.
+fn human(bytes: u64) -> String {
+    if bytes == u64::MAX {
+        return "more bytes than a u64 counts".to_owned();
+    }
+    let units = ["bytes", "KB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }
 
 impl FloeError {

@@ -104,6 +104,26 @@ fn train_freeze_inspect_eval_sample() {
         floe(&["sample", "--model", model.to_str().unwrap(), "-n", "10", "--out", samples.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
     assert_eq!(std::fs::read_to_string(&samples).unwrap().lines().count(), 11);
+    // Far more samples than the disk holds: refused up front with one line, no
+    // abort, and the earlier file is untouched.
+    let (ok, _, err) = floe(&[
+        "sample",
+        "--model",
+        model.to_str().unwrap(),
+        "-n",
+        "99999999999999",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert_clean_error(ok, &err, "would write");
+    assert_eq!(std::fs::read_to_string(&samples).unwrap().lines().count(), 11);
+    let npy = d.join("s.npy");
+    let (ok, out, err) =
+        floe(&["sample", "--model", model.to_str().unwrap(), "-n", "40000", "--out", npy.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let (shape, v) = floe_exporter::data::parse_npy(&std::fs::read(&npy).unwrap()).unwrap();
+    assert_eq!(shape[0], 40_000, "three chunks of rows, one file");
+    assert!(v.iter().all(|x| x.is_finite()));
     let png = d.join("p.png");
     let (ok, out, err) = floe(&["plot", "--checkpoint", ck.to_str().unwrap(), "--out", png.to_str().unwrap()]);
     assert!(ok, "{out}{err}");

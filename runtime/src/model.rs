@@ -150,6 +150,10 @@ impl<'a> Model<'a> {
     pub fn standardization(&self) -> (&'a [f32], &'a [f32]) {
         (self.x_mean, self.x_std)
     }
+    /// Context standardization `(mean, std)`, each of length C.
+    pub fn context_standardization(&self) -> (&'a [f32], &'a [f32]) {
+        (self.c_mean, self.c_std)
+    }
     /// Summary of layer `i`.
     pub fn layer_info(&self, i: usize) -> Result<LayerInfo> {
         let idx = u16::try_from(i).map_err(|_| Error::Internal)?;
@@ -260,7 +264,7 @@ impl<'a> Model<'a> {
             *o = (v - m) / s;
         }
         let ld = self.run(layers, state, tmp, c, work, false, trace)?;
-        Ok(self.base.log_kernel(state)? + ld + self.log_const)
+        Ok(not_nan(self.base.log_kernel(state)? + ld + self.log_const))
     }
 
     /// Map data `x` to the latent `z` (standardization, then every layer in order).
@@ -324,7 +328,7 @@ impl<'a> Model<'a> {
         for (((o, &v), &m), &s) in out.iter_mut().zip(state.iter()).zip(self.x_mean).zip(self.x_std) {
             *o = v * s + m;
         }
-        Ok(lk + ld + self.log_const)
+        Ok(not_nan(lk + ld + self.log_const))
     }
 
     /// Run the `(first, count)` layers forward (or in reverse order, inverted) on
@@ -347,6 +351,19 @@ impl<'a> Model<'a> {
             ld += Layer::bind(&self.view, i)?.apply(state, tmp, c, work, inverse, trace)?;
         }
         Ok(ld)
+    }
+}
+
+/// A log-density as the runtime reports it: NaN, which only arises where f32
+/// overflows inside the flow (an input astronomically far from the data, or a
+/// file whose weights overflow `exp`) and the result is `∞ − ∞` or `0 · ∞`,
+/// becomes −∞, the log of a density too small for f32. So a log-density is never
+/// NaN: it is finite, −∞, or +∞ (a density that overflows).
+pub(crate) fn not_nan(log_p: f32) -> f32 {
+    if log_p.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        log_p
     }
 }
 

@@ -3,7 +3,7 @@
 use floe_exporter::data::Standardization;
 use floe_exporter::flow::{perturb, Flow, FlowConfig, PermChoice, TransformKind};
 use floe_exporter::freeze::AlignedBytes;
-use floe_exporter::train::cpu;
+use floe_exporter::train::{cpu, seeded};
 use floe_runtime::format::BaseKind;
 use rand::{Rng, SeedableRng};
 
@@ -16,9 +16,14 @@ pub fn random_flow(cfg: &FlowConfig, seed: u64) -> (Flow, Standardization, Stand
 /// As [`random_flow`], with parameter noise of standard deviation `scale`.
 pub fn random_flow_scaled(cfg: &FlowConfig, seed: u64, scale: f32) -> (Flow, Standardization, Standardization) {
     let dev = cpu();
-    dev.seed(seed);
-    let flow = Flow::new(cfg, &dev).expect("valid config");
-    let flow = if scale > 0.0 { perturb(flow, scale) } else { flow };
+    let flow = seeded(&dev, seed, || {
+        let flow = Flow::new(cfg, &dev).expect("valid config");
+        if scale > 0.0 {
+            perturb(flow, scale)
+        } else {
+            flow
+        }
+    });
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let st = |d: usize, rng: &mut rand::rngs::StdRng| Standardization {
         mean: (0..d).map(|_| rng.gen_range(-2.0..2.0)).collect(),

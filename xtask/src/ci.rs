@@ -57,8 +57,7 @@ pub fn ci() {
     }
     // The GPU-path tests (the fused spline kernel on `vulkan-cpu`) run on
     // lavapipe; FLOE_REQUIRE_GPU makes a missing adapter a failure, not a skip.
-    // Training on lavapipe (FLOE_GPU_TRAINING=1) is not run here: minutes of
-    // kernel autotuning per shape.
+    // They include short training runs on lavapipe (about half a minute).
     install_lavapipe();
     step("tests", cargo().args(["test", "--workspace"]).env("FLOE_REQUIRE_GPU", "1"));
     step(

@@ -13,6 +13,9 @@
 //!   (`bench.rs`).
 //! - `bench-train`: training throughput per device (CPU, the GPU path with and
 //!   without the fused spline kernel) and the spline op alone (`bench.rs`).
+//! - `fuzz`: a coverage-guided campaign over every runtime fuzz target
+//!   (cargo-fuzz on nightly), then the corpus minimized and the figures
+//!   (`fuzz.rs`).
 //! - `assets`: regenerate `firmware/assets/` (model and input rows) from the demo
 //!   (`assets.rs`).
 //!
@@ -24,6 +27,7 @@ mod bench;
 mod boards;
 mod ci;
 mod elf;
+mod fuzz;
 mod host;
 mod qemu;
 mod report;
@@ -38,8 +42,9 @@ fn main() {
         "bench" => bench::bench(),
         "bench-train" => bench::bench_train(&std::env::args().skip(2).collect::<Vec<_>>()),
         "assets" => assets::assets(),
+        "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask ci | qemu | size | bench | bench-train [ARGS] | assets");
+            eprintln!("usage: cargo xtask ci | qemu | size | bench | bench-train [ARGS] | assets | fuzz [SECONDS]");
             std::process::exit(2);
         }
     }

@@ -5,6 +5,7 @@ mod csv;
 mod npy;
 mod prepare;
 mod rows;
+mod sink;
 mod split;
 mod standardize;
 
@@ -16,6 +17,7 @@ pub use csv::write_csv;
 pub use npy::{parse_npy, write_npy};
 pub use prepare::{prepare, Prepared};
 pub use rows::Rows;
+pub use sink::RowSink;
 pub use split::{split, Split};
 pub use standardize::{standardize, Standardization};
 

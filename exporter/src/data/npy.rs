@@ -111,14 +111,7 @@ pub fn parse_npy(b: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f64>), String
 
 /// Write a row-major matrix as `.npy` (`<f4`, C order).
 pub fn write_npy(path: &Path, x: &[f32], n: usize, d: usize) -> Result<()> {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {d}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
+    let mut out = super::sink::npy_header(n, d);
     for v in x {
         out.extend_from_slice(&v.to_le_bytes());
     }

@@ -43,7 +43,7 @@ impl BaseDist {
             (BaseKind::DiagNormal, Some(loc), Some(ls), _) => {
                 let u = (z - loc.val().unsqueeze::<2>()) * ls.val().neg().exp().unsqueeze::<2>();
                 let k = u.clone().powf_scalar(2.0).sum_dim(1).reshape([n]).mul_scalar(-0.5);
-                k.add_scalar(c) - ls.val().sum()
+                k.add_scalar(c) - ls.val().sum_dim(0)
             }
             (BaseKind::StudentT, _, _, Some(ldf)) => {
                 let nu = ldf.val().exp();
@@ -52,7 +52,7 @@ impl BaseDist {
                     - (nu.clone().mul_scalar(std::f32::consts::PI)).log().mul_scalar(0.5);
                 let nu2 = nu.clone().unsqueeze::<2>();
                 let t = (z.clone() * z / nu2.clone()).log1p() * nu2.add_scalar(1.0).mul_scalar(-0.5);
-                t.sum_dim(1).reshape([n]) + norm.sum()
+                t.sum_dim(1).reshape([n]) + norm.sum_dim(0)
             }
             _ => z.powf_scalar(2.0).sum_dim(1).reshape([n]).mul_scalar(-0.5).add_scalar(c),
         }

@@ -63,7 +63,7 @@ impl LuLinear {
     pub fn forward(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<1>) {
         let [n, _] = x.dims();
         let z = x.matmul(self.weight().transpose()) + self.bias.val().unsqueeze::<2>();
-        let ld = Tensor::<1>::ones([n], &z.device()) * self.log_diag.val().sum();
+        let ld = Tensor::<1>::ones([n], &z.device()) * self.log_diag.val().sum_dim(0);
         (z, ld)
     }
 
@@ -150,7 +150,7 @@ impl ActNorm {
     pub fn forward(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<1>) {
         let [n, _] = x.dims();
         let z = x * self.log_scale.val().exp().unsqueeze::<2>() + self.shift.val().unsqueeze::<2>();
-        let ld = Tensor::<1>::ones([n], &z.device()) * self.log_scale.val().sum();
+        let ld = Tensor::<1>::ones([n], &z.device()) * self.log_scale.val().sum_dim(0);
         (z, ld)
     }
     /// `(log_scale, shift)`.

@@ -34,14 +34,13 @@ fn time(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result
 /// Rows per second of training steps of a flow `cfg` at `batch` on `device`.
 pub fn train_rows_per_s(cfg: &FlowConfig, device: &Device, batch: usize, warmup: usize, reps: usize) -> Result<f64> {
     let dev = device.clone().autodiff();
-    dev.seed(1);
-    let mut model = Some(Flow::new(cfg, &dev)?);
+    let mut model = Some(super::device::seeded(&dev, 1, || Flow::new(cfg, &dev))?);
     let mut optim = AdamConfig::new().init();
     let x = host_rows(batch, cfg.dim, 3);
     let secs = time(warmup, reps, || {
         let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [batch, cfg.dim]), &dev);
         let m = model.take().ok_or(crate::error::FloeError::Internal("bench: model"))?;
-        let loss = m.log_prob(xb, None).mean().neg();
+        let loss = m.log_prob(xb, None).mean_dim(0).neg();
         let grads = GradientsParams::from_grads(loss.backward(), &m);
         let m = optim.step(1e-4, m, grads);
         // Read a parameter back: the step is done when this returns.

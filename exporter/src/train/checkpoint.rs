@@ -60,7 +60,9 @@ impl Checkpoint {
     /// Read a checkpoint written by [`Checkpoint::save`], its flow on `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<(Checkpoint, Flow)> {
         let (ck, w): (Checkpoint, _) = read_meta(dir)?;
-        let model = Flow::new(&ck.flow, device)?;
+        // The initial draw is overwritten by the weights; it still goes through
+        // `seeded` so that it cannot move another thread's seeded draws.
+        let model = super::device::seeded(device, 0, || Flow::new(&ck.flow, device))?;
         let model = model.try_load_file(&w).map_err(|source| FloeError::Checkpoint { path: w, source })?;
         Ok((ck, model))
     }

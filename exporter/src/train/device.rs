@@ -29,6 +29,22 @@ pub fn cpu() -> Device {
     Device::ndarray()
 }
 
+/// Run `f` with `device`'s random generator seeded by `seed`, one caller at a
+/// time.
+///
+/// Burn draws initial weights and `random_like` from one generator per
+/// backend, shared by every thread of the process, so two trainings (or tests)
+/// that seed and draw at once interleave their draws and neither gets what its
+/// seed promised. floe draws from it only inside `seeded`, and draws training
+/// noise from its own seeded generators on the host: a seed gives the same
+/// model whatever else the process is doing.
+pub fn seeded<T>(device: &Device, seed: u64, f: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    f()
+}
+
 /// The device a flow's parameters live on.
 pub fn of(flow: &Flow) -> Device {
     flow.devices().into_iter().next().unwrap_or_else(cpu)

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use checkpoint::Checkpoint;
 pub use config::TrainConfig;
 pub use dequantize::grid_steps;
-pub use device::{cpu, DeviceName};
+pub use device::{cpu, seeded, DeviceName};
 pub use eval::{log_prob_rows, nll_per_dim};
 pub use experiment::{Experiment, SettingsFile, Trained};
 
@@ -69,8 +69,8 @@ pub fn train(
 /// mean gradient) are moved to the first device and summed, and the optimizer
 /// steps there once — burn-train's multi-device strategy, in this loop. The
 /// first device holds the model, the optimizer state and validation. With one
-/// device this is [`train`]. With several, dequantization noise is drawn on the
-/// host (seeded) instead of on the device.
+/// device this is [`train`]. Dequantization noise is drawn on the host (seeded),
+/// so it is the same whatever the devices.
 pub fn train_on(
     flow_cfg: &FlowConfig,
     cfg: &TrainConfig,
@@ -88,17 +88,15 @@ pub fn train_on(
     let start = Instant::now();
     let dev = device.clone().autodiff();
     let workers: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
-    dev.seed(cfg.seed);
     let (d, c) = (flow_cfg.dim, flow_cfg.context_dim);
     // Initialize on the CPU (its seeded RNG) and move to the device: the same
     // seed gives the same initial model on every device, so runs on different
     // devices can be compared step by step.
     let mut model = if crate::flow::fused::on_cube(device) {
         let host = device::cpu().autodiff();
-        host.seed(cfg.seed);
-        Flow::new(flow_cfg, &host)?.fork(&dev)
+        device::seeded(&host, cfg.seed, || Flow::new(flow_cfg, &host))?.fork(&dev)
     } else {
-        Flow::new(flow_cfg, &dev)?
+        device::seeded(&dev, cfg.seed, || Flow::new(flow_cfg, &dev))?
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut noise_rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
@@ -124,21 +122,20 @@ pub fn train_on(
         let mut sum = 0.0f64;
         for idx in order.chunks(cfg.batch_size) {
             let lr = progress::cosine_lr(cfg, step, total);
+            // Dequantization noise from the host's seeded generator: the same
+            // draws on every device and for any number of devices.
+            let noise = noisy.then(|| dequantize::host_noise(&quanta, idx.len(), &mut noise_rng));
             let (l, grads) = if workers.len() == 1 {
                 let xb = batch(&train_rows.x, idx, d, &dev);
-                let xb = if noisy {
-                    let q = Tensor::<1>::from_data(TensorData::new(quanta.clone(), [d]), &dev).unsqueeze::<2>();
-                    let u = xb.random_like(burn::tensor::Distribution::Uniform(-0.5, 0.5));
-                    xb + u * q
-                } else {
-                    xb
+                let xb = match noise {
+                    Some(u) => xb + Tensor::<2>::from_data(TensorData::new(u, [idx.len(), d]), &dev),
+                    None => xb,
                 };
                 let cb = (c > 0).then(|| batch(&train_rows.c, idx, c, &dev));
-                let loss = model.log_prob(xb, cb).mean().neg();
+                let loss = model.log_prob(xb, cb).mean_dim(0).neg();
                 let l = loss.clone().into_scalar::<f32>() as f64;
                 (l, GradientsParams::from_grads(loss.backward(), &model))
             } else {
-                let noise = noisy.then(|| dequantize::host_noise(&quanta, idx.len(), &mut noise_rng));
                 data_parallel_step(&model, &workers, &dev, train_rows, idx, noise.as_deref())?
             };
             if !l.is_finite() {
@@ -191,7 +188,7 @@ fn data_parallel_step(
                     let xb = Tensor::<2>::from_data(TensorData::new(xv, [part.len(), d]), dev);
                     let cb = (c > 0).then(|| batch(&rows.c, part, c, dev));
                     let w = part.len() as f64 / n as f64;
-                    let loss = m.log_prob(xb, cb).mean().neg().mul_scalar(w);
+                    let loss = m.log_prob(xb, cb).mean_dim(0).neg().mul_scalar(w);
                     let l = loss.clone().into_scalar::<f32>() as f64;
                     (l, GradientsParams::from_grads(loss.backward(), &m))
                 })

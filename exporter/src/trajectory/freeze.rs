@@ -155,7 +155,8 @@ impl TrajectoryCheckpoint {
     /// Read a checkpoint written by [`TrajectoryCheckpoint::save`].
     pub fn load(dir: &Path, device: &Device) -> Result<(TrajectoryCheckpoint, TrajectoryFlow)> {
         let (ck, w): (TrajectoryCheckpoint, _) = read_meta(dir)?;
-        let model = TrajectoryFlow::new(&ck.model, device)?;
+        // Drawn under `seeded` (then overwritten): see `Checkpoint::load`.
+        let model = crate::train::device::seeded(device, 0, || TrajectoryFlow::new(&ck.model, device))?;
         let model = model.try_load_file(&w).map_err(|source| FloeError::Checkpoint { path: w, source })?;
         Ok((ck, model))
     }

@@ -138,8 +138,7 @@ pub fn train(
     let start = std::time::Instant::now();
     let stats = Stats::fit(train);
     let dev = device.clone().autodiff();
-    dev.seed(tc.seed);
-    let mut model = TrajectoryFlow::new(cfg, &dev)?;
+    let mut model = crate::train::device::seeded(&dev, tc.seed, || TrajectoryFlow::new(cfg, &dev))?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(tc.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
     order.shuffle(&mut rng);
@@ -163,7 +162,7 @@ pub fn train(
             let lr = cosine_lr(tc, step, total);
             let ex: Vec<&Example> = idx.iter().map(|&i| &train[i]).collect();
             let (f, x, p) = batch(&ex, &stats, &dev);
-            let loss = model.step_log_probs(f, x, p).sum_dim(1).mean().neg();
+            let loss = model.step_log_probs(f, x, p).sum_dim(1).mean_dim(0).neg();
             let l = loss.clone().into_scalar::<f32>() as f64;
             if !l.is_finite() {
                 return Err(stop.diverged(epoch, l));

@@ -3,7 +3,7 @@
 use super::{encode_history, Frame, Point};
 use crate::error::{Error, Result};
 use crate::format::{TrajectoryLayout, MAX_OBSERVED, MAX_TRAJECTORY_CONTEXT};
-use crate::model::Model;
+use crate::model::{not_nan, Model};
 use crate::rng::Rng;
 use crate::transforms::{Encoder, Tracer};
 
@@ -298,7 +298,7 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
             pos = u;
             prev = v;
         }
-        Ok(sum)
+        Ok(not_nan(sum))
     }
 
     /// `log p(x = q)` for the position `step` steps from now (1-based; up to
@@ -336,7 +336,7 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
             let lp = self.model.log_prob_with(s, &sub2(u, before), c, scratch, &mut Tracer::none())?;
             mix.add(lw + lp);
         }
-        Ok(mix.value() - self.log_total())
+        Ok(not_nan(mix.value() - self.log_total()))
     }
 
     /// [`Tracker::log_density`] on the grid of `nx × ny` points `origin + (i, j) ·

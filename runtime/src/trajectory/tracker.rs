@@ -217,7 +217,17 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
         if history.len() != n {
             return Err(Error::DimMismatch { expected: n as u32, got: history.len() as u32 });
         }
-        if !finite(history) {
+        // Finite positions so far apart that their displacement's squared
+        // length overflows f32 are as unusable as non-finite ones: refused
+        // before anything changes (the fuzzer found 1e38-apart positions).
+        let steps_fit = history.windows(2).all(|w| match w {
+            [a, b] => {
+                let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+                (dx * dx + dy * dy).is_finite()
+            }
+            _ => true,
+        });
+        if !finite(history) || !steps_fit {
             return Err(Error::NonFiniteInput);
         }
         self.check_scratch(scratch)?;
@@ -236,7 +246,18 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
         self.start(scratch)
     }
 
+    /// A new prediction from `self.history`. Should it fail half way, the
+    /// tracker is left unpredicted (every later call says `NothingToUpdate`
+    /// until a prediction succeeds), never with half-written particles.
     fn start(&mut self, scratch: &mut [f32]) -> Result<()> {
+        let r = self.start_inner(scratch);
+        if r.is_err() {
+            self.predicted = false;
+        }
+        r
+    }
+
+    fn start_inner(&mut self, scratch: &mut [f32]) -> Result<()> {
         let n = self.layout.observed as usize;
         let model = self.model;
         let encoder = model.encoder()?;
@@ -293,6 +314,10 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
             let s = self.done + k;
             let u = self.frame.to_local(x);
             let v = sub2(u, pos);
+            if !(v[0].is_finite() && v[1].is_finite()) {
+                // A step too long for f32: a density too small for it.
+                return Ok(f32::NEG_INFINITY);
+            }
             let c = Self::context(&encoder, h, s, prev, &mut ctx)?;
             sum += self.model.log_prob_with(s, &v, c, scratch, &mut Tracer::none())?;
             pos = u;
@@ -324,16 +349,25 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
         let u = self.frame.to_local(q);
         let s = self.done + step - 1;
         if step == 1 {
+            let v = sub2(u, self.last_obs);
+            if !(v[0].is_finite() && v[1].is_finite()) {
+                // A query too far for f32: a density too small for it.
+                return Ok(f32::NEG_INFINITY);
+            }
             let c = Self::context(&encoder, h, s, self.prev_obs, &mut ctx)?;
-            return self.model.log_prob_with(s, &sub2(u, self.last_obs), c, scratch, &mut Tracer::none());
+            return self.model.log_prob_with(s, &v, c, scratch, &mut Tracer::none());
         }
         let mut mix = LogSum::new();
         for (path, &lw) in self.paths.iter().zip(self.log_w.iter()) {
             // s ≥ 1 here: the particle's position and displacement before step s.
             let before = *path.get(s - 1).ok_or(Error::Internal)?;
             let prev = sub2(before, if s >= 2 { *path.get(s - 2).ok_or(Error::Internal)? } else { [0.0; 2] });
+            let v = sub2(u, before);
+            if !(v[0].is_finite() && v[1].is_finite()) {
+                continue; // this particle gives the query no density
+            }
             let c = Self::context(&encoder, h, s, prev, &mut ctx)?;
-            let lp = self.model.log_prob_with(s, &sub2(u, before), c, scratch, &mut Tracer::none())?;
+            let lp = self.model.log_prob_with(s, &v, c, scratch, &mut Tracer::none())?;
             mix.add(lw + lp);
         }
         Ok(not_nan(mix.value() - self.log_total()))

@@ -204,6 +204,7 @@ fn moments<const N: usize>(tr: &Tracker<'_, N, T>, step: usize, scratch: &mut [f
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "statistical: thousands of flow evaluations, hours under Miri")]
 fn step_densities_integrate_to_one_shared_and_per_step() {
     for per_step in [false, true] {
         let b = build(per_step, true, 3);
@@ -219,6 +220,7 @@ fn step_densities_integrate_to_one_shared_and_per_step() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "statistical: thousands of flow evaluations, hours under Miri")]
 fn the_chain_rule_holds_across_an_update() {
     let b = build(false, true, 5);
     let m = Model::load(b.bytes()).unwrap();
@@ -240,6 +242,7 @@ fn the_chain_rule_holds_across_an_update() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "statistical: thousands of flow evaluations, hours under Miri")]
 fn the_heading_frame_makes_densities_rotation_invariant() {
     let b = build(false, true, 9);
     let m = Model::load(b.bytes()).unwrap();
@@ -270,6 +273,7 @@ fn the_heading_frame_makes_densities_rotation_invariant() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "statistical: thousands of flow evaluations, hours under Miri")]
 fn particles_follow_the_step_densities() {
     let b = build(false, true, 11);
     let m = Model::load(b.bytes()).unwrap();
@@ -289,6 +293,7 @@ fn particles_follow_the_step_densities() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "statistical: thousands of flow evaluations, hours under Miri")]
 fn updates_reweight_resample_and_recompute() {
     let b = build(false, true, 13);
     let m = Model::load(b.bytes()).unwrap();

@@ -1,6 +1,7 @@
-//! `cargo xtask fuzz [SECONDS]`: a coverage-guided campaign over every runtime
-//! fuzz target (cargo-fuzz, libFuzzer), SECONDS per target (default 60), then
-//! the corpus minimized and a table of executions, coverage and crashes.
+//! `cargo xtask fuzz [SECONDS] [TARGET...]`: a coverage-guided campaign over
+//! every runtime fuzz target (or the ones named; cargo-fuzz, libFuzzer),
+//! SECONDS per target (default 60), then the corpus minimized and a table of
+//! executions, coverage and crashes.
 //!
 //! libFuzzer's coverage instrumentation needs the nightly toolchain; without it
 //! this says so and fails (the corpus replay, `cargo test -p floe-fuzz-checks`,
@@ -30,10 +31,15 @@ struct Run {
 pub fn fuzz(args: &[String]) {
     let seconds: u64 = match args.first() {
         None => 60,
-        Some(s) => {
-            s.parse().unwrap_or_else(|_| fail(format!("usage: cargo xtask fuzz [SECONDS per target], not {s:?}")))
-        }
+        Some(s) => s
+            .parse()
+            .unwrap_or_else(|_| fail(format!("usage: cargo xtask fuzz [SECONDS per target] [TARGET...], not {s:?}"))),
     };
+    // Some targets only (two campaigns can then share a 2-core machine).
+    let only: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    if let Some(t) = only.iter().find(|t| !TARGETS.contains(t)) {
+        fail(format!("no fuzz target {t:?}; the targets: {}", TARGETS.join(", ")));
+    }
     if !have("rustup", "--version")
         || !Command::new("rustup")
             .args(["run", "nightly", "rustc", "--version"])
@@ -62,7 +68,7 @@ pub fn fuzz(args: &[String]) {
         c
     };
     let mut runs = Vec::new();
-    for target in TARGETS {
+    for target in TARGETS.into_iter().filter(|t| only.is_empty() || only.contains(t)) {
         let corpus = root().join("fuzz").join("corpus").join(target);
         std::fs::create_dir_all(&corpus).unwrap_or_else(|e| fail(format!("{}: {e}", corpus.display())));
         let mut cmd = fuzz(&["run", "--sanitizer", "none", "--debug-assertions", target]);

@@ -279,12 +279,6 @@ fn out_dir(name: &str) -> std::path::PathBuf {
     d
 }
 
-/// Largest per-epoch difference of two training curves (nats/dim).
-fn curve_gap(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
-}
-
 /// A run `h` learns as much as the reference `r`: it improves from its first
 /// epoch by at least half as much, and ends (train and validation NLL) within
 /// 0.25 nats/dim of it. A wrong gradient fails this; summation-order noise
@@ -303,8 +297,9 @@ fn learns_as_much(what: &str, h: &floe_exporter::train::History, r: &floe_export
     }
 }
 
-/// Training runs on the GPU path take turns: the fused kernel's on/off switch
-/// is process-wide, and one test turns it off for a while.
+/// The training tests take turns: the fused kernel's on/off switch is
+/// process-wide (one test turns it off for a while), and the CPU one-vs-two
+/// device comparison is only reproducible without the other's training beside.
 static GPU_TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn gpu_training_turn() -> std::sync::MutexGuard<'static, ()> {
@@ -313,8 +308,8 @@ fn gpu_training_turn() -> std::sync::MutexGuard<'static, ()> {
 
 #[test]
 fn training_on_the_gpu_path_follows_the_cpu_loss_curve_and_freezes_with_parity() {
-    let Some(dev) = gpu() else { return };
     let _turn = gpu_training_turn();
+    let Some(dev) = gpu() else { return };
     let e = demo_experiment(4);
     let on_cpu = e.run(&cpu(), &out_dir("gpu-curve-cpu"), false).expect("CPU training");
     fused::set_enabled(false);
@@ -361,18 +356,12 @@ fn training_on_the_gpu_path_follows_the_cpu_loss_curve_and_freezes_with_parity()
 }
 
 #[test]
-fn two_devices_give_the_one_device_result() {
+fn two_lavapipe_devices_learn_as_one_does() {
+    // Two CPU devices against one: tests/tests/data_parallel.rs, its own process.
+    let _turn = gpu_training_turn();
     let e = demo_experiment(3);
-    let one = e.run(&cpu(), &out_dir("dp-one"), false).expect("one device");
-    let two = e.run_on(&[cpu(), cpu()], &out_dir("dp-two"), false).expect("two devices");
-    let (h1, h2) = (&one.checkpoint.history, &two.checkpoint.history);
-    let gap = curve_gap(&h1.train_nll, &h2.train_nll).max(curve_gap(&h1.val_nll, &h2.val_nll));
-    eprintln!("cpu vs cpu,cpu: largest per-epoch NLL gap {gap:.2e} nats/dim");
-    assert!(gap <= 1e-3, "two CPU devices differ from one by {gap:e} nats/dim");
-    assert!((one.test_nll - two.test_nll).abs() <= 1e-3, "{} vs {}", one.test_nll, two.test_nll);
     // Two lavapipe devices (two adapters' worth of queues and memory).
     let Some(gpu_dev) = gpu() else { return };
-    let _turn = gpu_training_turn();
     let second = DeviceName::WgpuCpu.open().expect("a second lavapipe device");
     let g1 = e.run(&gpu_dev, &out_dir("dp-gpu-one"), false).expect("one lavapipe device");
     let g2 = e.run_on(&[gpu_dev, second], &out_dir("dp-gpu-two"), false).expect("two lavapipe devices");

@@ -70,6 +70,8 @@ pub fn fuzz(args: &[String]) {
     let mut runs = Vec::new();
     for target in TARGETS.into_iter().filter(|t| only.is_empty() || only.contains(t)) {
         let corpus = root().join("fuzz").join("corpus").join(target);
+        // Only this run's crashes count (an earlier one belongs in regressions/).
+        let _ = std::fs::remove_dir_all(root().join("fuzz").join("artifacts").join(target));
         std::fs::create_dir_all(&corpus).unwrap_or_else(|e| fail(format!("{}: {e}", corpus.display())));
         let mut cmd = fuzz(&["run", "--sanitizer", "none", "--debug-assertions", target]);
         cmd.arg(&corpus);

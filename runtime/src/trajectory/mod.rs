@@ -22,6 +22,7 @@
 //! observed (importance weights under a Gaussian sensor model, no network
 //! evaluation).
 
+mod logsum;
 mod tracker;
 #[cfg(test)]
 mod tracker_tests;

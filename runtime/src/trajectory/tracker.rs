@@ -7,6 +7,8 @@ use crate::model::{not_nan, Model};
 use crate::rng::Rng;
 use crate::transforms::{Encoder, Tracer};
 
+use super::logsum::LogSum;
+
 /// What to do when the effective sample size falls below the set fraction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -65,37 +67,6 @@ fn sub2(a: Point, b: Point) -> Point {
 
 fn finite(p: &[Point]) -> bool {
     p.iter().all(|q| q[0].is_finite() && q[1].is_finite())
-}
-
-/// A running log-sum-exp (NaN terms count as −∞).
-#[derive(Clone, Copy)]
-struct LogSum {
-    max: f32,
-    sum: f32,
-}
-
-impl LogSum {
-    const fn new() -> LogSum {
-        LogSum { max: f32::NEG_INFINITY, sum: 0.0 }
-    }
-    fn add(&mut self, a: f32) {
-        if !(a > f32::NEG_INFINITY) {
-            return;
-        }
-        if a > self.max {
-            self.sum = self.sum * libm::expf(self.max - a) + 1.0;
-            self.max = a;
-        } else {
-            self.sum += libm::expf(a - self.max);
-        }
-    }
-    fn value(&self) -> f32 {
-        if self.sum > 0.0 {
-            self.max + libm::logf(self.sum)
-        } else {
-            f32::NEG_INFINITY
-        }
-    }
 }
 
 impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
@@ -314,7 +285,7 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
             let s = self.done + k;
             let u = self.frame.to_local(x);
             let v = sub2(u, pos);
-            if !(v[0].is_finite() && v[1].is_finite()) {
+            if !finite(&[v]) {
                 // A step too long for f32: a density too small for it.
                 return Ok(f32::NEG_INFINITY);
             }
@@ -350,7 +321,7 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
         let s = self.done + step - 1;
         if step == 1 {
             let v = sub2(u, self.last_obs);
-            if !(v[0].is_finite() && v[1].is_finite()) {
+            if !finite(&[v]) {
                 // A query too far for f32: a density too small for it.
                 return Ok(f32::NEG_INFINITY);
             }
@@ -363,7 +334,7 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
             let before = *path.get(s - 1).ok_or(Error::Internal)?;
             let prev = sub2(before, if s >= 2 { *path.get(s - 2).ok_or(Error::Internal)? } else { [0.0; 2] });
             let v = sub2(u, before);
-            if !(v[0].is_finite() && v[1].is_finite()) {
+            if !finite(&[v]) {
                 continue; // this particle gives the query no density
             }
             let c = Self::context(&encoder, h, s, prev, &mut ctx)?;

@@ -1,0 +1,32 @@
+//! A running log-sum-exp, for particle mixtures.
+
+/// A running log-sum-exp (NaN terms count as −∞).
+#[derive(Clone, Copy)]
+pub(crate) struct LogSum {
+    max: f32,
+    sum: f32,
+}
+
+impl LogSum {
+    pub(crate) const fn new() -> LogSum {
+        LogSum { max: f32::NEG_INFINITY, sum: 0.0 }
+    }
+    pub(crate) fn add(&mut self, a: f32) {
+        if !(a > f32::NEG_INFINITY) {
+            return;
+        }
+        if a > self.max {
+            self.sum = self.sum * libm::expf(self.max - a) + 1.0;
+            self.max = a;
+        } else {
+            self.sum += libm::expf(a - self.max);
+        }
+    }
+    pub(crate) fn value(&self) -> f32 {
+        if self.sum > 0.0 {
+            self.max + libm::logf(self.sum)
+        } else {
+            f32::NEG_INFINITY
+        }
+    }
+}

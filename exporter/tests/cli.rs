@@ -77,6 +77,13 @@ fn train_freeze_inspect_eval_sample() {
     assert!(out.contains("runtime reproduces Burn"), "{out}");
     let (ok, out, _) = floe(&["inspect", model.to_str().unwrap()]);
     assert!(ok && out.contains("spline_coupling") && out.contains("scratch"), "{out}");
+    // Layers without a conditioner show their tensors' element type.
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/seeds/maf.floe");
+    let (ok, out, _) = floe(&["inspect", seed]);
+    let permute = out.lines().find(|l| l.contains(" permute ")).unwrap_or_default();
+    assert!(ok && permute.ends_with(" u16"), "{out}");
+    let lu = out.lines().find(|l| l.contains(" lu_linear ")).unwrap_or_default();
+    assert!(lu.ends_with(" f32"), "{out}");
     // Quantized: int8 file, smaller, with the report and the bit-exact check.
     let q8 = d.join("m8.floe");
     let (ok, out, err) = floe(&[
@@ -99,6 +106,35 @@ fn train_freeze_inspect_eval_sample() {
     assert_clean_error(ok, &err, "int4");
     let (ok, out, err) = floe(&["eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     assert!(ok && out.contains("nats/dim"), "{out}{err}");
+    // Per-row output: every row's log-density, bit for bit the runtime's, and
+    // its mean is the printed one.
+    let per_row = d.join("lp.csv");
+    let (ok, out, err) = floe(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        per_row.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let text = std::fs::read_to_string(&per_row).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("log_p"));
+    let lp: Vec<f32> = lines.map(|l| l.parse().unwrap()).collect();
+    assert_eq!(lp.len(), 1500);
+    let bytes = floe_exporter::freeze::AlignedBytes::new(&std::fs::read(&model).unwrap());
+    let m = floe_runtime::Model::load(&bytes).unwrap();
+    let mut scratch = vec![0.0f32; m.scratch_len()];
+    for (k, line) in src.lines().take(1500).enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let x = [f[2].parse::<f32>().unwrap(), f[3].parse::<f32>().unwrap()];
+        let want = m.log_prob(&x, &[], &mut scratch).unwrap();
+        assert_eq!(lp[k].to_bits(), want.to_bits(), "row {k}: {} vs {want}", lp[k]);
+    }
+    let mean = lp.iter().map(|&v| v as f64).sum::<f64>() / lp.len() as f64;
+    assert!(out.contains(&format!("mean log p      {mean:.4} nats")), "{out}");
     let samples = d.join("s.csv");
     let (ok, out, err) =
         floe(&["sample", "--model", model.to_str().unwrap(), "-n", "10", "--out", samples.to_str().unwrap()]);

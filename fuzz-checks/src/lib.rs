@@ -14,12 +14,17 @@
 //!   with a short scratch `ScratchTooSmall`;
 //! - an `Ok` log-density is never NaN (it may be −∞ far outside the data, or +∞
 //!   when a weight drives the density to a point mass; both are documented);
-//! - `inverse(forward(x)) ≈ x` for inputs within the data's range.
+//! - `inverse(forward(x)) ≈ x` for inputs within the data's range;
+//! - one file, one encoding: a file that loads is byte for byte what the
+//!   encoder writes from its own records and tensors ([`assert_canonical`]).
 //!
 //! Structure-aware inputs: [`load_mutated`] edits a bundled model and fixes its
 //! CRC, so the fuzzer reaches the validation behind the checksum.
 
-use floe_runtime::format::{crc32, HEADER_LEN};
+use floe_runtime::format::encode::{Contents, TensorData, TensorRef};
+use floe_runtime::format::{
+    crc32, DType, Header, LayerRecord, TensorRecord, HEADER_LEN, LAYER_RECORD_LEN, TENSOR_RECORD_LEN,
+};
 use floe_runtime::trajectory::{Point, Refresh, Tracker};
 use floe_runtime::{Error, Model, Rng, Stream};
 
@@ -60,6 +65,7 @@ pub const TARGETS: &[(&str, Target)] =
 pub fn load(data: &[u8]) {
     let buf = Aligned::new(data);
     if let Ok(m) = Model::load(buf.bytes()) {
+        assert_canonical(&buf.bytes()[..m.file_len()]);
         let mut cur = Cursor::new(data.get(HEADER_LEN.min(data.len())..).unwrap_or_default());
         exercise(&m, &mut cur, false);
     }
@@ -74,6 +80,7 @@ pub fn load_mutated(data: &[u8]) {
     let (file, rest) = mutated(data);
     let buf = Aligned::new(&file);
     if let Ok(m) = Model::load(buf.bytes()) {
+        assert_canonical(&buf.bytes()[..m.file_len()]);
         exercise(&m, &mut Cursor::new(rest), false);
     }
 }
@@ -371,6 +378,49 @@ fn drive<const N: usize, const T: usize>(m: &Model, cur: &mut Cursor) {
             }
         }
     }
+}
+
+/// Panics unless `file` (a file `Model::load` accepted, 8-byte aligned, cut to
+/// its length) is exactly what [`encode::Contents::encode`] writes from the
+/// file's own decoded records and tensors: the runtime accepts the canonical
+/// layout only (docs/FORMAT.md "Canonical layout").
+pub fn assert_canonical(file: &[u8]) {
+    let h = Header::decode(file).expect("a loaded file's header decodes");
+    let layers: Vec<LayerRecord> = (0..h.n_layers)
+        .map(|i| {
+            let at = h.layer_table as usize + usize::from(i) * LAYER_RECORD_LEN;
+            LayerRecord::decode(&file[at..at + LAYER_RECORD_LEN], i).expect("a loaded file's layer decodes")
+        })
+        .collect();
+    let tensors: Vec<TensorRef<'_>> = (0..h.n_tensors)
+        .map(|i| {
+            let at = h.tensor_table as usize + i as usize * TENSOR_RECORD_LEN;
+            let t = TensorRecord::decode(&file[at..at + TENSOR_RECORD_LEN], i).expect("a loaded file's tensor decodes");
+            let bytes = &file[t.offset as usize..t.offset as usize + t.n_bytes()];
+            let data = match t.dtype {
+                DType::F32 => TensorData::F32(bytemuck::cast_slice(bytes)),
+                DType::U16 => TensorData::U16(bytemuck::cast_slice(bytes)),
+                DType::BF16 => TensorData::BF16(bytemuck::cast_slice(bytes)),
+                DType::I8 => TensorData::I8(bytemuck::cast_slice(bytes)),
+                DType::I32 => TensorData::I32(bytemuck::cast_slice(bytes)),
+            };
+            TensorRef { rows: t.rows, cols: t.cols, data }
+        })
+        .collect();
+    let contents = Contents {
+        dim: h.dim,
+        context_dim: h.context_dim,
+        base: h.base,
+        scratch_len: h.scratch_len,
+        anomaly: h.anomaly,
+        stream: h.stream,
+        trajectory: h.trajectory,
+        layers: &layers,
+        tensors: &tensors,
+    };
+    let mut out = vec![0u8; file.len()];
+    let n = contents.encode(&mut out).expect("a loaded file re-encodes");
+    assert!(n == file.len() && out == file, "a file that loads is not in the canonical layout");
 }
 
 /// A byte string as a copy that starts at an aligned address (as a model in

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use floe_fuzz_checks::{load, Aligned, SEEDS, TARGETS};
+use floe_fuzz_checks::{assert_canonical, load, Aligned, SEEDS, TARGETS};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
@@ -30,6 +30,21 @@ fn every_seed_loads_and_survives_every_target() {
         }
         f(&[]);
     }
+}
+
+/// The encoder reproduces every bundled and seed model byte for byte from its
+/// decoded records and tensors, and a file moved off the canonical layout is
+/// caught by the check (so the check can fail).
+#[test]
+fn every_seed_is_its_own_canonical_encoding() {
+    for s in SEEDS {
+        assert_canonical(Aligned::new(s.bytes).bytes());
+    }
+    let mut moved = SEEDS[0].bytes.to_vec();
+    let n = moved.len();
+    moved.insert(n - 4, 0);
+    let caught = std::panic::catch_unwind(|| assert_canonical(Aligned::new(&moved).bytes()));
+    assert!(caught.is_err(), "a byte before the CRC went unnoticed");
 }
 
 #[test]

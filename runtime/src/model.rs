@@ -67,6 +67,8 @@ impl<'a> Model<'a> {
     fn validate(bytes: &'a [u8]) -> Result<Model<'a>> {
         let view = View::open(bytes)?;
         let h = *view.header();
+        let g = N_GLOBAL_TENSORS as u32;
+        check_tensor_count(&view, g + h.base.n_tensors() as u32)?;
         check_tensors(&view)?;
         let dim = view.dim();
         let cdim = view.context_dim();
@@ -77,7 +79,6 @@ impl<'a> Model<'a> {
         if x_std.iter().chain(c_std).any(|&s| !(s > 0.0)) {
             return Err(Error::InvalidStandardization);
         }
-        let g = N_GLOBAL_TENSORS as u32;
         let base = match h.base {
             BaseKind::StdNormal => Base::StdNormal,
             BaseKind::DiagNormal => {
@@ -379,16 +380,45 @@ fn vec_tensor<'a>(view: &View<'a>, i: u32, len: usize) -> Result<&'a [f32]> {
     view.f32s(i)
 }
 
-/// Every tensor: record well-formed, data inside the data section, in order,
-/// not overlapping, and every f32 finite.
+/// The header's tensor count is the one the layer records add up to (`first`
+/// tensors before the layers', then each layer's range, contiguous): checked
+/// before any tensor record is read, so a wrong count is reported as the header
+/// field it is.
+fn check_tensor_count(view: &View<'_>, first: u32) -> Result<()> {
+    let mut next = first;
+    for i in 0..view.header().n_layers {
+        let rec = view.layer(i)?;
+        if rec.first_tensor != next {
+            return Err(Error::BadLayer(i));
+        }
+        next = next.checked_add(rec.n_tensors).ok_or(Error::BadLayer(i))?;
+    }
+    if next != view.header().n_tensors {
+        return Err(Error::BadHeader);
+    }
+    Ok(())
+}
+
+/// Every tensor: record well-formed, and laid out canonically — each at the
+/// first 16-byte aligned offset after the previous one (the first right after
+/// the tensor table's padding), every padding byte zero, the CRC right after the
+/// last tensor — and every f32 finite. One file has one encoding: the one
+/// [`crate::format::encode`] writes.
 fn check_tensors(view: &View<'_>) -> Result<()> {
-    let mut end = view.header().data_offset as usize;
-    for i in 0..view.header().n_tensors {
+    let h = view.header();
+    let tt_end = h.tensor_table as usize + h.n_tensors as usize * crate::format::TENSOR_RECORD_LEN;
+    let mut end = h.data_offset as usize;
+    if view.bytes().get(tt_end..end).is_none_or(|pad| pad.iter().any(|&b| b != 0)) {
+        return Err(Error::BadHeader);
+    }
+    for i in 0..h.n_tensors {
         let (t, bytes) = view.tensor_bytes(i)?;
-        if (t.offset as usize) < end {
+        let canonical = crate::format::align_up(end, crate::format::TENSOR_ALIGN).ok_or(Error::BadTensor(i))?;
+        let padding = view.bytes().get(end..canonical).ok_or(Error::BadTensor(i))?;
+        if t.offset as usize != canonical || padding.iter().any(|&b| b != 0) {
             return Err(Error::BadTensor(i));
         }
-        end = t.offset as usize + bytes.len();
+        end = canonical + bytes.len();
         let finite = match t.dtype {
             DType::F32 => view.f32s(i)?.iter().all(|v| v.is_finite()),
             DType::BF16 => view.u16s(i)?.iter().all(|&v| crate::format::bf16_to_f32(v).is_finite()),
@@ -397,6 +427,9 @@ fn check_tensors(view: &View<'_>) -> Result<()> {
         if !finite {
             return Err(Error::NonFiniteWeight(i));
         }
+    }
+    if end != (h.file_len as usize).saturating_sub(crate::format::CRC_LEN) {
+        return Err(Error::BadHeader);
     }
     Ok(())
 }

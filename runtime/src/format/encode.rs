@@ -305,53 +305,7 @@ mod tests {
         assert_eq!(Contents { layers: &layers, ..c }.encode(&mut [0u8; 512]), Err(Error::BadLayer(0)));
     }
 
-    /// Re-encode a bundled model from its decoded records and tensors: the
-    /// encoder must reproduce the file the exporter wrote, byte for byte.
-    fn reencode(file: &[u8]) {
-        use super::super::View;
-        use std::vec::Vec;
-        let mut words = std::vec![0u32; file.len().div_ceil(4)];
-        let aligned: &mut [u8] = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..file.len()];
-        aligned.copy_from_slice(file);
-        let view = View::open(aligned).unwrap();
-        let h = *view.header();
-        let layers: Vec<LayerRecord> = (0..h.n_layers).map(|i| view.layer(i).unwrap()).collect();
-        let tensors: Vec<TensorRef<'_>> = (0..h.n_tensors)
-            .map(|i| {
-                let t = view.tensor(i).unwrap();
-                let data = match t.dtype {
-                    DType::F32 => TensorData::F32(view.f32s(i).unwrap()),
-                    DType::U16 => TensorData::U16(view.u16s(i).unwrap()),
-                    DType::BF16 => TensorData::BF16(view.u16s(i).unwrap()),
-                    DType::I8 => TensorData::I8(view.i8s(i).unwrap()),
-                    DType::I32 => TensorData::I32(view.i32s(i).unwrap()),
-                };
-                TensorRef { rows: t.rows, cols: t.cols, data }
-            })
-            .collect();
-        let contents = Contents {
-            dim: h.dim,
-            context_dim: h.context_dim,
-            base: h.base,
-            scratch_len: h.scratch_len,
-            anomaly: h.anomaly,
-            stream: h.stream,
-            trajectory: h.trajectory,
-            layers: &layers,
-            tensors: &tensors,
-        };
-        assert_eq!(contents.header(), Ok(h));
-        let mut out = std::vec![0xA5u8; file.len() + 7];
-        let n = contents.encode(&mut out).unwrap();
-        assert_eq!(n, file.len());
-        assert!(out[..n] == *file, "re-encoded bytes differ from the bundled file");
-    }
-
-    #[test]
-    fn the_encoder_reproduces_the_bundled_models_byte_for_byte() {
-        reencode(include_bytes!("../../../firmware/assets/thyroid.floe"));
-        reencode(include_bytes!("../../../firmware/assets/thyroid-int8.floe"));
-        reencode(include_bytes!("../../../firmware/assets/ucr-int8.floe"));
-        reencode(include_bytes!("../../../firmware/assets/traj-int8.floe"));
-    }
+    // That the encoder reproduces the bundled models byte for byte is checked
+    // by `fuzz-checks` (`assert_canonical`, on every seed and every file the
+    // fuzzer gets to load).
 }

@@ -24,6 +24,8 @@
 //! The decoders are public so that tools can read a file's records, but a model is
 //! only ever evaluated through a validated [`crate::Model`].
 
+#[cfg(test)]
+mod canonical_tests;
 mod crc;
 pub mod encode;
 pub mod layout;

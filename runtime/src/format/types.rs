@@ -30,6 +30,16 @@ impl DType {
             DType::I8 => 1,
         }
     }
+    /// Short stable name (tools, reports).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::U16 => "u16",
+            DType::I8 => "i8",
+            DType::I32 => "i32",
+            DType::BF16 => "bf16",
+        }
+    }
     /// Decode the dtype byte.
     pub const fn from_u8(v: u8) -> Option<DType> {
         match v {

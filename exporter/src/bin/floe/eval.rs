@@ -1,9 +1,11 @@
-//! `floe eval`: the NLL of a data file under a model file, through the runtime.
+//! `floe eval`: the NLL of a data file under a model file, through the runtime,
+//! and optionally every row's log-density.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use floe_exporter::data;
+use floe_exporter::data::RowSink;
 use floe_exporter::error::DataError;
 use floe_exporter::freeze::runtime::log_probs;
 use floe_exporter::freeze::LoadedModel;
@@ -20,6 +22,11 @@ pub struct Args {
     /// Data selection.
     #[command(flatten)]
     data: DataArgs,
+    /// Also write every row's log-density (nats, data units, the runtime's f32
+    /// in full: shortest text that reads back to the same bits) to this file,
+    /// one row per data row in file order: .csv (column `log_p`) or .npy.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -35,10 +42,21 @@ pub fn run(a: Args) -> Result<()> {
     let start = Instant::now();
     let lp = log_probs(model, &rows)?;
     let secs = start.elapsed().as_secs_f64();
+    if let Some(out) = &a.out {
+        // The runtime computes in f32; `log_probs` widens exactly, so this is the
+        // runtime's value bit for bit.
+        let values: Vec<f32> = lp.iter().map(|&v| v as f32).collect();
+        let mut sink = RowSink::create(out, values.len(), 1, &["log_p".to_string()])?;
+        sink.push(&values)?;
+        sink.finish()?;
+    }
     let mean = lp.iter().sum::<f64>() / lp.len() as f64;
     println!("rows            {}", lp.len());
     println!("mean log p      {mean:.4} nats");
     println!("NLL             {:.4} nats/dim", -mean / d as f64);
     println!("runtime         {:.1} us/row", secs * 1e6 / lp.len() as f64);
+    if let Some(out) = &a.out {
+        println!("wrote           {} log-densities to {}", lp.len(), out.display());
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use floe_exporter::freeze::LoadedModel;
 use floe_exporter::Result;
+use floe_runtime::exporter_hooks::tensor_record;
 use floe_runtime::Model;
 
 /// `floe inspect`.
@@ -39,7 +40,15 @@ fn print_model(model: &Model<'_>) -> Result<()> {
         let conditioned = r.kind.has_conditioner();
         let depth =
             if conditioned { format!("{}{}", r.blocks, if r.residual() { "r" } else { "" }) } else { "-".into() };
-        let dtype = if conditioned { r.precision().map_or("?", |p| p.name()) } else { "f32" };
+        // A conditioned layer's precision; else its tensors' element type (a
+        // permutation's indices are u16; a reversal has no tensors).
+        let dtype = if conditioned {
+            r.precision().map_or("?", |p| p.name())
+        } else if r.n_tensors == 0 {
+            "-"
+        } else {
+            tensor_record(model, r.first_tensor)?.dtype.name()
+        };
         println!(
             "  {:>3} {:<16} {:>6} {:>6} {:>5} {:>6} {:>8} {:>8} {:>6} {:>5}",
             i,

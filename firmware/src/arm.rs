@@ -99,9 +99,39 @@ pub fn spin(n: u32) {
     }
 }
 
+/// Paint the unused stack again (from its bottom to 16 bytes below the current
+/// stack pointer) with cortex-m-rt's `STACK_PAINT_VALUE`, as its `paint-stack`
+/// does at reset: the bounds program measures each call's own stack this way.
+#[inline(never)]
+pub fn paint_stack() {
+    let sp = cortex_m::register::msp::read() as usize;
+    extern "C" {
+        static _stack_end: u32;
+    }
+    let mut p = core::ptr::addr_of!(_stack_end) as usize;
+    while p + 16 < sp {
+        // SAFETY: `p` is word-aligned (the linker script aligns `_stack_end` to
+        // 4) and lies between the stack's lower bound and 16 bytes below the live
+        // stack pointer: stack memory no frame uses now (the AAPCS has no red
+        // zone; an exception taken meanwhile pushes its frame below `sp` and has
+        // popped it before the loop writes there again).
+        unsafe { core::ptr::write_volatile(p as *mut u32, cortex_m_rt::STACK_PAINT_VALUE) };
+        p += 4;
+    }
+}
+
+/// Bytes from the top of the stack to the stack pointer (the caller's depth).
+#[inline(always)]
+pub fn stack_depth() -> u32 {
+    extern "C" {
+        static _stack_start: u32;
+    }
+    (core::ptr::addr_of!(_stack_start) as usize).saturating_sub(cortex_m::register::msp::read() as usize) as u32
+}
+
 /// Bytes of stack used so far (high-water mark): cortex-m-rt's `paint-stack`
-/// fills the stack with `STACK_PAINT_VALUE` at reset; the deepest word that no
-/// longer holds it marks the most the stack has grown.
+/// fills the stack with `STACK_PAINT_VALUE` at reset, and [`paint_stack`] again;
+/// the deepest word that no longer holds it marks the most the stack has grown.
 pub fn stack_used() -> u32 {
     extern "C" {
         static _stack_start: u32;

@@ -53,9 +53,10 @@ extern "C" {
     static __sstack: u32;
 }
 
-/// Paint the unused stack (from its bottom to 256 bytes below the current stack
+/// Paint the unused stack (from its bottom to 16 bytes below the current stack
 /// pointer) so [`stack_used`] can find the high-water mark. riscv-rt has no
-/// `paint-stack`; the programs call this first thing.
+/// `paint-stack`; the programs call this first thing, the bounds program before
+/// every measured call.
 #[inline(never)]
 pub fn paint_stack() {
     let sp: usize;
@@ -63,9 +64,9 @@ pub fn paint_stack() {
     unsafe { core::arch::asm!("mv {}, sp", out(reg) sp, options(nomem, nostack)) };
     let bottom = core::ptr::addr_of!(__estack) as usize;
     let mut p = (bottom + 3) & !3;
-    while p + 256 < sp {
+    while p + 16 < sp {
         // SAFETY: `p` is word-aligned and between the stack's lower bound (from
-        // the linker script) and 256 bytes below the live stack pointer: stack
+        // the linker script) and 16 bytes below the live stack pointer: stack
         // memory no frame uses now. The ABI has no red zone below `sp`.
         unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
         p += 4;
@@ -86,6 +87,15 @@ pub fn stack_used() -> u32 {
         p += 4;
     }
     (top - p) as u32
+}
+
+/// Bytes from the top of the stack to the stack pointer (the caller's depth).
+#[inline(always)]
+pub fn stack_depth() -> u32 {
+    let sp: usize;
+    // SAFETY: reads the stack pointer into a register; no memory is touched.
+    unsafe { core::arch::asm!("mv {}, sp", out(reg) sp, options(nomem, nostack)) };
+    (core::ptr::addr_of!(__sstack) as usize).saturating_sub(sp) as u32
 }
 
 /// Bytes reserved for the stack.

@@ -32,6 +32,10 @@ pub trait Sink {
     /// A measurement: `ticks` of the board's counter spent on `calls` calls of
     /// `what` (device only; not diffed, since the host has no such counter).
     fn cost(&mut self, what: &'static str, calls: u32, ticks: u64);
+    /// A measurement of one call (the bounds program): `ticks` of the board's
+    /// counter and `stack` bytes of the call's own stack (device only; not
+    /// diffed).
+    fn bound(&mut self, what: &'static str, i: u32, ticks: u64, stack: u32);
 }
 
 /// A tick counter: SysTick on the core clock, so cycles on a real board and a

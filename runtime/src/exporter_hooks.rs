@@ -13,6 +13,13 @@ use crate::trajectory::{encode_history, Frame, Point};
 use crate::transforms::Tracer;
 
 pub use crate::transforms::Trace;
+pub use crate::work::Work;
+
+/// What one [`Model::log_prob`] computes, counted from the model's records: the
+/// terms of the instruction bound (README "Bounds").
+pub fn log_prob_work(model: &Model<'_>) -> Result<Work> {
+    crate::work::log_prob_work(model)
+}
 
 /// [`Model::log_prob`], calling `trace(layer, input, output)` after every
 /// conditioner evaluation with the conditioner's input (pass-through coordinates

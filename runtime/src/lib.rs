@@ -25,6 +25,7 @@ mod model;
 mod rng;
 pub mod trajectory;
 mod transforms;
+mod work;
 
 #[doc(hidden)]
 pub mod exporter_hooks;

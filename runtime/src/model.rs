@@ -189,7 +189,7 @@ impl<'a> Model<'a> {
 
     /// The flow layers of step `step` (0-based): every flow layer, unless the file
     /// has one flow per trajectory step.
-    fn step_layers(&self, step: usize) -> Result<(u16, u16)> {
+    pub(crate) fn step_layers(&self, step: usize) -> Result<(u16, u16)> {
         if !self.per_step {
             return Ok((self.flow_first, self.flow_len));
         }

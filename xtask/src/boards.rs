@@ -50,7 +50,7 @@ pub const BOARDS: [Board; 3] = [
 ];
 
 /// The firmware programs (`firmware/src/bin`).
-pub const PROGRAMS: [&str; 4] = ["golden", "cost", "stream", "trajectory"];
+pub const PROGRAMS: [&str; 5] = ["golden", "cost", "stream", "trajectory", "bounds"];
 
 /// The repository root.
 pub fn root() -> PathBuf {

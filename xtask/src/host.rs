@@ -7,6 +7,9 @@ use std::path::Path;
 #[allow(dead_code)]
 pub(crate) mod script;
 
+#[path = "../../firmware/src/bounds.rs"]
+pub(crate) mod bounds;
+
 use floe_runtime::Error;
 use script::Sink;
 
@@ -44,6 +47,21 @@ impl Sink for HostSink {
     }
 
     fn cost(&mut self, _what: &'static str, _calls: u32, _instructions: u64) {}
+
+    fn bound(&mut self, _what: &'static str, _i: u32, _ticks: u64, _stack: u32) {}
+}
+
+/// The host has no stack to paint.
+struct NoStack;
+
+impl bounds::Stack for NoStack {
+    fn paint(&mut self) {}
+    fn depth(&mut self) -> u32 {
+        0
+    }
+    fn high_water(&mut self) -> u32 {
+        0
+    }
 }
 
 struct NoClock;
@@ -62,6 +80,51 @@ pub struct Assets {
     pub streams: Vec<(String, Vec<u8>, Vec<u8>)>,
     /// (name, trajectory model bytes, windows) from `firmware/assets/trajectories.txt`
     pub trajectories: Vec<(String, Vec<u8>, Vec<u8>)>,
+    /// (name, model bytes) from `firmware/assets/bounds.txt`
+    pub bounds: Vec<(String, Vec<u8>)>,
+}
+
+/// The models of `firmware/assets/bounds.txt` a board embeds: all of them, or on
+/// a board with less than 1 MiB of flash (the micro:bit) the files of at most
+/// 64 KiB (the same rule as `firmware/build.rs`).
+pub fn bounds_models<'a>(assets: &'a Assets, target: &str) -> Vec<&'a (String, Vec<u8>)> {
+    let small_flash = target.starts_with("thumbv6m");
+    assets.bounds.iter().filter(|(_, m)| !small_flash || m.len() <= 64 * 1024).collect()
+}
+
+/// `name file` lines of `bounds.txt`, files read.
+fn read_bounds(list_path: &Path) -> Vec<(String, Vec<u8>)> {
+    let dir = list_path.parent().unwrap_or(Path::new("."));
+    let list = std::fs::read_to_string(list_path)
+        .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", list_path.display())));
+    let mut out = Vec::new();
+    for line in list.lines() {
+        match line.split('#').next().unwrap_or("").split_whitespace().collect::<Vec<_>>().as_slice() {
+            [] => {}
+            [name, file] => {
+                let p = dir.join(file);
+                let bytes = std::fs::read(&p).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", p.display())));
+                out.push(((*name).to_owned(), bytes));
+            }
+            _ => fail(format!("{}: bad line {line:?}", list_path.display())),
+        }
+    }
+    out
+}
+
+/// The bounds program's lines on the host for the models `target` embeds.
+pub fn host_bounds_lines(assets: &Assets, target: &str) -> Result<Vec<String>, Error> {
+    let mut sink = HostSink::default();
+    for (name, m) in bounds_models(assets, target) {
+        let words = aligned(m);
+        let bytes = &bytemuck::cast_slice::<u128, u8>(&words)[..m.len()];
+        let model = floe_runtime::Model::load(bytes)?;
+        let mut scratch = vec![0.0f32; model.scratch_len()];
+        let mut row = vec![0.0f32; 2 * model.dim() + model.context_dim()];
+        sink.begin(name);
+        bounds::bounds(bytes, &mut row, &mut scratch, &mut sink, &mut NoClock, &mut NoStack)?;
+    }
+    Ok(sink.lines)
 }
 
 /// `name file file` lines of an assets list, files read.
@@ -93,6 +156,7 @@ impl Assets {
             models,
             streams: read_list(&dir.join("streams.txt")),
             trajectories: read_list(&dir.join("trajectories.txt")),
+            bounds: read_bounds(&dir.join("bounds.txt")),
         }
     }
 
@@ -100,7 +164,12 @@ impl Assets {
     pub fn with_first_model(&self, bytes: Vec<u8>) -> Assets {
         let mut models = self.models.clone();
         models[0].1 = bytes;
-        Assets { models, streams: self.streams.clone(), trajectories: self.trajectories.clone() }
+        Assets {
+            models,
+            streams: self.streams.clone(),
+            trajectories: self.trajectories.clone(),
+            bounds: self.bounds.clone(),
+        }
     }
 
     /// The same assets with the first input row's first value moved by 0.01 %
@@ -110,7 +179,12 @@ impl Assets {
         let inputs = &mut models[0].2;
         let v = f32::from_le_bytes([inputs[0], inputs[1], inputs[2], inputs[3]]);
         inputs[..4].copy_from_slice(&(v * 1.0001 + 1e-6).to_le_bytes());
-        Assets { models, streams: self.streams.clone(), trajectories: self.trajectories.clone() }
+        Assets {
+            models,
+            streams: self.streams.clone(),
+            trajectories: self.trajectories.clone(),
+            bounds: self.bounds.clone(),
+        }
     }
 }
 

@@ -25,6 +25,7 @@
 mod assets;
 mod bench;
 mod boards;
+mod bounds;
 mod ci;
 mod elf;
 mod fuzz;

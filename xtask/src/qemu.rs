@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::boards::{build_firmware, elf_path, firmware_dir, root, Board, BOARDS, PROGRAMS};
 use crate::elf::{count_smlad, sizes};
-use crate::host::{host_lines, tampered_model, Assets};
+use crate::host::{host_bounds_lines, host_lines, tampered_model, Assets};
 use crate::report::{check_clock, parse_measurements, table, Measured};
 use crate::tools::{cargo, defmt_print, fail, install_tools, step};
 
@@ -97,7 +97,7 @@ pub fn qemu() {
 
     // 1. The host reference, from the host runtime on the same model and inputs.
     let mut expected = BTreeMap::new();
-    for p in PROGRAMS {
+    for p in PROGRAMS.into_iter().filter(|&p| p != "bounds") {
         let lines = host_lines(p, &assets).unwrap_or_else(|e| fail(format!("host reference for {p}: {e:?}")));
         let file = out_dir.join(format!("{p}.expected"));
         std::fs::write(&file, lines.join("\n") + "\n").unwrap_or_else(|e| fail(format!("{}: {e}", file.display())));
@@ -129,9 +129,16 @@ pub fn qemu() {
     // 3. Each program on each board, decoded and diffed.
     let mut report = Vec::new();
     let mut golden_device = Vec::new();
+    let mut bounds_tables = Vec::new();
     for board in &BOARDS {
         build_firmware(board.target, &[]);
         let mut measured = Measured::default();
+        // The bounds program's models depend on the board's flash.
+        let bounds = host_bounds_lines(&assets, board.target)
+            .unwrap_or_else(|e| fail(format!("host reference for bounds: {e:?}")));
+        let file = out_dir.join(format!("bounds.{}.expected", board.target));
+        std::fs::write(&file, bounds.join("\n") + "\n").unwrap_or_else(|e| fail(format!("{}: {e}", file.display())));
+        expected.insert("bounds", bounds);
         for p in PROGRAMS {
             let elf = elf_path(board.target, p);
             eprintln!("\n== xtask: run {p} on {} under QEMU", board.name);
@@ -151,7 +158,13 @@ pub fn qemu() {
                     board.name,
                     count_differences(exp, &results),
                     exp.len(),
-                    out_dir.join(format!("{p}.expected")).display(),
+                    out_dir
+                        .join(if p == "bounds" {
+                            format!("bounds.{}.expected", board.target)
+                        } else {
+                            format!("{p}.expected")
+                        })
+                        .display(),
                     log.display()
                 ));
             }
@@ -162,6 +175,9 @@ pub fn qemu() {
                 t.elapsed().as_secs_f64()
             );
             parse_measurements(&lines, &mut measured);
+            if p == "bounds" {
+                bounds_tables.push(crate::bounds::check(board, &lines, &assets));
+            }
             if p == "golden" {
                 measured.sizes = Some(sizes(&elf));
             }
@@ -206,6 +222,9 @@ pub fn qemu() {
     );
 
     println!("{}", table(&report, &assets));
+    for t in bounds_tables {
+        println!("{t}");
+    }
 }
 
 #[cfg(test)]

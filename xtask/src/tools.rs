@@ -7,6 +7,10 @@ use crate::boards::root;
 
 /// Print `msg` and exit with status 1.
 pub fn fail(msg: impl std::fmt::Display) -> ! {
+    // Under `cargo test` a failure panics, so a test can expect it.
+    if cfg!(test) {
+        panic!("xtask: {msg}");
+    }
     eprintln!("xtask: {msg}");
     exit(1)
 }

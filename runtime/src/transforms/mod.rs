@@ -7,10 +7,10 @@
 //! [`conditioner::Conditioner`] and apply an [`Elementwise`] map with its output.
 
 mod actnorm;
-mod conditioner;
+pub(crate) mod conditioner;
 mod coupling;
 mod encoder;
-mod layer;
+pub(crate) mod layer;
 mod lu_linear;
 mod made;
 mod permute;

@@ -200,6 +200,29 @@ fn bad_input_gets_one_clear_error() {
     assert_clean_error(ok, &err, "bad magic");
     let (ok, _, err) = floe(&["frobnicate"]);
     assert_clean_error(ok, &err, "unrecognized subcommand");
+    // A data path that is not UTF-8 is refused before training (the checkpoint
+    // records it as text), and no checkpoint is left behind.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = d.join(std::ffi::OsStr::from_bytes(b"odd\xffname.csv"));
+        std::fs::write(&odd, "a,b\n1,2\n3,4\n5,6\n7,8\n9,1\n").unwrap();
+        let ck = d.join("odd-ck");
+        let out = Command::new(env!("CARGO_BIN_EXE_floe"))
+            .arg("train")
+            .arg("--data")
+            .arg(&odd)
+            .arg("--out")
+            .arg(&ck)
+            .output()
+            .expect("run floe");
+        assert_clean_error(out.status.success(), &String::from_utf8_lossy(&out.stderr), "UTF-8 path");
+        assert!(!ck.exists(), "a checkpoint was written");
+    }
+    // An output folder that does not exist is named as the user wrote it.
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/assets/thyroid.floe");
+    let (ok, _, err) = floe(&["sample", "--model", model, "-n", "3", "--out", "/nonexistent/dir/s.csv"]);
+    assert_clean_error(ok, &err, "/nonexistent/dir/s.csv: No such file");
 }
 
 #[test]

@@ -34,7 +34,37 @@ pub fn ci() {
         "clippy: the runtime has no unwrap/expect/panic/indexing",
         cargo().args(["clippy", "-p", "floe-runtime", "--target", THUMB_TARGETS[0], "--", "-D", "warnings"]),
     );
-    step("clippy: xtask", cargo().args(["clippy", "-p", "xtask", "--", "-D", "warnings"]));
+    step(
+        "clippy: the runtime with its DSP kernel (its one `unsafe` block) and defmt",
+        cargo().args([
+            "clippy",
+            "-p",
+            "floe-runtime",
+            "--target",
+            THUMB_TARGETS[0],
+            "--features",
+            "dsp,defmt",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+    step(
+        "clippy: runtime, fuzz checks and xtask, tests included",
+        cargo().args([
+            "clippy",
+            "-p",
+            "floe-runtime",
+            "-p",
+            "floe-fuzz-checks",
+            "-p",
+            "xtask",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
     step(
         "clippy: exporter and cross-crate tests",
         cargo().args(["clippy", "-p", "floe-exporter", "-p", "floe-tests", "--all-targets", "--", "-D", "warnings"]),

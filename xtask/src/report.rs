@@ -83,8 +83,12 @@ pub fn check_clock(board: &Board, m: &Measured) {
 
 pub fn table(report: &[(&Board, Measured)], assets: &Assets) -> String {
     let mut s = String::new();
-    let f = |v: Option<f64>| v.map_or("n/a".to_owned(), |x| format!("{x:.0}"));
-    let f2 = |v: Option<f64>| v.map_or("n/a".to_owned(), |x| format!("{x:.2}"));
+    // A measurement the programs did not print fails the run: a table with a
+    // hole in it would look like a result.
+    let f =
+        |v: Option<f64>| format!("{:.0}", v.unwrap_or_else(|| fail("a measurement is missing from the device output")));
+    let f2 =
+        |v: Option<f64>| format!("{:.2}", v.unwrap_or_else(|| fail("a measurement is missing from the device output")));
     let _ = writeln!(
         s,
         "\nfirmware cost (release build; QEMU -icount shift=0: instructions = SysTick ticks x 1 GHz / SysTick clock, minstret on RISC-V)\n"
@@ -95,7 +99,7 @@ pub fn table(report: &[(&Board, Measured)], assets: &Assets) -> String {
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (board, m) in report {
-        let Some(z) = m.sizes else { continue };
+        let Some(z) = m.sizes else { fail(format!("{}: no section sizes", board.name)) };
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -104,8 +108,8 @@ pub fn table(report: &[(&Board, Measured)], assets: &Assets) -> String {
             z.rodata,
             z.data,
             z.bss,
-            m.stack.map_or("n/a".into(), |(u, _)| u.to_string()),
-            m.arena.map_or("n/a".into(), |a| a.to_string()),
+            m.stack.map_or_else(|| fail(format!("{}: golden printed no stack", board.name)), |(u, _)| u.to_string()),
+            m.arena.map_or_else(|| fail(format!("{}: golden printed no arena", board.name)), |a| a.to_string()),
             f2(per_call(board, m, "dense-f32-mac")),
             f2(per_call(board, m, "dense-w8-mac")),
             f2(per_call(board, m, "dense-int8-mac")),
@@ -154,10 +158,10 @@ pub fn table(report: &[(&Board, Measured)], assets: &Assets) -> String {
                 let update = per_call(board, m, &format!("{name}/traj-update"));
                 let per_particle = update.map(|u| u / TRAJ_PARTICLES as f64);
                 let ratio = predict.zip(update).map(|(p, u)| p / u);
-                let (stack, arena, tracker) =
-                    m.trajectory.map_or(("n/a".into(), "n/a".into(), "n/a".into()), |(s, a, t)| {
-                        (s.to_string(), a.to_string(), t.to_string())
-                    });
+                let (stack, arena, tracker) = m.trajectory.map_or_else(
+                    || fail(format!("{}: trajectory printed no stack", board.name)),
+                    |(s, a, t)| (s.to_string(), a.to_string(), t.to_string()),
+                );
                 let _ = writeln!(
                     s,
                     "| {} | {name} | {} | {} | {} | {} | {} | {} | {} | {tracker} | {arena} | {stack} |",
@@ -207,5 +211,12 @@ mod tests {
         let mut t = Measured::default();
         parse_measurements(&["measure stack 9000 of 16000 arena 956 tracker 7400".to_string()], &mut t);
         assert_eq!((t.trajectory, t.stack), (Some((9000, 956, 7400)), None));
+    }
+
+    #[test]
+    fn a_missing_measurement_fails_the_table() {
+        let assets = crate::host::Assets::load();
+        let empty = [(&BOARDS[0], Measured::default())];
+        assert!(std::panic::catch_unwind(|| table(&empty, &assets)).is_err());
     }
 }

@@ -141,4 +141,51 @@ mod tests {
         assert_eq!(v, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         assert!(parse_npy(b"garbage").is_err());
     }
+
+    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut f = b"\x93NUMPY\x01\x00".to_vec();
+        let h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}\n");
+        f.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        f.extend_from_slice(h.as_bytes());
+        f.extend_from_slice(data);
+        f
+    }
+
+    /// Every integer and float dtype the reader takes gives the same values,
+    /// signs and extremes included; the others are refused by name.
+    #[test]
+    fn every_supported_dtype_reads_its_values() {
+        let want = [-3.0, 0.0, 1.0, 127.0];
+        let le = |vals: &[i64], size: usize| -> Vec<u8> {
+            vals.iter().flat_map(|v| v.to_le_bytes()[..size].to_vec()).collect()
+        };
+        let ints = [-3i64, 0, 1, 127];
+        let f8: Vec<u8> = want.iter().flat_map(|v: &f64| v.to_le_bytes()).collect();
+        let f4: Vec<u8> = want.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect();
+        for (descr, data) in [
+            ("<f8", f8),
+            ("<f4", f4),
+            ("<i8", le(&ints, 8)),
+            ("<i4", le(&ints, 4)),
+            ("<i2", le(&ints, 2)),
+            ("|i1", le(&ints, 1)),
+        ] {
+            let (shape, v) = parse_npy(&npy(descr, "(2, 2)", &data)).unwrap_or_else(|e| panic!("{descr}: {e}"));
+            assert_eq!((shape, v), (vec![2, 2], want.to_vec()), "{descr}");
+        }
+        // Extremes of the wide integer types convert exactly where f64 can.
+        let (_, v) = parse_npy(&npy("<i4", "(2,)", &le(&[i64::from(i32::MIN), i64::from(i32::MAX)], 4))).unwrap();
+        assert_eq!(v, vec![f64::from(i32::MIN), f64::from(i32::MAX)]);
+        let (_, v) = parse_npy(&npy("<u2", "(1,)", &65535u16.to_le_bytes())).unwrap();
+        assert_eq!(v, vec![65535.0]);
+        let (_, v) = parse_npy(&npy("|b1", "(3,)", &[0, 1, 7])).unwrap();
+        assert_eq!(v, vec![0.0, 1.0, 1.0]);
+        for bad in [">f4", "<c8", "|O", "<U3", "<f2"] {
+            let e = parse_npy(&npy(bad, "(1,)", &[0; 16])).expect_err(bad);
+            assert!(e.contains("unsupported dtype") && e.contains(bad), "{bad}: {e}");
+        }
+        // A header that promises more values than the file holds.
+        let e = parse_npy(&npy("<f8", "(3,)", &[0; 16])).expect_err("short");
+        assert!(e.contains("truncated data"), "{e}");
+    }
 }

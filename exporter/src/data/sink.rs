@@ -57,7 +57,9 @@ impl RowSink {
         }
         let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.{}.part", std::process::id()));
-        let file = File::create(&tmp).map_err(|e| FloeError::io(&tmp, e))?;
+        // A missing or read-only folder is reported on the user's path, not on
+        // the hidden temporary file's.
+        let file = File::create(&tmp).map_err(|e| FloeError::io(path, e))?;
         let mut sink = RowSink { path: path.into(), tmp, out: Some(BufWriter::new(file)), kind, d, left: n };
         let head = match kind {
             Kind::Npy => npy_header(n, d),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{log_prob_rows, nll_per_dim, train_on, Checkpoint, History, TrainConfig};
 use crate::data::{prepare, DataSpec};
-use crate::error::{FloeError, Result};
+use crate::error::{ConfigError, FloeError, Result};
 use crate::flow::{Flow, FlowConfig};
 
 /// A settings file's tables, each optional.
@@ -67,6 +67,16 @@ impl Experiment {
     /// Train data-parallel on `devices` (see [`super::train_on`]) and write the
     /// checkpoint into `dir`.
     pub fn run_on(&self, devices: &[Device], dir: &Path, progress: bool) -> Result<Trained> {
+        // The checkpoint records the data's path as JSON text: a path that is
+        // not UTF-8 is refused before training, not after it.
+        if self.data.path.to_str().is_none() {
+            return Err(ConfigError::invalid(
+                "--data",
+                "a UTF-8 path (the checkpoint records it as text; rename the file)",
+                self.data.path.display(),
+            )
+            .into());
+        }
         let mut tc = self.train.clone();
         tc.min_lr = tc.min_lr.min(tc.lr);
         let prep = prepare(&self.data, self.context_dim, tc.val_fraction, tc.test_fraction, tc.seed)?;

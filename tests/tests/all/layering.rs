@@ -1,13 +1,13 @@
 //! The runtime's module graph flows one way (docs/ARCHITECTURE.md): no module
 //! imports a module to its right in
-//! `format → kernels → transforms → base → model → anomaly → trajectory →
+//! `format → kernels → transforms → base → model → anomaly → trajectory → work →
 //! exporter_hooks`;
 //! `error`, `fmt` and `rng` are leaves every module may use.
 
 use std::path::{Path, PathBuf};
 
-const ORDER: [&str; 8] =
-    ["format", "kernels", "transforms", "base", "model", "anomaly", "trajectory", "exporter_hooks"];
+const ORDER: [&str; 9] =
+    ["format", "kernels", "transforms", "base", "model", "anomaly", "trajectory", "work", "exporter_hooks"];
 const LEAVES: [&str; 3] = ["error", "fmt", "rng"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

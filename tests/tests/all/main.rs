@@ -12,4 +12,5 @@ mod gpu;
 mod layering;
 mod parity;
 mod quant;
+mod training;
 mod trajectory;

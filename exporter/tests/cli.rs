@@ -265,6 +265,35 @@ fn anomaly_fit_and_stream_end_to_end() {
     let m = floe_runtime::Model::load(&buf).unwrap();
     let t = m.anomaly_threshold().expect("threshold stored");
     assert!(t.threshold.is_finite() && (t.target_fpr - 0.05).abs() < 1e-6);
+    // The achieved false-alarm rate on the held-out normal rows (178 of them)
+    // is the target's within three binomial standard errors.
+    let test_fpr: f64 = out
+        .lines()
+        .find(|l| l.contains("flow quantized"))
+        .and_then(|l| l.split("test false-alarm rate ").nth(1))
+        .and_then(|s| s.trim_end_matches(')').trim().parse().ok())
+        .expect("a test false-alarm rate");
+    let se = (0.05f64 * 0.95 / 178.0).sqrt();
+    assert!((test_fpr - 0.05).abs() <= 3.0 * se, "false-alarm rate {test_fpr} for a target of 0.05");
+    // On the device API: every row's verdict is `score > threshold`, and both
+    // verdicts occur (normal rows are `Some(false)`, most anomalies `Some(true)`).
+    let spec = floe_exporter::data::DataSpec::file(std::path::Path::new(&data));
+    let table = floe_exporter::data::load(&spec).expect("breastw");
+    let labels = table.labels.clone().expect("labels");
+    let mut scratch = vec![0.0f32; m.scratch_len()];
+    let (mut normal_ok, mut caught) = (0, 0);
+    for (row, label) in table.x.chunks_exact(table.d).zip(&labels) {
+        let s = m.score(row, &[], &mut scratch).expect("score");
+        assert_eq!(s.anomaly, Some(s.nats > t.threshold), "the verdict is the threshold's");
+        match (label, s.anomaly) {
+            (0, Some(false)) => normal_ok += 1,
+            (l, Some(true)) if *l != 0 => caught += 1,
+            _ => {}
+        }
+    }
+    let n_normal = labels.iter().filter(|&&l| l == 0).count();
+    assert!(normal_ok as f64 >= 0.9 * n_normal as f64, "{normal_ok} of {n_normal} normal rows pass");
+    assert!(caught as f64 >= 0.8 * (labels.len() - n_normal) as f64, "{caught} anomalies caught");
 
     // The stream case, small and quick: a window model over the UCR series.
     let train = format!("{root}/data/streams/135_UCR_Anomaly_InternalBleeding16_TRAIN.csv");
@@ -294,6 +323,9 @@ fn anomaly_fit_and_stream_end_to_end() {
     ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("top score") && out.contains("labelled anomaly samples 4187–4198"), "{out}");
+    // The top-scoring window falls on the labelled anomaly (measured: sample
+    // 4202, 4 samples from the region).
+    assert!(out.contains("top score HIT"), "the top window misses the labelled anomaly: {out}");
     let buf = floe_exporter::freeze::AlignedBytes::new(&std::fs::read(&sm).unwrap());
     let m = floe_runtime::Model::load(&buf).unwrap();
     assert_eq!(m.stream_layout().map(|l| (l.window, l.channels, l.differences)), Some((16, 1, true)));

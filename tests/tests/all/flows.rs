@@ -47,42 +47,87 @@ fn inverse_undoes_forward_for_every_transform() {
     }
 }
 
+/// The Jacobian of the model's forward map at `x` (3-D) by central differences
+/// with step `h`, in f64 from f32 evaluations.
+fn fd_jacobian(m: &Model<'_>, x: &[f32], h: f32, s: &mut [f32]) -> [[f64; 3]; 3] {
+    let mut j = [[0.0f64; 3]; 3];
+    for c in 0..3 {
+        let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
+        xp[c] += h;
+        xm[c] -= h;
+        let (mut zp, mut zm) = ([0.0f32; 3], [0.0f32; 3]);
+        m.forward(&xp, &[], &mut zp, s).unwrap();
+        m.forward(&xm, &[], &mut zm, s).unwrap();
+        let hh = (xp[c] - xm[c]) as f64;
+        for r in 0..3 {
+            j[r][c] = (zp[r] as f64 - zm[r] as f64) / hh;
+        }
+    }
+    j
+}
+
+/// The determinant of a 3 × 3 matrix and the sum of its cofactors' magnitudes
+/// (`∂det/∂J_rc` is the cofactor: a first-order error of ε in every entry moves
+/// the determinant by at most ε times that sum).
+fn det_and_cofactors(j: &[[f64; 3]; 3]) -> (f64, f64) {
+    let cof = |r: usize, c: usize| {
+        let (r1, r2) = ((r + 1) % 3, (r + 2) % 3);
+        let (c1, c2) = ((c + 1) % 3, (c + 2) % 3);
+        j[r1][c1] * j[r2][c2] - j[r1][c2] * j[r2][c1]
+    };
+    let det = (0..3).map(|c| j[0][c] * cof(0, c)).sum::<f64>();
+    let sum = (0..3).flat_map(|r| (0..3).map(move |c| (r, c))).map(|(r, c)| cof(r, c).abs()).sum::<f64>();
+    (det, sum)
+}
+
+/// The analytic log-determinant equals a finite-difference Jacobian's, on flows
+/// far from the identity (weights perturbed by 0.3, not 0.15: log-determinants
+/// spread over nats, checked below). The tolerance is 2e-3 nats plus the
+/// finite difference's own error propagated to `ln |det|`: its entries' error
+/// (how far they move when the step doubles) times the cofactors over the
+/// determinant: about 2e-3 where the Jacobian is well conditioned and no knot
+/// lies within a step, large where one does or the Jacobian is nearly singular
+/// (no finite difference can tell there). At least half the rows of each flow
+/// must be checked to 5e-2 or better (measured: the largest difference on those
+/// rows is printed).
 #[test]
 fn log_det_matches_finite_difference_jacobian() {
+    let (mut worst, mut checked) = (0.0f64, 0);
     for t in ALL {
         let cfg = config(t, 3, 0);
-        let b = frozen(&cfg, 41, 0.15);
+        let b = frozen(&cfg, 41, 0.3);
         let m = Model::load(&b).unwrap();
         let mut s = vec![0.0; m.scratch_len()];
         let xs = rows(10, 3, 1.0, 3);
-        for i in 0..10 {
-            let x: Vec<f64> = xs[i * 3..i * 3 + 3].iter().map(|&v| v as f64).collect();
+        let mut lds = Vec::new();
+        let mut sharp = 0;
+        for x in xs.chunks_exact(3) {
             let mut z = [0.0f32; 3];
-            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-            let ld = m.forward(&xf, &[], &mut z, &mut s).unwrap() as f64;
-            // Central differences, column by column.
-            let h = 1e-2f64;
-            let mut j = [[0.0f64; 3]; 3];
-            for c in 0..3 {
-                let mut xp = xf.clone();
-                let mut xm = xf.clone();
-                xp[c] += h as f32;
-                xm[c] -= h as f32;
-                let (mut zp, mut zm) = ([0.0f32; 3], [0.0f32; 3]);
-                m.forward(&xp, &[], &mut zp, &mut s).unwrap();
-                m.forward(&xm, &[], &mut zm, &mut s).unwrap();
-                let hh = (xp[c] - xm[c]) as f64;
-                for r in 0..3 {
-                    j[r][c] = (zp[r] as f64 - zm[r] as f64) / hh;
-                }
-            }
-            let det = j[0][0] * (j[1][1] * j[2][2] - j[1][2] * j[2][1])
-                - j[0][1] * (j[1][0] * j[2][2] - j[1][2] * j[2][0])
-                + j[0][2] * (j[1][0] * j[2][1] - j[1][1] * j[2][0]);
+            let ld = m.forward(x, &[], &mut z, &mut s).unwrap() as f64;
+            lds.push(ld);
+            let (j, j2) = (fd_jacobian(&m, x, 5e-3, &mut s), fd_jacobian(&m, x, 1e-2, &mut s));
+            let eps = (0..3)
+                .flat_map(|r| (0..3).map(move |c| (r, c)))
+                .map(|(r, c)| (j[r][c] - j2[r][c]).abs())
+                .fold(0.0, f64::max);
+            let (det, cof) = det_and_cofactors(&j);
             let fd = det.abs().ln();
-            assert!((fd - ld).abs() < 2e-2, "{t:?} row {i}: finite difference {fd}, analytic {ld}");
+            let tol = 2e-3 + 3.0 * eps * cof / det.abs();
+            assert!((fd - ld).abs() <= tol, "{t:?} at {x:?}: finite difference {fd} (± {tol:.1e}), analytic {ld}");
+            if tol < 5e-2 {
+                sharp += 1;
+                worst = worst.max((fd - ld).abs());
+            }
         }
+        checked += sharp;
+        assert!(sharp >= 5, "{t:?}: only {sharp} of 10 rows well conditioned enough to check to 5e-2");
+        let spread =
+            lds.iter().cloned().fold(f64::NEG_INFINITY, f64::max) - lds.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert!(spread > 0.1, "{t:?}: log-determinants {lds:?} barely vary: a near-identity flow");
     }
+    println!(
+        "log|det| vs finite differences: {checked} of 40 rows checked to < 5e-2, largest difference {worst:.2e} nats"
+    );
 }
 
 #[test]

@@ -7,18 +7,26 @@ use floe_exporter::freeze::freeze;
 use floe_runtime::format::BaseKind;
 use floe_tests::{config, random_flow, rows};
 
+/// Burn's and the runtime's log-densities of 128 rows agree within 1e-4 nats
+/// (plus 1e-6 of |log p|, the freeze rule); returns the largest difference.
+/// Half the rows lie 3 times wider (standardized values up to ±6, a quarter of
+/// them past the splines' tail bound of 3), so the tails and the bins next to
+/// them are compared too, not only the middle.
 fn check(cfg: &FlowConfig, seed: u64) -> f64 {
     let (flow, xs, cs) = random_flow(cfg, seed);
-    let n = 64;
-    let x: Vec<f32> = rows(n, cfg.dim, 1.0, seed + 10)
-        .iter()
-        .enumerate()
-        .map(|(k, v)| v * xs.std[k % cfg.dim] + xs.mean[k % cfg.dim])
-        .collect();
-    let c = rows(n, cfg.context_dim, 1.0, seed + 20);
+    let (n_mid, n_wide) = (64, 64);
+    let mut u = rows(n_mid, cfg.dim, 1.0, seed + 10);
+    u.extend(rows(n_wide, cfg.dim, 3.0, seed + 11));
+    let in_tails = u.iter().filter(|v| v.abs() > cfg.tail_bound).count();
+    assert!(in_tails >= n_wide * cfg.dim / 10, "only {in_tails} values past the tail bound");
+    let x: Vec<f32> = u.iter().enumerate().map(|(k, v)| v * xs.std[k % cfg.dim] + xs.mean[k % cfg.dim]).collect();
+    let c = rows(n_mid + n_wide, cfg.context_dim, 1.0, seed + 20);
     let check_rows = Rows { dim: cfg.dim, context_dim: cfg.context_dim, x, c };
     let (_, parity) = freeze(&flow, &xs, &cs, &check_rows, 1e-4).unwrap_or_else(|e| panic!("{cfg:?}: {e}"));
-    assert_eq!(parity.rows, n);
+    assert_eq!(parity.rows, n_mid + n_wide);
+    // Every row within the rule itself, none let through by the allowance for
+    // ill-conditioned rows (`freeze` accepts those; this test does not).
+    assert_eq!(parity.ill_conditioned, 0, "{cfg:?}: rows outside 1e-4 + 1e-6·|log p|");
     parity.max_abs_diff
 }
 

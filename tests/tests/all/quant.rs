@@ -66,13 +66,59 @@ fn int8_and_w8_models_load_and_stay_close_to_f32() {
             let b = log_probs(q.loaded.bytes(), &x, &c, 4, cdim);
             let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
             let mean = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).sum::<f32>() / a.len() as f32;
-            // Random (untrained) weights: rows near a spline knot can move by more
-            // than typical ones; a wrong scale or tensor order moves all by far more.
-            assert!(mean < 0.1 && worst < 2.0, "{what}: log p moved by {mean} nats on average, {worst} at most");
+            // Measured (these seeds): mean 4e-3 to 3.9e-2 nats, worst 1.4e-2 to
+            // 0.10 — 0.75 for the residual spline, whose rows near a knot of a
+            // random (untrained) spline move most. The bounds sit at 1.3 to 2.5
+            // times that; one int8 scale off by 5 % moves the mean by 0.10 to
+            // 0.18 (`a_scale_off_by_five_percent_breaks_the_bound`), which the
+            // old bound of 0.1 would have let through.
+            let worst_bound = if residual { 1.0 } else { 0.25 };
+            println!("{what}: mean {mean:.2e} worst {worst:.2e} nats");
+            assert!(
+                mean < MEAN_BOUND && worst < worst_bound,
+                "{what}: log p moved by {mean} nats on average, {worst} at most"
+            );
             for ch in &q.choices {
                 assert!(ch.cost.abs() < 0.05, "{what}: layer {} costs {} nats/dim", ch.layer, ch.cost);
             }
         }
+    }
+}
+
+/// The mean |Δ log p| an int8 or w8 model of the test flows may show.
+const MEAN_BOUND: f32 = 0.05;
+
+/// The quality bound catches the quantization errors it is there for: an int8
+/// model with one of its scales off by 5 % (input, a requantization, output)
+/// moves log p by more than [`MEAN_BOUND`] on average. (A zero point changed
+/// consistently cancels by design: the kernels use `q − z`.)
+#[test]
+fn a_scale_off_by_five_percent_breaks_the_bound() {
+    let model = frozen(TransformKind::SplineCoupling, false, false, 0);
+    let f32_bytes = model.to_bytes().expect("f32 bytes");
+    let q = run(&model, Precision::Int8, f64::INFINITY);
+    let (x, c) = (rows(100, 4, 1.0, 11), rows(100, 0, 1.0, 12));
+    let a = log_probs(&f32_bytes, &x, &c, 4, 0);
+    let mean_moved = |m: &FrozenModel| {
+        let b = log_probs(&m.to_bytes().expect("bytes"), &x, &c, 4, 0);
+        a.iter().zip(&b).map(|(p, q)| (p - q).abs()).sum::<f32>() / a.len() as f32
+    };
+    assert!(mean_moved(&q.model) < MEAN_BOUND, "the genuine int8 model is within the bound");
+    let li = first_quantized(&q.model);
+    // The table `A` holds (1/s_0, z_0), then (s_l/s_{l+1}, z_{l+1}) per hidden
+    // dense, then (s_L, 0): entries 0, 2 and the second to last.
+    let n_table = match &q.model.layers[li].tensors[0].data {
+        Payload::F32(t) => t.len(),
+        _ => panic!("the int8 table is f32"),
+    };
+    for (what, at) in [("input scale", 0), ("first requantization scale", 2), ("output scale", n_table - 2)] {
+        let mut m = q.model.clone();
+        if let Payload::F32(table) = &mut m.layers[li].tensors[0].data {
+            table[at] *= 1.05;
+        }
+        let moved = mean_moved(&m);
+        println!("int8 with its {what} × 1.05: mean |Δ log p| {moved:.3} nats");
+        assert!(moved > MEAN_BOUND, "{what}: log p moved by only {moved} nats: the bound would not catch it");
     }
 }
 

@@ -1,6 +1,6 @@
 //! One file, one encoding: `Model::load` refuses every layout but the one the
 //! encoder writes (docs/FORMAT.md, "Canonical layout"). Each test builds a
-//! variant of a bundled model that is well formed in every other respect (its
+//! variant of a small model (a fuzz seed) that is well formed in every other respect (its
 //! offsets and lengths rewritten consistently, its CRC fixed) and checks the
 //! typed error.
 
@@ -10,7 +10,8 @@ use super::layout::{header as hdr, tensor as tr};
 use super::{crc32, CRC_LEN, TENSOR_RECORD_LEN};
 use crate::{Error, Model};
 
-const THYROID: &[u8] = include_bytes!("../../../firmware/assets/thyroid.floe");
+/// A small model with padding before several tensors (fast under Miri too).
+const SMALL: &[u8] = include_bytes!("../../../fuzz/seeds/spline-coupling.floe");
 
 fn rd(b: &[u8], at: usize) -> usize {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize
@@ -66,79 +67,79 @@ fn load(b: &[u8]) -> Result<(), Error> {
 }
 
 #[test]
-fn the_bundled_file_and_its_unmoved_copy_load() {
-    assert_eq!(load(THYROID), Ok(()));
+fn the_seed_file_and_its_unmoved_copy_load() {
+    assert_eq!(load(SMALL), Ok(()));
     // The gap helper itself is sound: a gap of zero bytes changes nothing.
-    assert_eq!(with_gap(THYROID, THYROID.len() - CRC_LEN, 0), THYROID);
+    assert_eq!(with_gap(SMALL, SMALL.len() - CRC_LEN, 0), SMALL);
 }
 
 #[test]
 fn a_gap_after_the_tensor_table_is_a_bad_header() {
-    let (_, _, data) = layout(THYROID);
+    let (_, _, data) = layout(SMALL);
     // 16 bytes keep every tensor aligned: only the gap is wrong.
-    assert_eq!(load(&with_gap(THYROID, data, 16)), Err(Error::BadHeader));
+    assert_eq!(load(&with_gap(SMALL, data, 16)), Err(Error::BadHeader));
 }
 
 #[test]
 fn a_gap_between_tensors_is_a_bad_tensor() {
-    let (count, _, _) = layout(THYROID);
+    let (count, _, _) = layout(SMALL);
     for i in [1, count / 2, count - 1] {
-        let at = tensor_offset(THYROID, i);
-        assert_eq!(load(&with_gap(THYROID, at, 16)), Err(Error::BadTensor(i as u32)), "gap before tensor {i}");
+        let at = tensor_offset(SMALL, i);
+        assert_eq!(load(&with_gap(SMALL, at, 16)), Err(Error::BadTensor(i as u32)), "gap before tensor {i}");
     }
 }
 
 #[test]
 fn a_gap_before_the_crc_is_a_bad_header() {
     for n in [1, 4, 16] {
-        let at = THYROID.len() - CRC_LEN;
-        assert_eq!(load(&with_gap(THYROID, at, n)), Err(Error::BadHeader), "{n} bytes before the CRC");
+        let at = SMALL.len() - CRC_LEN;
+        assert_eq!(load(&with_gap(SMALL, at, n)), Err(Error::BadHeader), "{n} bytes before the CRC");
     }
 }
 
 #[test]
 fn non_zero_padding_is_refused() {
-    let (count, table, data) = layout(THYROID);
+    let (count, table, data) = layout(SMALL);
     let table_end = table + count * TENSOR_RECORD_LEN;
     // The tensor table's own padding, if it has any.
     if table_end < data {
-        let mut b = THYROID.to_vec();
+        let mut b = SMALL.to_vec();
         b[data - 1] = 1;
         fix_crc(&mut b);
         assert_eq!(load(&b), Err(Error::BadHeader));
     }
-    // Padding before a tensor: the bundled model has some (its vectors are not
+    // Padding before a tensor: the seed model has some (its vectors are not
     // all multiples of four floats), and every byte of it is checked.
     let mut checked = 0;
     let mut end = data;
     for i in 0..count {
-        let off = tensor_offset(THYROID, i);
+        let off = tensor_offset(SMALL, i);
         // Under Miri (a load takes seconds there) the first byte of each run.
         for p in (end..off).take(if cfg!(miri) { 1 } else { usize::MAX }) {
-            let mut b = THYROID.to_vec();
+            let mut b = SMALL.to_vec();
             b[p] = 0x80;
             fix_crc(&mut b);
             assert_eq!(load(&b), Err(Error::BadTensor(i as u32)), "padding byte {p} before tensor {i}");
             checked += 1;
         }
-        let (rows, cols) = (rd(THYROID, table + i * 16 + tr::ROWS), rd(THYROID, table + i * 16 + tr::COLS));
-        let width = match THYROID[table + i * 16 + tr::DTYPE] {
+        let (rows, cols) = (rd(SMALL, table + i * 16 + tr::ROWS), rd(SMALL, table + i * 16 + tr::COLS));
+        let width = match SMALL[table + i * 16 + tr::DTYPE] {
             1 | 4 => 4,
             2 | 5 => 2,
             _ => 1,
         };
         end = off + rows * cols * width;
     }
-    assert!(checked > 0, "the bundled model has no padding to test");
+    assert!(checked > 0, "the seed model has no padding to test");
 }
 
 #[test]
 fn a_tensor_count_the_layers_do_not_add_up_to_is_a_bad_header() {
     // One more tensor record than the layers own, everything else canonical:
     // the record is inserted at the end of the table and the data moved by 16.
-    let (count, table, _) = layout(THYROID);
+    let (count, table, _) = layout(SMALL);
     let table_end = table + count * TENSOR_RECORD_LEN;
-    let mut b = with_gap(THYROID, table_end, TENSOR_RECORD_LEN);
+    let mut b = with_gap(SMALL, table_end, TENSOR_RECORD_LEN);
     // `with_gap` moved the data offset and the tensors; now the gap is a record,
     // a copy of the last one (its offset already moved).
     let last = table + (count - 1) * TENSOR_RECORD_LEN;
@@ -148,7 +149,7 @@ fn a_tensor_count_the_layers_do_not_add_up_to_is_a_bad_header() {
     fix_crc(&mut b);
     assert_eq!(load(&b), Err(Error::BadHeader));
     // And one fewer: the count the header states is still checked first.
-    let mut b = THYROID.to_vec();
+    let mut b = SMALL.to_vec();
     wr(&mut b, hdr::N_TENSORS, count - 1);
     fix_crc(&mut b);
     assert_eq!(load(&b), Err(Error::BadHeader));

@@ -27,10 +27,12 @@ pub const SAMPLES: u32 = 4;
 
 /// Coordinate `j` (of `n`) of case `k`, in standard deviations from the mean:
 /// 0 the mean; 1 ±0.5; 2 and 3 just inside the first spline's tail bound `b`
-/// (its last bin, then its first); 4 ±3.5 (the tails); 5 ±1e-39 (subnormal);
-/// 6 ±40 (far outside every spline: identity tails); 7 ±1e30 (overflows inside
-/// the flow); 8 NaN in the last coordinate and 9 +∞ in the first (rejected on
-/// entry), the others ±0.5.
+/// (its last bin, then its first); 4 ±3.5 (the tails); 6 ±40 (far outside
+/// every spline: identity tails); 7 ±1e30 (overflows inside the flow); 8 NaN in
+/// the last coordinate and 9 +∞ in the first (rejected on entry), the others
+/// ±0.5. Case 5 is not relative to the mean: [`fill`] sets the input itself to
+/// ±1e-39 (subnormal data values; relative to a non-zero mean they would round
+/// to the mean).
 pub fn case_value(k: u32, j: usize, n: usize, b: f32) -> f32 {
     let alt = if j.is_multiple_of(2) { 1.0 } else { -1.0 };
     match k {
@@ -55,13 +57,14 @@ fn first_spline_bound(model: &Model<'_>) -> f32 {
         .map_or(3.0, |l| l.record.param)
 }
 
-/// `x = mean + s·std` with `s` from [`case_value`]; the context at case 1.
+/// `x = mean + s·std` with `s` from [`case_value`] (case 5: `x = s`); the
+/// context at case 1.
 fn fill(model: &Model<'_>, k: u32, x: &mut [f32], ctx: &mut [f32]) {
     let b = first_spline_bound(model);
     let (mean, std) = model.standardization();
     let n = x.len();
     for (j, ((v, m), s)) in x.iter_mut().zip(mean).zip(std).enumerate() {
-        *v = m + case_value(k, j, n, b) * s;
+        *v = if k == 5 { case_value(k, j, n, b) } else { m + case_value(k, j, n, b) * s };
     }
     let (mean, std) = model.context_standardization();
     let n = ctx.len();

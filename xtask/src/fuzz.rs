@@ -167,8 +167,42 @@ pub fn miri() {
     {
         fail("missing capability: Miri needs the nightly toolchain with its miri component (`rustup +nightly component add miri rust-src`)");
     }
+    // The unit tests (the doc examples load the 144 KB demo model and run a
+    // 768-sample tracker prediction: many minutes each under Miri).
     let mut cmd = Command::new("rustup");
-    cmd.args(["run", "nightly", "cargo", "miri", "test", "-p", "floe-runtime", "--features", "libm/force-soft-floats"])
-        .current_dir(root());
-    step("the runtime's tests under Miri", &mut cmd);
+    cmd.args([
+        "run",
+        "nightly",
+        "cargo",
+        "miri",
+        "test",
+        "-p",
+        "floe-runtime",
+        "--lib",
+        "--features",
+        "libm/force-soft-floats",
+    ])
+    .current_dir(root());
+    step("the runtime's unit tests under Miri", &mut cmd);
+    // The encoder against the decoder on every bundled and seed model, byte for
+    // byte (the re-encoding check of the fuzz targets).
+    let mut cmd = Command::new("rustup");
+    cmd.args([
+        "run",
+        "nightly",
+        "cargo",
+        "miri",
+        "test",
+        "-p",
+        "floe-runtime",
+        "-p",
+        "floe-fuzz-checks",
+        "--features",
+        "libm/force-soft-floats",
+        "--test",
+        "corpus",
+        "every_seed_is_its_own_canonical_encoding",
+    ])
+    .current_dir(root());
+    step("the encoder round trip of every seed under Miri", &mut cmd);
 }

@@ -21,7 +21,7 @@ fn wr(b: &mut [u8], at: usize, v: usize) {
     b[at..at + 4].copy_from_slice(&u32::try_from(v).unwrap().to_le_bytes());
 }
 
-/// The header's count, tensor table and data offset, and tensor `i`'s offset.
+/// The header's tensor count, tensor table offset and data offset.
 fn layout(b: &[u8]) -> (usize, usize, usize) {
     (rd(b, hdr::N_TENSORS), rd(b, hdr::TENSOR_TABLE), rd(b, hdr::DATA_OFFSET))
 }
@@ -100,14 +100,9 @@ fn a_gap_before_the_crc_is_a_bad_header() {
 #[test]
 fn non_zero_padding_is_refused() {
     let (count, table, data) = layout(SMALL);
-    let table_end = table + count * TENSOR_RECORD_LEN;
-    // The tensor table's own padding, if it has any.
-    if table_end < data {
-        let mut b = SMALL.to_vec();
-        b[data - 1] = 1;
-        fix_crc(&mut b);
-        assert_eq!(load(&b), Err(Error::BadHeader));
-    }
+    // The data start right after the tensor table: 64 + 32 L + 16 T is always a
+    // multiple of 16, so the only padding is before tensors.
+    assert_eq!(data, table + count * TENSOR_RECORD_LEN);
     // Padding before a tensor: the seed model has some (its vectors are not
     // all multiples of four floats), and every byte of it is checked.
     let mut checked = 0;
@@ -146,11 +141,6 @@ fn a_tensor_count_the_layers_do_not_add_up_to_is_a_bad_header() {
     let rec: Vec<u8> = b[last..last + TENSOR_RECORD_LEN].to_vec();
     b[table_end..table_end + TENSOR_RECORD_LEN].copy_from_slice(&rec);
     wr(&mut b, hdr::N_TENSORS, count + 1);
-    fix_crc(&mut b);
-    assert_eq!(load(&b), Err(Error::BadHeader));
-    // And one fewer: the count the header states is still checked first.
-    let mut b = SMALL.to_vec();
-    wr(&mut b, hdr::N_TENSORS, count - 1);
     fix_crc(&mut b);
     assert_eq!(load(&b), Err(Error::BadHeader));
 }

@@ -4,10 +4,10 @@
 use super::layout::{header as hdr, layer as lr, tensor as tr};
 use super::types::{Activation, BaseKind, DType, LayerKind, Precision};
 use super::{
-    align_up, CRC_LEN, HEADER_FLAG_ANOMALY, HEADER_FLAG_STREAM, HEADER_FLAG_TRAJECTORY, HEADER_LEN, KNOWN_HEADER_FLAGS,
+    CRC_LEN, HEADER_FLAG_ANOMALY, HEADER_FLAG_STREAM, HEADER_FLAG_TRAJECTORY, HEADER_LEN, KNOWN_HEADER_FLAGS,
     KNOWN_LAYER_FLAGS, KNOWN_TRAJECTORY_FLAGS, LAYER_RECORD_LEN, MAGIC, MAX_DIM, MAX_EMBEDDING, MAX_ENCODING,
-    MAX_LAYERS, MAX_OBSERVED, N_GLOBAL_TENSORS, STREAM_FLAG_DIFFERENCES, TENSOR_ALIGN, TENSOR_RECORD_LEN,
-    TRAJECTORY_FLAG_HEADING, TRAJECTORY_FLAG_PER_STEP, VERSION,
+    MAX_LAYERS, MAX_OBSERVED, N_GLOBAL_TENSORS, STREAM_FLAG_DIFFERENCES, TENSOR_RECORD_LEN, TRAJECTORY_FLAG_HEADING,
+    TRAJECTORY_FLAG_PER_STEP, VERSION,
 };
 use crate::error::{Error, Result};
 
@@ -292,7 +292,7 @@ impl Header {
         let body_end = (file_len as usize).checked_sub(CRC_LEN).ok_or(Error::BadHeader)?;
         if layer_table as usize != HEADER_LEN
             || tensor_table as usize != lt_end
-            || Some(data_offset as usize) != align_up(tt_end, TENSOR_ALIGN)
+            || data_offset as usize != tt_end
             || data_offset as usize > body_end
         {
             return Err(Error::BadHeader);

@@ -1,9 +1,10 @@
 //! Monotonic rational-quadratic spline (Durkan et al., "Neural Spline Flows", 2019).
 //!
 //! K bins on `[-B, B]`, identity (linear) tails outside. From `3K - 1` raw
-//! conditioner outputs per coordinate, laid out `[w_0..w_K, h_0..h_K, d_1..d_{K-1}]`:
-//! - widths `w = MIN_BIN + (1 - MIN_BIN K) softmax(raw_w)`, knots
-//!   `x_0 = -B`, `x_i = 2B cumsum(w)_i - B`, `x_K = B` (the same for heights);
+//! conditioner outputs per coordinate, laid out `[w_0..w_{K-1}, h_0..h_{K-1}, d_1..d_{K-1}]`:
+//! - widths `w = MIN_BIN + (1 - MIN_BIN K) softmax(raw_w)`, knots `x_0 = -B`,
+//!   `x_i = 2B (w_0 + … + w_{i-1}) - B` (an exclusive running sum), `x_K = B`
+//!   (the same for heights);
 //! - interior derivatives `d_i = MIN_DERIVATIVE + softplus(raw_d + DERIVATIVE_SHIFT)`,
 //!   boundary derivatives `d_0 = d_K = 1` so the tails join smoothly.
 //!

@@ -167,42 +167,28 @@ pub fn miri() {
     {
         fail("missing capability: Miri needs the nightly toolchain with its miri component (`rustup +nightly component add miri rust-src`)");
     }
+    let miri = |args: &[&str]| {
+        let mut cmd = Command::new("rustup");
+        cmd.args(["run", "nightly", "cargo", "miri", "test", "--features", "libm/force-soft-floats"])
+            .args(args)
+            .current_dir(root());
+        cmd
+    };
     // The unit tests (the doc examples load the 144 KB demo model and run a
     // 768-sample tracker prediction: many minutes each under Miri).
-    let mut cmd = Command::new("rustup");
-    cmd.args([
-        "run",
-        "nightly",
-        "cargo",
-        "miri",
-        "test",
-        "-p",
-        "floe-runtime",
-        "--lib",
-        "--features",
-        "libm/force-soft-floats",
-    ])
-    .current_dir(root());
-    step("the runtime's unit tests under Miri", &mut cmd);
+    step("the runtime's unit tests under Miri", &mut miri(&["-p", "floe-runtime", "--lib"]));
     // The encoder against the decoder on every bundled and seed model, byte for
     // byte (the re-encoding check of the fuzz targets).
-    let mut cmd = Command::new("rustup");
-    cmd.args([
-        "run",
-        "nightly",
-        "cargo",
-        "miri",
-        "test",
-        "-p",
-        "floe-runtime",
-        "-p",
-        "floe-fuzz-checks",
-        "--features",
-        "libm/force-soft-floats",
-        "--test",
-        "corpus",
-        "every_seed_is_its_own_canonical_encoding",
-    ])
-    .current_dir(root());
-    step("the encoder round trip of every seed under Miri", &mut cmd);
+    step(
+        "the encoder round trip of every seed under Miri",
+        &mut miri(&[
+            "-p",
+            "floe-runtime",
+            "-p",
+            "floe-fuzz-checks",
+            "--test",
+            "corpus",
+            "every_seed_is_its_own_canonical_encoding",
+        ]),
+    );
 }

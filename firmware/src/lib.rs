@@ -240,9 +240,10 @@ pub fn run_bounds() -> ! {
         exit(0)
     };
     let mut row = [0.0f32; model::BOUNDS_ROW];
+    let mut probe = bounds::Probe { sink: &mut DefmtSink, clock: &mut clock, stack: &mut BoardStack };
     for m in model::BOUNDS.iter() {
-        DefmtSink.begin(m.name);
-        if let Err(e) = bounds::bounds(m.bytes, &mut row, arena, &mut DefmtSink, &mut clock, &mut BoardStack) {
+        probe.sink.begin(m.name);
+        if let Err(e) = bounds::bounds(m.bytes, &mut row, arena, &mut probe) {
             defmt::println!("error: {}", e);
             exit(2)
         }

@@ -122,7 +122,8 @@ pub fn host_bounds_lines(assets: &Assets, target: &str) -> Result<Vec<String>, E
         let mut scratch = vec![0.0f32; model.scratch_len()];
         let mut row = vec![0.0f32; 2 * model.dim() + model.context_dim()];
         sink.begin(name);
-        bounds::bounds(bytes, &mut row, &mut scratch, &mut sink, &mut NoClock, &mut NoStack)?;
+        let mut probe = bounds::Probe { sink: &mut sink, clock: &mut NoClock, stack: &mut NoStack };
+        bounds::bounds(bytes, &mut row, &mut scratch, &mut probe)?;
     }
     Ok(sink.lines)
 }

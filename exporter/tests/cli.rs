@@ -382,3 +382,43 @@ fn trajectory_commands_reject_bad_input_cleanly() {
     ]);
     assert!(ok && d.join("p.png").exists(), "{out}{err}");
 }
+
+#[test]
+fn anomaly_bench_takes_any_folder_and_reports_the_held_out_nll() {
+    let d = tmp("bench");
+    let (ok, _, err) = floe(&["anomaly", "bench", "--dir", d.to_str().unwrap(), "--seeds", "1"]);
+    assert_clean_error(ok, &err, "a folder with .npz files");
+    // A user's own labelled set (here breastw under another name) and a file
+    // that is not an .npz, which is skipped.
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/adbench/4_breastw.npz");
+    std::fs::copy(src, d.join("my_set.npz")).unwrap();
+    std::fs::write(d.join("notes.txt"), "not data").unwrap();
+    let (ok, out, err) = floe(&[
+        "anomaly",
+        "bench",
+        "--dir",
+        d.to_str().unwrap(),
+        "--seeds",
+        "1",
+        "--epochs",
+        "2",
+        "--hidden",
+        "8",
+        "--steps",
+        "1",
+        "--quiet",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("held-out normal NLL"), "{out}");
+    let row = out.lines().find(|l| l.starts_with("| my_set | 683 x 9 |")).unwrap_or_else(|| panic!("{out}"));
+    assert!(!row.contains("notes"), "{out}");
+    let nll: Vec<f64> = row
+        .rsplit('|')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .map(|s| s.trim().split('±').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(nll.len(), 2, "{row}");
+    assert!(nll.iter().all(|v| v.is_finite()), "{row}");
+}

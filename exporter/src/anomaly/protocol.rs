@@ -135,6 +135,15 @@ pub fn evaluate(model: &FrozenModel, s: &AnomalySplit) -> Result<Metrics> {
     Ok(metrics(&score_nats(m, &s.test_normal)?, &score_nats(m, &s.anomalies)?, t))
 }
 
+/// Held-out normal NLL of `model` on the split's test normal rows: the mean
+/// `−log p` per dimension, nats, data units (the runtime's score). Needs no
+/// anomaly: what label-free model choice can look at.
+pub fn held_out_nll(model: &FrozenModel, s: &AnomalySplit) -> Result<f64> {
+    let loaded = model.load()?;
+    let nats = score_nats(loaded.model(), &s.test_normal)?;
+    Ok(nats.iter().sum::<f64>() / nats.len().max(1) as f64 / s.test_normal.dim.max(1) as f64)
+}
+
 /// The split's rows standardized as the flow sees them, in f64 (the baselines'
 /// input).
 fn standardized(s: &AnomalySplit, rows: &Rows) -> Vec<f64> {

@@ -1,20 +1,22 @@
-//! `floe anomaly bench`: every detector on every bundled ADBench set.
+//! `floe anomaly bench`: every detector on every labelled `.npz` of a folder
+//! (the bundled ADBench sets by default).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use floe_exporter::anomaly::bench::{evaluate_set, ADBENCH};
+use floe_exporter::anomaly::bench::{evaluate_set, npz_files};
 use floe_exporter::anomaly::mean_std;
 use floe_exporter::data::{self, DataSpec};
 use floe_exporter::Result;
 
-use super::summary;
+use super::{nll, summary};
 use crate::args::FlowArgs;
 
 /// `floe anomaly bench`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Folder of ADBench .npz files.
+    /// Folder of labelled .npz files (`X`, `y`; label 0 normal): every one is
+    /// evaluated, the bundled ADBench names first.
     #[arg(long, default_value = "data/adbench")]
     dir: PathBuf,
     /// Seeds to average over.
@@ -38,20 +40,21 @@ pub fn run(a: Args) -> Result<()> {
     println!("AUROC, AUPRC: mean±std over seeds; P/R: precision/recall at the calibrated threshold (mean)\n");
     println!(
         "| set | rows x dims | flow f32 AUROC | AUPRC | P/R | flow int8 AUROC | AUPRC | P/R | int8 − f32 AUROC | \
-         GMM AUROC | AUPRC | P/R | iForest AUROC | AUPRC | P/R | parity |"
+         GMM AUROC | AUPRC | P/R | iForest AUROC | AUPRC | P/R | parity | held-out normal NLL f32 / int8 |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let settings = a.flow.settings();
     let device = a.flow.device.open()?;
-    for name in ADBENCH {
-        let spec = DataSpec::file(a.dir.join(format!("{name}.npz")));
+    for path in npz_files(&a.dir)? {
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let spec = DataSpec::file(path);
         let t = data::load(&spec)?;
         let r = evaluate_set(&spec, 0, a.seeds, a.fpr, true, &settings, &device)?;
         let delta: Vec<f64> = r.int8.iter().zip(&r.flow).map(|(q, f)| q.auroc - f.auroc).collect();
         let (dm, _) = mean_std(&delta);
         let worst = delta.iter().map(|d| d.abs()).fold(0.0f64, f64::max);
         println!(
-            "| {name} | {} x {} | {} | {} | {dm:+.4} (max |Δ| {worst:.4}) | {} | {} | {:.0e} ({}) |",
+            "| {name} | {} x {} | {} | {} | {dm:+.4} (max |Δ| {worst:.4}) | {} | {} | {:.0e} ({}) | {} / {} |",
             t.n,
             t.d,
             summary(&r.flow),
@@ -59,7 +62,9 @@ pub fn run(a: Args) -> Result<()> {
             summary(&r.gmm),
             summary(&r.forest),
             r.parity.0,
-            r.parity.1
+            r.parity.1,
+            nll(&r.flow_nll),
+            nll(&r.int8_nll),
         );
     }
     println!("\ntotal {:.0} s", start.elapsed().as_secs_f64());

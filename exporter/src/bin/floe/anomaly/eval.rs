@@ -3,7 +3,7 @@
 use floe_exporter::anomaly::bench::evaluate_set;
 use floe_exporter::Result;
 
-use super::summary;
+use super::{nll, summary};
 use crate::args::{FlowArgs, LabelledData};
 
 /// `floe anomaly eval`.
@@ -46,13 +46,13 @@ pub fn run(a: Args) -> Result<()> {
         r.parity.0,
         r.parity.1
     );
-    println!("| detector | AUROC | AUPRC | precision/recall at threshold |");
-    println!("|---|---|---|---|");
-    println!("| flow f32 | {} |", summary(&r.flow));
+    println!("| detector | AUROC | AUPRC | precision/recall at threshold | held-out normal NLL (nats/dim) |");
+    println!("|---|---|---|---|---|");
+    println!("| flow f32 | {} | {} |", summary(&r.flow), nll(&r.flow_nll));
     if a.int8 {
-        println!("| flow int8 | {} |", summary(&r.int8));
+        println!("| flow int8 | {} | {} |", summary(&r.int8), nll(&r.int8_nll));
     }
-    println!("| GMM (full cov., K by BIC: {:?}) | {} |", r.gmm_k, summary(&r.gmm));
-    println!("| isolation forest | {} |", summary(&r.forest));
+    println!("| GMM (full cov., K by BIC: {:?}) | {} | – |", r.gmm_k, summary(&r.gmm));
+    println!("| isolation forest | {} | – |", summary(&r.forest));
     Ok(())
 }

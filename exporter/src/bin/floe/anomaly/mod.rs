@@ -33,6 +33,12 @@ pub fn run(cmd: Cmd) -> Result<()> {
 }
 
 /// `AUROC | AUPRC | P/R` over seeds: mean±std, mean precision / recall.
+/// Mean±std of per-seed held-out normal NLLs (nats/dim).
+fn nll(v: &[f64]) -> String {
+    let (m, s) = mean_std(v);
+    format!("{m:.3}±{s:.3}")
+}
+
 fn summary(v: &[Metrics]) -> String {
     if v.is_empty() {
         return "n/a".into();

@@ -145,10 +145,12 @@ pub enum DataError {
         col: usize,
     },
     /// The selection holds no row.
-    #[error("{}: no rows", path.display())]
+    #[error("{}: no rows{}", path.display(), label.map_or(String::new(), |l| format!(" with label {l}")))]
     Empty {
         /// The file.
         path: PathBuf,
+        /// The label the rows were selected by, if any.
+        label: Option<i64>,
     },
     /// Too few rows to split.
     #[error("{rows} rows are too few to split into train/val/test")]

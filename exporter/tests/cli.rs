@@ -200,6 +200,17 @@ fn bad_input_gets_one_clear_error() {
     assert_clean_error(ok, &err, "bad magic");
     let (ok, _, err) = floe(&["frobnicate"]);
     assert_clean_error(ok, &err, "unrecognized subcommand");
+    // A negative number after a flag is the flag's value, and the range check
+    // answers (clap would read `-1` as a flag).
+    let good = d.join("good.csv");
+    let rows: String = (0..40).map(|i| format!("{},{}\n", i % 7, (i * i) % 11)).collect();
+    std::fs::write(&good, format!("a,b\n{rows}")).unwrap();
+    let (ok, _, err) = floe(&["train", "--data", good.to_str().unwrap(), "--out", "x", "--tail-bound", "-1"]);
+    assert_clean_error(ok, &err, "tail_bound");
+    // A label no row has is named.
+    let bw = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/adbench/4_breastw.npz");
+    let (ok, _, err) = floe(&["anomaly", "fit", "--data", bw, "--normal-label", "3", "--out", "x.floe"]);
+    assert_clean_error(ok, &err, "no rows with label 3");
     // A data path that is not UTF-8 is refused before training (the checkpoint
     // records it as text), and no checkpoint is left behind.
     #[cfg(unix)]

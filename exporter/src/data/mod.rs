@@ -144,7 +144,7 @@ pub fn load(spec: &DataSpec) -> Result<Table> {
         return Err(DataError::NonFinite { path: path.clone(), row: k / d, col: k % d }.into());
     }
     if t.n == 0 {
-        return Err(DataError::Empty { path: path.clone() }.into());
+        return Err(DataError::Empty { path: path.clone(), label: spec.only_label }.into());
     }
     Ok(t)
 }

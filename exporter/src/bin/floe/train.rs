@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long)]
     bins: Option<usize>,
     /// Spline tail bound B (identity outside [-B, B]).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     tail_bound: Option<f32>,
     /// Base distribution.
     #[arg(long, value_parser = base_parser())]
@@ -71,13 +71,13 @@ pub struct Args {
     #[arg(long)]
     batch_size: Option<usize>,
     /// Peak learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Early-stopping patience (epochs).
     #[arg(long)]
     patience: Option<usize>,
     /// Gradient clipping (per-tensor L2 norm).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     grad_clip: Option<f32>,
     /// Seed.
     #[arg(long)]

@@ -104,21 +104,32 @@ pub fn terms(file: &[u8]) -> Terms {
 /// the case of the worst instruction count).
 pub type Worst = BTreeMap<String, (f64, u64, u32)>;
 
+/// One model's measurements: the worst of each call, and `log_prob`'s
+/// instructions per input case.
+#[derive(Default)]
+pub struct ModelCalls {
+    pub worst: Worst,
+    pub log_prob_cases: BTreeMap<u32, f64>,
+}
+
 /// `measure bound` lines, per model (in the order of the `begin` lines).
-pub fn parse(board: &Board, lines: &[String]) -> Vec<(String, Worst)> {
-    let mut out: Vec<(String, Worst)> = Vec::new();
+pub fn parse(board: &Board, lines: &[String]) -> Vec<(String, ModelCalls)> {
+    let mut out: Vec<(String, ModelCalls)> = Vec::new();
     for l in lines {
         match l.split_whitespace().collect::<Vec<_>>().as_slice() {
-            ["begin", name] => out.push(((*name).to_owned(), Worst::new())),
+            ["begin", name] => out.push(((*name).to_owned(), ModelCalls::default())),
             ["measure", "bound", what, case, ticks, stack] => {
                 let (Ok(case), Ok(ticks), Ok(stack)) =
                     (case.parse::<u32>(), ticks.parse::<u64>(), stack.parse::<u64>())
                 else {
                     fail(format!("bad bounds line {l:?}"))
                 };
-                let Some((_, worst)) = out.last_mut() else { fail(format!("bounds line before any model: {l:?}")) };
+                let Some((_, calls)) = out.last_mut() else { fail(format!("bounds line before any model: {l:?}")) };
                 let instr = ticks as f64 * board.instructions_per_tick;
-                let e = worst.entry((*what).to_owned()).or_insert((0.0, 0, case));
+                if *what == "log_prob" {
+                    calls.log_prob_cases.insert(case, instr);
+                }
+                let e = calls.worst.entry((*what).to_owned()).or_insert((0.0, 0, case));
                 if instr > e.0 {
                     (e.0, e.2) = (instr, case);
                 }
@@ -144,10 +155,11 @@ pub fn check(board: &Board, lines: &[String], assets: &Assets) -> String {
     let _ = writeln!(s, "\nbounds on {} (worst over the inputs; instructions, own stack in bytes)\n", board.name);
     let _ = writeln!(
         s,
-        "| model | file bytes | load | load bound | log_prob | log_prob bound | NaN input | sample | inverse | stack load | stack log_prob | stack sample |"
+        "| model | file bytes | load | load bound | log_prob (worst input) | log_prob bound | NaN input | sample | inverse | stack load | stack log_prob | stack sample |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for ((name, worst), (want, file)) in measured.iter().zip(models) {
+    for ((name, calls), (want, file)) in measured.iter().zip(models) {
+        let worst = &calls.worst;
         if name != want {
             fail(format!("{}: bounds for {name}, expected {want}", board.name));
         }
@@ -156,12 +168,15 @@ pub fn check(board: &Board, lines: &[String], assets: &Assets) -> String {
             *worst.get(what).unwrap_or_else(|| fail(format!("{}: no `{what}` measured for {name}", board.name)))
         };
         let (load, load_stack, _) = get("load");
-        let (lp, lp_stack, _) = get("log_prob");
+        let (lp, lp_stack, lp_case) = get("log_prob");
         let (sample, sample_stack, _) = get("sample");
         let (inverse, _, _) = get("inverse");
         let (load_bound, lp_bound) = (M4F_LOAD.of(&t), M4F_LOG_PROB.of(&t.work));
         // The NaN case (8) is rejected on entry: it must cost next to nothing.
-        let nan = lines_case(lines, name, "log_prob", 8, board);
+        let nan = *calls
+            .log_prob_cases
+            .get(&8)
+            .unwrap_or_else(|| fail(format!("{}: no NaN-input log_prob for {name}", board.name)));
         if nan > 400.0 {
             fail(format!("{}: {name}: a NaN input took {nan} instructions before its rejection", board.name));
         }
@@ -182,7 +197,7 @@ pub fn check(board: &Board, lines: &[String], assets: &Assets) -> String {
         let bound = |b: f64, v: f64| if m4f { format!("{b:.0} ({:.2})", v / b) } else { "-".to_owned() };
         let _ = writeln!(
             s,
-            "| {name} | {} | {load:.0} | {} | {lp:.0} | {} | {nan:.0} | {sample:.0} | {inverse:.0} | {load_stack} | {lp_stack} | {sample_stack} |",
+            "| {name} | {} | {load:.0} | {} | {lp:.0} (case {lp_case}) | {} | {nan:.0} | {sample:.0} | {inverse:.0} | {load_stack} | {lp_stack} | {sample_stack} |",
             t.file_len,
             bound(load_bound, load),
             bound(lp_bound, lp),
@@ -191,30 +206,14 @@ pub fn check(board: &Board, lines: &[String], assets: &Assets) -> String {
     // The stream and tracker calls, where a model has them.
     let _ = writeln!(s, "\n| model | call | worst instructions | own stack (bytes) |");
     let _ = writeln!(s, "|---|---|---:|---:|");
-    for (name, worst) in &measured {
+    for (name, calls) in &measured {
         for (what, _) in M4F_STACK_STATEFUL {
-            if let Some((instr, stack, _)) = worst.get(what) {
+            if let Some((instr, stack, _)) = calls.worst.get(what) {
                 let _ = writeln!(s, "| {name} | {what} | {instr:.0} | {stack} |");
             }
         }
     }
     s
-}
-
-/// Instructions of case `case` of `what` on model `name`.
-fn lines_case(lines: &[String], name: &str, what: &str, case: u32, board: &Board) -> f64 {
-    let mut current = "";
-    for l in lines {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        match f.as_slice() {
-            ["begin", n] => current = n,
-            ["measure", "bound", w, c, ticks, _] if current == name && *w == what && c.parse() == Ok(case) => {
-                return ticks.parse::<f64>().unwrap_or(f64::NAN) * board.instructions_per_tick;
-            }
-            _ => {}
-        }
-    }
-    fail(format!("{}: no {what} case {case} for {name}", board.name))
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@ fn rd(b: &[u8], at: usize) -> usize {
 }
 
 fn wr(b: &mut [u8], at: usize, v: usize) {
-    b[at..at + 4].copy_from_slice(&u32::try_from(v).unwrap().to_le_bytes());
+    // Offsets and lengths of the small seed model fit a u32.
+    b[at..at + 4].copy_from_slice(&u32::try_from(v).unwrap_or(u32::MAX).to_le_bytes());
 }
 
 /// The header's tensor count, tensor table offset and data offset.

@@ -310,9 +310,12 @@ fn anomaly_fit_and_stream_end_to_end() {
     let train = format!("{root}/data/streams/135_UCR_Anomaly_InternalBleeding16_TRAIN.csv");
     let test = format!("{root}/data/streams/135_UCR_Anomaly_InternalBleeding16_TEST.csv");
     let sm = d.join("s.floe");
+    let scores = d.join("s.csv");
     let (ok, out, err) = floe(&[
         "anomaly",
         "stream",
+        "--scores-out",
+        scores.to_str().unwrap(),
         "--train",
         &train,
         "--test",
@@ -340,6 +343,34 @@ fn anomaly_fit_and_stream_end_to_end() {
     let buf = floe_exporter::freeze::AlignedBytes::new(&std::fs::read(&sm).unwrap());
     let m = floe_runtime::Model::load(&buf).unwrap();
     assert_eq!(m.stream_layout().map(|l| (l.window, l.channels, l.differences)), Some((16, 1, true)));
+    // The file carries the alarm rule the report names, chosen on normal windows
+    // (m = the window), and the written scores follow it: stepping the runtime's
+    // AlarmState over the `above` column gives the `alarm` and `raised` columns.
+    let rule = m.alarm_rule().expect("a stream model carries an alarm rule");
+    assert_eq!(rule.window, 16);
+    assert!(rule.is_valid());
+    let line = format!(
+        "on when {} of the last 16 windows are above the threshold, off when at most {} are",
+        rule.raise, rule.clear
+    );
+    assert!(out.contains(&line), "{out}");
+    let csv = std::fs::read_to_string(&scores).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("t,nats,above,alarm,raised"));
+    let mut state = floe_runtime::AlarmState::new();
+    let (mut n, mut raised, mut runs, mut prev) = (0, 0, 0, false);
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        let above = f[2] == "1";
+        let a = state.step(rule, above);
+        assert_eq!((f[3] == "1", f[4] == "1"), (a.active, a.raised), "{l}");
+        raised += usize::from(a.raised);
+        runs += usize::from(above && !prev);
+        prev = above;
+        n += 1;
+    }
+    assert_eq!(n, 7501 - 15);
+    assert!(raised >= 1 && raised <= runs, "{raised} alarms raised, {runs} runs of windows above the threshold");
 
     // Bad input: one clear line each.
     let (ok, _, err) = floe(&["anomaly", "fit", "--data", &data, "--fpr", "1.5", "--out", "x.floe"]);
@@ -351,6 +382,11 @@ fn anomaly_fit_and_stream_end_to_end() {
     let (ok, _, err) =
         floe(&["anomaly", "stream", "--train", &train, "--test", &test, "--column", "nope", "--out", "x"]);
     assert_clean_error(ok, &err, "nope");
+    for (rule, says) in [("4,5,0", "k <= m"), ("4,2,2", "j < k"), ("40,2,0", "m <= 32"), ("4,2", "three counts")] {
+        let (ok, _, err) =
+            floe(&["anomaly", "stream", "--train", &train, "--test", &test, "--alarm", rule, "--out", "x"]);
+        assert_clean_error(ok, &err, says);
+    }
 }
 
 #[test]

@@ -357,9 +357,10 @@ pub const STREAM_CAPACITY: usize = 256;
 pub const STREAM_MAX_CHANNELS: usize = 8;
 
 /// The stream program: push every sample of `series` (raw little-endian f32,
-/// `channels` per sample) through `floe_runtime::Stream`, report each alarm
-/// (window above the model's threshold), the top-scoring window, the counts, the
-/// ticks per window, and the typed errors of rejected samples.
+/// `channels` per sample) through `floe_runtime::Stream`, report each window above
+/// the model's threshold, each alarm the file's rule raises and clears, the
+/// top-scoring window, the counts, the ticks per window, and the typed errors of
+/// rejected samples.
 pub fn stream(
     bytes: &[u8],
     series: &[u8],
@@ -376,7 +377,10 @@ pub fn stream(
         sample.get_mut(..c).ok_or(Error::DimMismatch { expected: c as u32, got: STREAM_MAX_CHANNELS as u32 })?;
     let mut st = Stream::<STREAM_CAPACITY>::new(model)?;
     let (mut top_t, mut top) = (0u32, f32::NEG_INFINITY);
-    let (mut windows, mut alarms) = (0u32, 0i32);
+    let (mut windows, mut above, mut raised) = (0u32, 0i32, 0i32);
+    if let Some(r) = st.alarm_rule() {
+        sink.int("alarm-rule", u32::from(r.window), u32::from(r.raise), i32::from(r.clear));
+    }
     let t0 = clock.now();
     for (t, chunk) in series.chunks_exact(4 * c).enumerate() {
         for (v, b) in sample.iter_mut().zip(chunk.chunks_exact(4)) {
@@ -391,8 +395,16 @@ pub fn stream(
                 top_t = t as u32;
             }
             if s.anomaly == Some(true) {
-                alarms += 1;
-                sink.value("alarm", t as u32, 0, s.nats);
+                above += 1;
+                sink.value("above", t as u32, 0, s.nats);
+            }
+            match st.alarm() {
+                Some(a) if a.raised => {
+                    raised += 1;
+                    sink.int("raised", t as u32, 0, i32::from(a.above));
+                }
+                Some(a) if a.cleared => sink.int("cleared", t as u32, 0, i32::from(a.above)),
+                _ => {}
             }
         }
     }
@@ -400,7 +412,8 @@ pub fn stream(
     sink.cost("stream-window", windows, t1.saturating_sub(t0));
     sink.value("top", top_t, 0, top);
     sink.int("windows", 0, 0, windows as i32);
-    sink.int("alarms", 0, 0, alarms);
+    sink.int("above-total", 0, 0, above);
+    sink.int("alarms", 0, 0, raised);
     // Rejected samples: typed errors, and the stream carries on unchanged.
     let mut st = Stream::<STREAM_CAPACITY>::new(model)?;
     sample.fill(f32::NAN);

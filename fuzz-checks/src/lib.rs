@@ -414,6 +414,7 @@ pub fn assert_canonical(file: &[u8]) {
         scratch_len: h.scratch_len,
         anomaly: h.anomaly,
         stream: h.stream,
+        alarm: h.alarm,
         trajectory: h.trajectory,
         layers: &layers,
         tensors: &tensors,

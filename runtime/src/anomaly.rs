@@ -4,12 +4,13 @@
 //! The score of a row is `-log p(x)` in nats (data units): large = unlikely. A
 //! model frozen by `floe anomaly fit` carries a threshold calibrated on held-out
 //! normal rows at a chosen false-alarm rate, and for streams the window layout
-//! (W samples of C channels, optionally first differences).
+//! (W samples of C channels, optionally first differences) and the alarm rule
+//! that turns per-window verdicts into alarms a device can act on.
 
 use heapless::HistoryBuf;
 
 use crate::error::{Error, Result};
-use crate::format::{AnomalyThreshold, StreamLayout};
+use crate::format::{AlarmRule, AnomalyThreshold, StreamLayout};
 use crate::model::{len32, Model};
 
 /// The anomaly score of one row (or window).
@@ -45,11 +46,66 @@ impl<'a> Model<'a> {
         self.header().stream
     }
 
+    /// The stream's alarm rule, if the file carries one.
+    pub fn alarm_rule(&self) -> Option<AlarmRule> {
+        self.header().alarm
+    }
+
     /// Score a row: `-log p(x | context)`, per dimension, and the verdict against
     /// the stored threshold ([`Score::of_log_prob`]).
     pub fn score(&self, x: &[f32], context: &[f32], scratch: &mut [f32]) -> Result<Score> {
         let lp = self.log_prob(x, context, scratch)?;
         Ok(Score::of_log_prob(lp, self.dim(), self.anomaly_threshold()))
+    }
+}
+
+/// A stream's alarm after a scored window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Alarm {
+    /// The alarm is on.
+    pub active: bool,
+    /// It went on at this window (the event to act on).
+    pub raised: bool,
+    /// It went off at this window.
+    pub cleared: bool,
+    /// Windows above the threshold among the rule's last m (this one included).
+    pub above: u8,
+}
+
+/// The memory of an [`AlarmRule`]: the verdicts of the last m windows (one bit
+/// each, newest in bit 0) and whether the alarm is on. Integer logic only, so a
+/// device and the host agree exactly given the same verdicts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AlarmState {
+    verdicts: u32,
+    active: bool,
+}
+
+impl AlarmState {
+    /// No window seen, alarm off.
+    pub const fn new() -> Self {
+        AlarmState { verdicts: 0, active: false }
+    }
+
+    /// Take one window's verdict (`above`: its score exceeds the threshold) under
+    /// `rule`: the alarm goes on when at least `rule.raise` of the last
+    /// `rule.window` verdicts are above, and an active alarm goes off when at
+    /// most `rule.clear` are.
+    pub fn step(&mut self, rule: AlarmRule, above: bool) -> Alarm {
+        let mask = 1u32.checked_shl(u32::from(rule.window)).map_or(u32::MAX, |b| b.wrapping_sub(1));
+        self.verdicts = ((self.verdicts << 1) | u32::from(above)) & mask;
+        let count = self.verdicts.count_ones();
+        let (mut raised, mut cleared) = (false, false);
+        if !self.active && count >= u32::from(rule.raise) {
+            self.active = true;
+            raised = true;
+        } else if self.active && count <= u32::from(rule.clear) {
+            self.active = false;
+            cleared = true;
+        }
+        Alarm { active: self.active, raised, cleared, above: count as u8 }
     }
 }
 
@@ -69,6 +125,9 @@ pub struct Stream<'m, const N: usize> {
     history: HistoryBuf<f32, N>,
     window: [f32; N],
     next_seq: Option<u32>,
+    rule: Option<AlarmRule>,
+    alarm_state: AlarmState,
+    alarm: Option<Alarm>,
 }
 
 impl<'m, const N: usize> Stream<'m, N> {
@@ -78,7 +137,29 @@ impl<'m, const N: usize> Stream<'m, N> {
         if layout.history_len() > N || layout.dim() > N {
             return Err(Error::BufferTooSmall { needed: layout.history_len() as u32, got: N as u32 });
         }
-        Ok(Stream { model, layout, history: HistoryBuf::new(), window: [0.0; N], next_seq: None })
+        let rule = model.anomaly_threshold().map(|_| model.alarm_rule().unwrap_or(AlarmRule::PER_WINDOW));
+        Ok(Stream {
+            model,
+            layout,
+            history: HistoryBuf::new(),
+            window: [0.0; N],
+            next_seq: None,
+            rule,
+            alarm_state: AlarmState::new(),
+            alarm: None,
+        })
+    }
+
+    /// The alarm rule this stream steps: the file's, or the per-window verdict
+    /// when the file has a threshold but no rule; `None` without a threshold.
+    pub fn alarm_rule(&self) -> Option<AlarmRule> {
+        self.rule
+    }
+
+    /// The alarm after the last scored window (`None` before the first one, or
+    /// without a threshold).
+    pub fn alarm(&self) -> Option<Alarm> {
+        self.alarm
     }
 
     /// The model this stream scores with.
@@ -98,10 +179,12 @@ impl<'m, const N: usize> Stream<'m, N> {
         self.layout.window as usize - have
     }
 
-    /// Forget the history (after a gap in the stream, say).
+    /// Forget the history and the alarm (after a gap in the stream, say).
     pub fn reset(&mut self) {
         self.history.clear();
         self.next_seq = None;
+        self.alarm_state = AlarmState::new();
+        self.alarm = None;
     }
 
     /// Add one sample (C channel values). Returns the score of the window ending
@@ -177,6 +260,10 @@ impl<'m, const N: usize> Stream<'m, N> {
                 *o = v;
             }
         }
-        self.model.score(window, &[], scratch).map(Some)
+        let score = self.model.score(window, &[], scratch)?;
+        if let (Some(rule), Some(above)) = (self.rule, score.anomaly) {
+            self.alarm = Some(self.alarm_state.step(rule, above));
+        }
+        Ok(Some(score))
     }
 }

@@ -30,7 +30,7 @@ mod work;
 #[doc(hidden)]
 pub mod exporter_hooks;
 
-pub use anomaly::{Score, Stream};
+pub use anomaly::{Alarm, AlarmState, Score, Stream};
 pub use error::{Error, Result};
 pub use model::{LayerInfo, Model};
 pub use rng::Rng;

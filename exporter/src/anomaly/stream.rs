@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use floe_runtime::format::{AnomalyThreshold, Precision, StreamLayout};
-use floe_runtime::{Model, Stream};
+use floe_runtime::format::{AlarmRule, AnomalyThreshold, Precision, StreamLayout, MAX_ALARM_WINDOW};
+use floe_runtime::{AlarmState, Model, Stream};
 
 use super::FlowSettings;
 use crate::data::{self, standardize, DataSpec, Rows, Standardization};
@@ -95,6 +95,8 @@ pub struct StreamSpec {
     pub seed: u64,
     /// The flow.
     pub settings: FlowSettings,
+    /// The alarm rule; `None` chooses one on the calibration windows.
+    pub alarm: Option<AlarmRule>,
 }
 
 impl StreamSpec {
@@ -146,6 +148,10 @@ pub struct StreamModel {
     pub layout: StreamLayout,
     /// The threshold, nats.
     pub threshold: f64,
+    /// The alarm rule chosen on the calibration windows ([`choose_alarm`]).
+    pub alarm: AlarmRule,
+    /// The calibration windows' scores through the written file, in time order.
+    pub calib_scores: Vec<f64>,
     /// Burn vs runtime on the calibration windows.
     pub parity: Parity,
     /// Training windows.
@@ -197,13 +203,21 @@ pub fn fit_stream(normal: &Series, path: &Path, spec: &StreamSpec, device: &Devi
         frozen.stream = Some(layout);
     }
     // Threshold on the calibration windows, through the same runtime.
-    let threshold = threshold_at(&score_nats(frozen.load()?.model(), &ca)?, spec.fpr);
+    let calib_scores = score_nats(frozen.load()?.model(), &ca)?;
+    let threshold = threshold_at(&calib_scores, spec.fpr);
     frozen.anomaly = Some(AnomalyThreshold { threshold: threshold as f32, target_fpr: spec.fpr as f32 });
+    let alarm = match spec.alarm {
+        Some(rule) => rule,
+        None => choose_alarm(&calib_scores, spec.fpr, layout),
+    };
+    frozen.alarm = Some(alarm);
     Ok(StreamModel {
         loaded: frozen.load()?,
         f32_bytes: f32_file.bytes().len(),
         layout,
         threshold,
+        alarm,
+        calib_scores,
         parity,
         n_train,
         n_calib: n - calib_start,
@@ -211,8 +225,48 @@ pub fn fit_stream(normal: &Series, path: &Path, spec: &StreamSpec, device: &Devi
     })
 }
 
-/// One scored window: the index of its last sample, its score, and whether it
-/// is above the model's threshold.
+/// Alarms `rule` raises on a sequence of scores against `threshold` (a score
+/// above it is a window's verdict), through the runtime's own [`AlarmState`].
+pub fn alarms_raised(scores: &[f64], threshold: f32, rule: AlarmRule) -> usize {
+    let mut st = AlarmState::new();
+    scores.iter().filter(|&&s| st.step(rule, s as f32 > threshold).raised).count()
+}
+
+/// Excursions the alarm rule's choice measures the clustering of (see
+/// [`choose_alarm`]).
+pub const ALARM_REFERENCE_EXCURSIONS: usize = 10;
+
+/// The alarm rule for a stream model, chosen on its held-out normal windows
+/// (`calib`, scores in time order) for a threshold calibrated at false-alarm
+/// rate `fpr` on them:
+///
+/// - m = min(W, 32): one unusual sample is in W consecutive windows, so up to W
+///   verdicts in a row come from one event;
+/// - raise k: one more than the most normal windows above a *reference level* in
+///   any m consecutive ones — how much normal excursions cluster. The reference
+///   level is the calibration score exceeded by max(⌈n·fpr⌉,
+///   [`ALARM_REFERENCE_EXCURSIONS`]) windows: at the threshold itself a short
+///   normal series has too few excursions to show their clustering. Capped at m;
+/// - clear j = ⌊(k − 1)/2⌋: hysteresis — an alarm stays on until fewer than half
+///   the raising count of the last m windows are above, so one event is one alarm.
+///
+/// At the threshold (a stricter level) the rule cannot raise on these windows.
+pub fn choose_alarm(calib: &[f64], fpr: f64, layout: StreamLayout) -> AlarmRule {
+    let m = layout.window.clamp(1, u16::from(MAX_ALARM_WINDOW)) as usize;
+    let mut sorted = calib.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let excursions = ((n as f64 * fpr).ceil() as usize).max(ALARM_REFERENCE_EXCURSIONS).min(n);
+    // The level exactly `excursions` windows are above (fewer on ties).
+    let level = n.checked_sub(excursions + 1).and_then(|i| sorted.get(i)).copied().unwrap_or(f64::NEG_INFINITY);
+    let above: Vec<usize> = calib.iter().map(|&s| usize::from(s > level)).collect();
+    let most = above.windows(m.min(n.max(1))).map(|w| w.iter().sum::<usize>()).max().unwrap_or(0);
+    let k = (most + 1).min(m);
+    AlarmRule { window: m as u8, raise: k as u8, clear: ((k - 1) / 2) as u8 }
+}
+
+/// One scored window: the index of its last sample, its score, whether it is
+/// above the model's threshold, and the stream's alarm after it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WindowScore {
     /// Index of the window's last sample.
@@ -220,18 +274,29 @@ pub struct WindowScore {
     /// `−log p`, nats.
     pub nats: f32,
     /// Above the threshold.
+    pub above: bool,
+    /// The alarm is on (the file's rule, or the per-window verdict).
     pub alarm: bool,
+    /// The alarm went on at this window.
+    pub raised: bool,
 }
 
 /// Every window of `series` scored through the runtime's [`Stream`], sample by
-/// sample, as a device would.
+/// sample, as a device would, with the stream's alarm after each.
 pub fn stream_scores(model: &Model<'_>, series: &Series) -> Result<Vec<WindowScore>> {
     let mut st = Stream::<STREAM_CAPACITY>::new(*model)?;
     let mut scratch = vec![0.0f32; model.scratch_len()];
     let mut out = Vec::new();
     for (t, sample) in series.values.chunks_exact(series.channels.max(1)).enumerate() {
         if let Some(s) = st.push(sample, &mut scratch)? {
-            out.push(WindowScore { t, nats: s.nats, alarm: s.anomaly.unwrap_or(false) });
+            let a = st.alarm();
+            out.push(WindowScore {
+                t,
+                nats: s.nats,
+                above: s.anomaly.unwrap_or(false),
+                alarm: a.is_some_and(|a| a.active),
+                raised: a.is_some_and(|a| a.raised),
+            });
         }
     }
     Ok(out)
@@ -270,6 +335,21 @@ pub struct RunFound {
     pub hit: bool,
 }
 
+/// Alarms of one rule over a scored series, split by where they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlarmCount {
+    /// The rule.
+    pub rule: AlarmRule,
+    /// Alarms raised (the events a device acts on).
+    pub raised: usize,
+    /// Of those, raised within [`HIT_TOLERANCE`] of a labelled run.
+    pub raised_near: usize,
+    /// Windows with the alarm on.
+    pub on: usize,
+    /// Of those, windows ending within [`HIT_TOLERANCE`] of a labelled run.
+    pub on_near: usize,
+}
+
 /// A series scored by a stream model.
 #[derive(Debug, Clone)]
 pub struct StreamEvaluation {
@@ -279,14 +359,15 @@ pub struct StreamEvaluation {
     pub top: WindowScore,
     /// Each labelled run (none without labels).
     pub runs: Vec<RunFound>,
-    /// Windows above the threshold.
-    pub alarms: usize,
-    /// Of those, windows ending within [`HIT_TOLERANCE`] of a labelled run.
-    pub alarms_near_runs: usize,
+    /// The per-window verdict: every window above the threshold is an alarm.
+    pub per_window: AlarmCount,
+    /// The file's alarm rule, as the runtime's [`Stream`] stepped it.
+    pub rule: AlarmCount,
 }
 
 /// Score `series` (read from `path`) through the runtime's [`Stream`] and relate
-/// the top window and the alarms to the labelled runs.
+/// the top window and the alarms — per window, and under the file's rule — to
+/// the labelled runs.
 pub fn evaluate_stream(model: &Model<'_>, series: &Series, path: &Path) -> Result<StreamEvaluation> {
     let windows = stream_scores(model, series)?;
     let Some(top) = windows.iter().copied().max_by(|a, b| a.nats.total_cmp(&b.nats)) else {
@@ -302,9 +383,27 @@ pub fn evaluate_stream(model: &Model<'_>, series: &Series, path: &Path) -> Resul
         })
         .collect();
     let near = |t: usize| spans.iter().any(|&r| distance(t, r) <= HIT_TOLERANCE);
-    let alarms = windows.iter().filter(|w| w.alarm).count();
-    let alarms_near_runs = windows.iter().filter(|w| w.alarm && near(w.t)).count();
-    Ok(StreamEvaluation { windows, top, runs, alarms, alarms_near_runs })
+    let count = |rule: AlarmRule, on: &dyn Fn(usize) -> bool, raised: &dyn Fn(usize) -> bool| {
+        let (mut c, ts) = (AlarmCount { rule, raised: 0, raised_near: 0, on: 0, on_near: 0 }, windows.iter());
+        for (i, w) in ts.enumerate() {
+            let n = usize::from(near(w.t));
+            if raised(i) {
+                c.raised += 1;
+                c.raised_near += n;
+            }
+            if on(i) {
+                c.on += 1;
+                c.on_near += n;
+            }
+        }
+        c
+    };
+    // The per-window verdict's alarms are the runs of windows above the threshold.
+    let above = |i: usize| windows.get(i).is_some_and(|w| w.above);
+    let per_window = count(AlarmRule::PER_WINDOW, &above, &|i| above(i) && (i == 0 || !above(i - 1)));
+    let rule = model.alarm_rule().unwrap_or(AlarmRule::PER_WINDOW);
+    let rule = count(rule, &|i| windows[i].alarm, &|i| windows[i].raised);
+    Ok(StreamEvaluation { windows, top, runs, per_window, rule })
 }
 
 #[cfg(test)]

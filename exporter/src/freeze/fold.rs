@@ -69,6 +69,7 @@ pub fn fold(flow: &Flow, x_std: &Standardization, c_std: &Standardization) -> Re
         layers,
         anomaly: None,
         stream: None,
+        alarm: None,
         trajectory: None,
     };
     let all_finite = m

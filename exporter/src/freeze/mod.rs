@@ -11,7 +11,8 @@ pub mod runtime;
 use floe_runtime::exporter_hooks;
 use floe_runtime::format::encode::{Contents, TensorData, TensorRef};
 use floe_runtime::format::{
-    Activation, AnomalyThreshold, BaseKind, LayerKind, LayerRecord, Precision, StreamLayout, TrajectoryLayout,
+    Activation, AlarmRule, AnomalyThreshold, BaseKind, LayerKind, LayerRecord, Precision, StreamLayout,
+    TrajectoryLayout,
 };
 
 pub use fold::fold;
@@ -199,6 +200,8 @@ pub struct FrozenModel {
     pub anomaly: Option<AnomalyThreshold>,
     /// Stream window layout.
     pub stream: Option<StreamLayout>,
+    /// The stream's alarm rule (needs `stream` and `anomaly`).
+    pub alarm: Option<AlarmRule>,
     /// Trajectory layout (layer 0 is then the history encoder).
     pub trajectory: Option<TrajectoryLayout>,
 }
@@ -251,6 +254,7 @@ impl FrozenModel {
             scratch_len: u32::try_from(self.scratch_len()).map_err(|_| too_big())?,
             anomaly: self.anomaly,
             stream: self.stream,
+            alarm: self.alarm,
             trajectory: self.trajectory,
             layers: &records,
             tensors: &tensors,

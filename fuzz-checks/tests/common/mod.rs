@@ -80,6 +80,7 @@ pub fn encode(d: usize, base: BaseKind, records: &[LayerRecord], tensors: &[Tens
         scratch_len: scratch_len(d, 0, None, records) as u32,
         anomaly: None,
         stream: None,
+        alarm: None,
         trajectory: None,
         layers: records,
         tensors,

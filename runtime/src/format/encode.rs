@@ -24,6 +24,7 @@
 //!     scratch_len: 4, // 2·D + C + the largest layer's work (none here)
 //!     anomaly: None,
 //!     stream: None,
+//!     alarm: None,
 //!     trajectory: None,
 //!     layers: &layers,
 //!     tensors: &tensors,
@@ -45,7 +46,7 @@
 
 use super::records::{head, len32, put};
 use super::{
-    align_up, crc32, AnomalyThreshold, BaseKind, DType, Header, LayerRecord, StreamLayout, TensorRecord,
+    align_up, crc32, AlarmRule, AnomalyThreshold, BaseKind, DType, Header, LayerRecord, StreamLayout, TensorRecord,
     TrajectoryLayout, CRC_LEN, HEADER_LEN, LAYER_RECORD_LEN, MAX_LAYERS, N_GLOBAL_TENSORS, TENSOR_ALIGN,
     TENSOR_RECORD_LEN, VERSION,
 };
@@ -142,6 +143,8 @@ pub struct Contents<'c> {
     pub anomaly: Option<AnomalyThreshold>,
     /// A stream layout.
     pub stream: Option<StreamLayout>,
+    /// The stream's alarm rule (needs `stream` and `anomaly`).
+    pub alarm: Option<AlarmRule>,
     /// A trajectory layout (layer 0 is then the history encoder).
     pub trajectory: Option<TrajectoryLayout>,
     /// The layer records.
@@ -158,6 +161,11 @@ impl Contents<'_> {
             return Err(Error::BadHeader);
         }
         let n_tensors = u32::try_from(self.tensors.len()).map_err(|_| Error::BadHeader)?;
+        if let Some(rule) = self.alarm {
+            if !rule.is_valid() || self.stream.is_none() || self.anomaly.is_none() {
+                return Err(Error::BadHeader);
+            }
+        }
         let layer_table = HEADER_LEN;
         let tensor_table = layer_table + self.layers.len() * LAYER_RECORD_LEN;
         let table_end = self
@@ -188,6 +196,7 @@ impl Contents<'_> {
             data_offset: u32::try_from(data_offset).map_err(|_| Error::BadHeader)?,
             anomaly: self.anomaly,
             stream: self.stream,
+            alarm: self.alarm,
             trajectory: self.trajectory,
         })
     }
@@ -290,6 +299,7 @@ mod tests {
             scratch_len: 4,
             anomaly: None,
             stream: None,
+            alarm: None,
             trajectory: None,
             layers: &[],
             tensors: &tensors,

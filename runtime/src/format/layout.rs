@@ -49,8 +49,15 @@ pub mod header {
     pub const TRAJECTORY_FLAGS: usize = 59;
     /// `u8` trajectory step-embedding width E (header flag bit 2; else 0).
     pub const EMBEDDING: usize = 60;
-    /// Start of the reserved bytes (zero in version 1) up to the end of the header.
-    pub const RESERVED: usize = 61;
+    /// `u8` alarm window m: the last m windows the alarm rule counts (stream flag
+    /// bit 1; else 0).
+    pub const ALARM_WINDOW: usize = 61;
+    /// `u8` alarm raise count k: the alarm goes on when at least k of the last m
+    /// windows are above the threshold (stream flag bit 1; else 0).
+    pub const ALARM_RAISE: usize = 62;
+    /// `u8` alarm clear count j: an active alarm goes off when at most j of the
+    /// last m windows are above the threshold (stream flag bit 1; else 0).
+    pub const ALARM_CLEAR: usize = 63;
 }
 
 /// Offsets within a 32-byte layer record.

@@ -36,7 +36,7 @@ mod types;
 mod view;
 
 pub use crc::crc32;
-pub use records::{AnomalyThreshold, Header, LayerRecord, StreamLayout, TensorRecord, TrajectoryLayout};
+pub use records::{AlarmRule, AnomalyThreshold, Header, LayerRecord, StreamLayout, TensorRecord, TrajectoryLayout};
 pub use types::{Activation, BaseKind, DType, LayerKind, Precision};
 pub(crate) use view::View;
 
@@ -79,6 +79,13 @@ pub const HEADER_FLAG_TRAJECTORY: u16 = 4;
 pub(crate) const KNOWN_HEADER_FLAGS: u16 = HEADER_FLAG_ANOMALY | HEADER_FLAG_STREAM | HEADER_FLAG_TRAJECTORY;
 /// Stream flag: the input is the window's first differences.
 pub const STREAM_FLAG_DIFFERENCES: u8 = 1;
+/// Stream flag: the file carries an alarm rule (header bytes 61–63; needs the
+/// anomaly threshold, header flag bit 0).
+pub const STREAM_FLAG_ALARM: u8 = 2;
+/// Every stream flag bit version 1 defines.
+pub(crate) const KNOWN_STREAM_FLAGS: u8 = STREAM_FLAG_DIFFERENCES | STREAM_FLAG_ALARM;
+/// Longest alarm window m (windows the rule counts: one bit each of a `u32`).
+pub const MAX_ALARM_WINDOW: u8 = 32;
 /// Trajectory flag: one flow per future step (else one flow shared by every step,
 /// told apart by a learned step embedding).
 pub const TRAJECTORY_FLAG_PER_STEP: u8 = 1;

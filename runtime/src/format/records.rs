@@ -5,9 +5,9 @@ use super::layout::{header as hdr, layer as lr, tensor as tr};
 use super::types::{Activation, BaseKind, DType, LayerKind, Precision};
 use super::{
     CRC_LEN, HEADER_FLAG_ANOMALY, HEADER_FLAG_STREAM, HEADER_FLAG_TRAJECTORY, HEADER_LEN, KNOWN_HEADER_FLAGS,
-    KNOWN_LAYER_FLAGS, KNOWN_TRAJECTORY_FLAGS, LAYER_RECORD_LEN, MAGIC, MAX_DIM, MAX_EMBEDDING, MAX_ENCODING,
-    MAX_LAYERS, MAX_OBSERVED, N_GLOBAL_TENSORS, STREAM_FLAG_DIFFERENCES, TENSOR_RECORD_LEN, TRAJECTORY_FLAG_HEADING,
-    TRAJECTORY_FLAG_PER_STEP, VERSION,
+    KNOWN_LAYER_FLAGS, KNOWN_STREAM_FLAGS, KNOWN_TRAJECTORY_FLAGS, LAYER_RECORD_LEN, MAGIC, MAX_ALARM_WINDOW, MAX_DIM,
+    MAX_EMBEDDING, MAX_ENCODING, MAX_LAYERS, MAX_OBSERVED, N_GLOBAL_TENSORS, STREAM_FLAG_ALARM,
+    STREAM_FLAG_DIFFERENCES, TENSOR_RECORD_LEN, TRAJECTORY_FLAG_HEADING, TRAJECTORY_FLAG_PER_STEP, VERSION,
 };
 use crate::error::{Error, Result};
 
@@ -106,6 +106,8 @@ pub struct Header {
     pub anomaly: Option<AnomalyThreshold>,
     /// The stream layout, when the model scores windows of a stream (flag bit 1).
     pub stream: Option<StreamLayout>,
+    /// The stream's alarm rule (stream flag bit 1; needs `anomaly` and `stream`).
+    pub alarm: Option<AlarmRule>,
     /// The trajectory layout, when the model is a trajectory model (flag bit 2).
     pub trajectory: Option<TrajectoryLayout>,
 }
@@ -175,6 +177,37 @@ pub struct StreamLayout {
     pub differences: bool,
 }
 
+/// When a stream's alarm goes on and off, from the verdicts (score above the
+/// threshold or not) of the last `window` scored windows: on when at least
+/// `raise` of them are above, off again when at most `clear` are — k-of-m
+/// raising with hysteresis, so one anomaly is one alarm and an isolated
+/// excursion is none. `{ window: 1, raise: 1, clear: 0 }` is the plain
+/// per-window verdict (what a stream model without a stored rule uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AlarmRule {
+    /// Windows counted, m: 1 ..= [`MAX_ALARM_WINDOW`].
+    pub window: u8,
+    /// Windows above the threshold that raise the alarm, k: 1 ..= m.
+    pub raise: u8,
+    /// An active alarm clears when at most this many are above, j: < k.
+    pub clear: u8,
+}
+
+impl AlarmRule {
+    /// The per-window verdict: on while the current window is above the threshold.
+    pub const PER_WINDOW: AlarmRule = AlarmRule { window: 1, raise: 1, clear: 0 };
+
+    /// Whether the rule is one the format allows: `1 ≤ m ≤ 32`, `1 ≤ k ≤ m`, `j < k`.
+    pub const fn is_valid(&self) -> bool {
+        self.window >= 1
+            && self.window <= MAX_ALARM_WINDOW
+            && self.raise >= 1
+            && self.raise <= self.window
+            && self.clear < self.raise
+    }
+}
+
 impl StreamLayout {
     /// Input dimension the layout produces: `C·W`, or `C·(W − 1)` with differences.
     pub const fn dim(&self) -> usize {
@@ -209,8 +242,7 @@ impl Header {
         let layer_table = rd_u32(b, hdr::LAYER_TABLE)?;
         let tensor_table = rd_u32(b, hdr::TENSOR_TABLE)?;
         let data_offset = rd_u32(b, hdr::DATA_OFFSET)?;
-        let reserved = b.get(hdr::RESERVED..HEADER_LEN).ok_or(Error::Truncated)?;
-        if flags & !KNOWN_HEADER_FLAGS != 0 || header_len as usize != HEADER_LEN || reserved.iter().any(|&r| r != 0) {
+        if flags & !KNOWN_HEADER_FLAGS != 0 || header_len as usize != HEADER_LEN {
             return Err(Error::BadHeader);
         }
         let anomaly_bytes = b.get(hdr::THRESHOLD..hdr::WINDOW).ok_or(Error::Truncated)?;
@@ -227,15 +259,15 @@ impl Header {
             None
         };
         let stream_bytes = b.get(hdr::WINDOW..hdr::HORIZON).ok_or(Error::Truncated)?;
+        let sf = rd_u8(b, hdr::STREAM_FLAGS)?;
         let stream = if flags & HEADER_FLAG_STREAM != 0 {
-            let sf = rd_u8(b, hdr::STREAM_FLAGS)?;
             let layout = StreamLayout {
                 window: rd_u16(b, hdr::WINDOW)?,
                 channels: rd_u16(b, hdr::CHANNELS)?,
                 differences: sf & STREAM_FLAG_DIFFERENCES != 0,
             };
             let min_window = if layout.differences { 2 } else { 1 };
-            if sf & !STREAM_FLAG_DIFFERENCES != 0
+            if sf & !KNOWN_STREAM_FLAGS != 0
                 || layout.window < min_window
                 || layout.channels == 0
                 || layout.dim() != dim as usize
@@ -249,7 +281,24 @@ impl Header {
         } else {
             None
         };
-        let trajectory_bytes = b.get(hdr::HORIZON..hdr::RESERVED).ok_or(Error::Truncated)?;
+        let alarm_bytes = b.get(hdr::ALARM_WINDOW..HEADER_LEN).ok_or(Error::Truncated)?;
+        let alarm = if stream.is_some() && sf & STREAM_FLAG_ALARM != 0 {
+            let rule = AlarmRule {
+                window: rd_u8(b, hdr::ALARM_WINDOW)?,
+                raise: rd_u8(b, hdr::ALARM_RAISE)?,
+                clear: rd_u8(b, hdr::ALARM_CLEAR)?,
+            };
+            // A rule counts verdicts: it needs the threshold they come from.
+            if !rule.is_valid() || anomaly.is_none() {
+                return Err(Error::BadHeader);
+            }
+            Some(rule)
+        } else if alarm_bytes.iter().any(|&r| r != 0) {
+            return Err(Error::BadHeader);
+        } else {
+            None
+        };
+        let trajectory_bytes = b.get(hdr::HORIZON..hdr::ALARM_WINDOW).ok_or(Error::Truncated)?;
         let trajectory = if flags & HEADER_FLAG_TRAJECTORY != 0 {
             let tf = rd_u8(b, hdr::TRAJECTORY_FLAGS)?;
             let t = TrajectoryLayout {
@@ -315,6 +364,7 @@ impl Header {
             data_offset,
             anomaly,
             stream,
+            alarm,
             trajectory,
         })
     }
@@ -336,7 +386,11 @@ impl Header {
             flags |= HEADER_FLAG_STREAM;
             put(b, hdr::WINDOW, &st.window.to_le_bytes())?;
             put(b, hdr::CHANNELS, &st.channels.to_le_bytes())?;
-            put(b, hdr::STREAM_FLAGS, &[if st.differences { STREAM_FLAG_DIFFERENCES } else { 0 }])?;
+            let alarm = if self.alarm.is_some() { STREAM_FLAG_ALARM } else { 0 };
+            put(b, hdr::STREAM_FLAGS, &[alarm | if st.differences { STREAM_FLAG_DIFFERENCES } else { 0 }])?;
+            if let Some(r) = self.alarm {
+                put(b, hdr::ALARM_WINDOW, &[r.window, r.raise, r.clear])?;
+            }
         }
         if let Some(t) = self.trajectory {
             flags |= HEADER_FLAG_TRAJECTORY;

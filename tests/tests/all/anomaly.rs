@@ -1,12 +1,13 @@
 //! The runtime's anomaly API and streaming front end: header fields round-trip,
 //! malformed ones are rejected, stream windows equal hand-built ones bit for bit,
-//! and rejected samples leave the stream untouched.
+//! rejected samples leave the stream untouched, and the alarm rule raises and
+//! clears as its definition says.
 
 use floe_exporter::flow::TransformKind;
 use floe_exporter::freeze::{AlignedBytes, FrozenModel};
 use floe_runtime::format::layout::header as hdr;
-use floe_runtime::format::{AnomalyThreshold, StreamLayout};
-use floe_runtime::{Error, Model, Stream};
+use floe_runtime::format::{AlarmRule, AnomalyThreshold, StreamLayout};
+use floe_runtime::{Alarm, AlarmState, Error, Model, Stream};
 use floe_tests::{config, random_flow, rows};
 
 fn frozen(dim: usize) -> FrozenModel {
@@ -15,10 +16,21 @@ fn frozen(dim: usize) -> FrozenModel {
 }
 
 fn stream_model(window: u16, channels: u16, differences: bool) -> AlignedBytes {
+    stream_model_with(window, channels, differences, None, 7.5)
+}
+
+fn stream_model_with(
+    window: u16,
+    channels: u16,
+    differences: bool,
+    alarm: Option<AlarmRule>,
+    threshold: f32,
+) -> AlignedBytes {
     let layout = StreamLayout { window, channels, differences };
     let mut m = frozen(layout.dim());
     m.stream = Some(layout);
-    m.anomaly = Some(AnomalyThreshold { threshold: 7.5, target_fpr: 0.01 });
+    m.anomaly = Some(AnomalyThreshold { threshold, target_fpr: 0.01 });
+    m.alarm = alarm;
     AlignedBytes::new(&m.to_bytes().expect("serialize"))
 }
 
@@ -62,11 +74,12 @@ fn malformed_anomaly_and_stream_fields_are_bad_headers() {
             Box::new(|b| b[hdr::WINDOW..hdr::WINDOW + 2].copy_from_slice(&5u16.to_le_bytes())),
         ),
         ("zero channels", Box::new(|b| b[hdr::CHANNELS..hdr::CHANNELS + 2].copy_from_slice(&0u16.to_le_bytes()))),
-        ("unknown stream flag", Box::new(|b| b[hdr::STREAM_FLAGS] = 2)),
+        ("unknown stream flag", Box::new(|b| b[hdr::STREAM_FLAGS] = 4)),
+        ("alarm flag with a zero rule", Box::new(|b| b[hdr::STREAM_FLAGS] = 2)),
         ("unknown header flag", Box::new(|b| b[hdr::FLAGS] |= 4)),
         ("threshold without its flag", Box::new(|b| b[hdr::FLAGS] &= !1)),
         ("window without its flag", Box::new(|b| b[hdr::FLAGS] &= !2)),
-        ("reserved byte", Box::new(|b| b[hdr::RESERVED] = 1)),
+        ("alarm byte without its flag", Box::new(|b| b[hdr::ALARM_CLEAR] = 1)),
     ];
     for (what, edit) in edits {
         let mut b = good.to_vec();
@@ -74,6 +87,150 @@ fn malformed_anomaly_and_stream_fields_are_bad_headers() {
         recrc(&mut b);
         assert_eq!(Model::load(&AlignedBytes::new(&b)).err(), Some(Error::BadHeader), "{what}");
     }
+}
+
+#[test]
+fn alarm_rules_round_trip_and_malformed_ones_are_bad_headers() {
+    let rule = AlarmRule { window: 8, raise: 3, clear: 1 };
+    let good = stream_model_with(4, 1, false, Some(rule), 7.5);
+    let m = Model::load(&good).expect("loads");
+    assert_eq!(m.alarm_rule(), Some(rule));
+    assert_eq!(Stream::<8>::new(m).unwrap().alarm_rule(), Some(rule));
+    // No stored rule: the stream steps the per-window verdict.
+    let plain = stream_model(4, 1, false);
+    let pm = Model::load(&plain).unwrap();
+    assert_eq!(pm.alarm_rule(), None);
+    assert_eq!(Stream::<8>::new(pm).unwrap().alarm_rule(), Some(AlarmRule::PER_WINDOW));
+    type Edit = Box<dyn Fn(&mut [u8])>;
+    let edits: Vec<(&str, Edit)> = vec![
+        ("m = 0", Box::new(|b| b[hdr::ALARM_WINDOW] = 0)),
+        ("m = 33", Box::new(|b| b[hdr::ALARM_WINDOW] = 33)),
+        ("k = 0", Box::new(|b| (b[hdr::ALARM_RAISE], b[hdr::ALARM_CLEAR]) = (0, 0))),
+        ("k > m", Box::new(|b| b[hdr::ALARM_RAISE] = 9)),
+        ("j = k", Box::new(|b| b[hdr::ALARM_CLEAR] = 3)),
+        (
+            "a rule without a threshold",
+            Box::new(|b| {
+                b[hdr::FLAGS] &= !1;
+                b[hdr::THRESHOLD..hdr::WINDOW].fill(0);
+            }),
+        ),
+        ("a rule without its flag", Box::new(|b| b[hdr::STREAM_FLAGS] &= !2)),
+    ];
+    for (what, edit) in edits {
+        let mut b = good.to_vec();
+        edit(&mut b);
+        recrc(&mut b);
+        assert_eq!(Model::load(&AlignedBytes::new(&b)).err(), Some(Error::BadHeader), "{what}");
+    }
+    // The encoder refuses what the reader would.
+    let layout = StreamLayout { window: 4, channels: 1, differences: false };
+    let mut f = frozen(4);
+    f.stream = Some(layout);
+    f.alarm = Some(rule);
+    assert!(f.to_bytes().is_err(), "a rule without a threshold");
+    f.anomaly = Some(AnomalyThreshold { threshold: 1.0, target_fpr: 0.01 });
+    f.alarm = Some(AlarmRule { window: 4, raise: 2, clear: 2 });
+    assert!(f.to_bytes().is_err(), "j = k");
+}
+
+/// The alarm rule written out the slow way: count the last m verdicts.
+fn reference_alarm(rule: AlarmRule, verdicts: &[bool]) -> Vec<Alarm> {
+    let mut active = false;
+    let mut out = Vec::new();
+    for t in 0..verdicts.len() {
+        let from = (t + 1).saturating_sub(rule.window as usize);
+        let count = verdicts[from..=t].iter().filter(|&&v| v).count() as u8;
+        let was = active;
+        if !active && count >= rule.raise {
+            active = true;
+        } else if active && count <= rule.clear {
+            active = false;
+        }
+        out.push(Alarm { active, raised: active && !was, cleared: was && !active, above: count });
+    }
+    out
+}
+
+#[test]
+fn the_alarm_state_follows_its_definition() {
+    // Verdict sequences: isolated spikes, a burst, a long run, alternation.
+    let mut x = 0x2545_f491_u32;
+    let random: Vec<bool> = (0..400)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.is_multiple_of(5)
+        })
+        .collect();
+    let burst: Vec<bool> = (0..120).map(|t| (40..70).contains(&t) || t == 10 || t == 100).collect();
+    let alternating: Vec<bool> = (0..64).map(|t| t % 2 == 0).collect();
+    let rules = [
+        AlarmRule::PER_WINDOW,
+        AlarmRule { window: 8, raise: 3, clear: 0 },
+        AlarmRule { window: 16, raise: 12, clear: 4 },
+        AlarmRule { window: 32, raise: 32, clear: 31 },
+        AlarmRule { window: 32, raise: 1, clear: 0 },
+    ];
+    for rule in rules {
+        assert!(rule.is_valid());
+        for verdicts in [&random, &burst, &alternating] {
+            let mut st = AlarmState::new();
+            let got: Vec<Alarm> = verdicts.iter().map(|&v| st.step(rule, v)).collect();
+            assert_eq!(got, reference_alarm(rule, verdicts), "{rule:?}");
+        }
+    }
+    // The burst under 8-of-3: isolated spikes raise nothing, the burst one alarm.
+    let mut st = AlarmState::new();
+    let raised: Vec<usize> =
+        (0..burst.len()).filter(|&t| st.step(AlarmRule { window: 8, raise: 3, clear: 0 }, burst[t]).raised).collect();
+    assert_eq!(raised, vec![42]);
+}
+
+#[test]
+fn a_stream_steps_its_files_alarm_rule_on_every_scored_window() {
+    let rule = AlarmRule { window: 4, raise: 2, clear: 0 };
+    let data = rows(60, 1, 1.0, 21);
+    // A threshold at the median score of this series' windows, so verdicts vary.
+    let probe_file = stream_model(3, 1, false);
+    let probe = Model::load(&probe_file).unwrap();
+    let mut scratch = vec![0.0f32; probe.scratch_len()];
+    let mut scores: Vec<f32> = data.windows(3).map(|w| probe.score(w, &[], &mut scratch).unwrap().nats).collect();
+    scores.sort_by(f32::total_cmp);
+    let buf = stream_model_with(3, 1, false, Some(rule), scores[scores.len() / 2]);
+    let m = Model::load(&buf).unwrap();
+    let mut st = Stream::<8>::new(m).unwrap();
+    let mut state = AlarmState::new();
+    let (mut raised, mut verdicts) = (0, Vec::new());
+    for (t, s) in data.chunks(1).enumerate() {
+        let got = st.push(s, &mut scratch).unwrap();
+        match got {
+            None => assert_eq!(st.alarm(), None, "t={t}"),
+            Some(score) => {
+                let above = score.anomaly.expect("the file has a threshold");
+                verdicts.push(above);
+                let want = state.step(rule, above);
+                assert_eq!(st.alarm(), Some(want), "t={t}");
+                raised += usize::from(want.raised);
+            }
+        }
+    }
+    assert!(verdicts.iter().any(|&v| v) && verdicts.iter().any(|&v| !v));
+    assert!(raised >= 1);
+    // Reset forgets the alarm with the history.
+    st.reset();
+    assert_eq!(st.alarm(), None);
+    // Without a threshold there is no alarm to step.
+    let mut f = frozen(3);
+    f.stream = Some(StreamLayout { window: 3, channels: 1, differences: false });
+    let nothr = AlignedBytes::new(&f.to_bytes().unwrap());
+    let mut st = Stream::<8>::new(Model::load(&nothr).unwrap()).unwrap();
+    assert_eq!(st.alarm_rule(), None);
+    for s in data.chunks(1).take(5) {
+        st.push(s, &mut scratch).unwrap();
+    }
+    assert_eq!(st.alarm(), None);
 }
 
 /// The window a stream of `samples` (each `c` values) ends with, built by hand.

@@ -140,11 +140,13 @@ fn specific_semantic_errors() {
     recrc(&mut t);
     assert_eq!(Model::load(&t).err(), Some(Error::BadLayer(0)));
 
-    // A non-zero reserved header byte.
-    let mut t = b.clone();
-    t[hdr::RESERVED] = 1;
-    recrc(&mut t);
-    assert_eq!(Model::load(&t).err(), Some(Error::BadHeader));
+    // A non-zero alarm byte in a file without a stream (formerly reserved).
+    for at in [hdr::ALARM_WINDOW, hdr::ALARM_RAISE, hdr::ALARM_CLEAR] {
+        let mut t = b.clone();
+        t[at] = 1;
+        recrc(&mut t);
+        assert_eq!(Model::load(&t).err(), Some(Error::BadHeader));
+    }
 
     // Spline tail bound <= 0: find the first spline layer.
     let li = (0..m.n_layers()).find(|&i| m.layer_info(i).unwrap().record.kind == LayerKind::SplineCoupling).unwrap();

@@ -27,6 +27,29 @@ fn print_model(model: &Model<'_>) -> Result<()> {
     println!("  base            {:?}", h.base);
     println!("  layers          {}\n  tensors         {}", h.n_layers, h.n_tensors);
     println!("  scratch         {} f32 = {} bytes", h.scratch_len, h.scratch_len * 4);
+    if let Some(a) = h.anomaly {
+        println!("  threshold       {} nats (false-alarm rate {} on held-out normal rows)", a.threshold, a.target_fpr);
+    }
+    if let Some(s) = h.stream {
+        let input = if s.differences { "first differences" } else { "values" };
+        println!("  stream          window {} x {} channel(s), {input}", s.window, s.channels);
+    }
+    if let Some(r) = h.alarm {
+        println!(
+            "  alarm rule      on at {} of the last {} windows above the threshold, off at <= {}",
+            r.raise, r.window, r.clear
+        );
+    }
+    if let Some(t) = h.trajectory {
+        println!(
+            "  trajectory      {} observed positions -> {} steps, {}{}, step embedding {}",
+            t.observed,
+            t.horizon,
+            if t.per_step { "one flow per step" } else { "one shared flow" },
+            if t.heading_frame { ", heading frame" } else { "" },
+            t.embedding
+        );
+    }
     let (mean, std) = model.standardization();
     println!("  standardization mean {mean:?}\n                  std  {std:?}");
     println!(

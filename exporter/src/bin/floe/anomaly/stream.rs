@@ -3,9 +3,12 @@
 
 use std::path::PathBuf;
 
-use floe_exporter::anomaly::stream::{evaluate_stream, fit_stream, read_series, StreamSpec, HIT_TOLERANCE};
+use std::io::Write;
+
+use floe_exporter::anomaly::stream::{evaluate_stream, fit_stream, read_series, AlarmCount, StreamSpec, HIT_TOLERANCE};
 use floe_exporter::error::FloeError;
 use floe_exporter::Result;
+use floe_runtime::format::AlarmRule;
 
 use crate::args::{FlowArgs, ModelOut};
 
@@ -39,6 +42,15 @@ pub struct Args {
     /// Also write the test series as raw little-endian f32 (firmware input).
     #[arg(long)]
     series_out: Option<PathBuf>,
+    /// Alarm rule `m,k,j`: on when k of the last m windows are above the
+    /// threshold, off when at most j are (1 ≤ k ≤ m ≤ 32, j < k). Default: chosen
+    /// on the held-out normal windows (m = min(window, 32), j = 0, the smallest k
+    /// that raises no alarm there).
+    #[arg(long, value_parser = parse_rule)]
+    alarm: Option<AlarmRule>,
+    /// Write every test window's score as CSV (`t,nats,above,alarm,raised`).
+    #[arg(long)]
+    scores_out: Option<PathBuf>,
     /// Flow settings.
     #[command(flatten)]
     flow: FlowArgs,
@@ -52,6 +64,7 @@ pub fn run(a: Args) -> Result<()> {
         quantize: a.model.quantize,
         seed: a.model.seed,
         settings: a.flow.settings(),
+        alarm: a.alarm,
     };
     // The settings first, then the files.
     spec.layout(a.column.len())?;
@@ -64,6 +77,14 @@ pub fn run(a: Args) -> Result<()> {
         std::fs::write(p, raw).map_err(|e| FloeError::io(p, e))?;
     }
     let ev = evaluate_stream(fitted.loaded.model(), &test, &a.test)?;
+    if let Some(p) = &a.scores_out {
+        let mut csv = String::from("t,nats,above,alarm,raised\n");
+        for w in &ev.windows {
+            csv += &format!("{},{},{},{},{}\n", w.t, w.nats, u8::from(w.above), u8::from(w.alarm), u8::from(w.raised));
+        }
+        let mut f = std::fs::File::create(p).map_err(|e| FloeError::io(p, e))?;
+        f.write_all(csv.as_bytes()).map_err(|e| FloeError::io(p, e))?;
+    }
     println!(
         "stream model: window {} ({}), {} training windows, {} calibration windows, {} epochs; parity max |diff| {:.1e}",
         a.window,
@@ -82,6 +103,14 @@ pub fn run(a: Args) -> Result<()> {
         fitted.threshold,
         a.fpr
     );
+    let r = fitted.alarm;
+    println!(
+        "alarm rule: on when {} of the last {} windows are above the threshold, off when at most {} are{}",
+        r.raise,
+        r.window,
+        r.clear,
+        if a.alarm.is_some() { " (--alarm)" } else { " (chosen on the held-out normal windows)" }
+    );
     println!("test series: {} samples, {} windows scored through floe_runtime::Stream", test.len(), ev.windows.len());
     println!("  top score       {:.3} nats at sample {} (the window ending there)", ev.top.nats, ev.top.t);
     for r in &ev.runs {
@@ -94,12 +123,36 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     if !ev.runs.is_empty() {
-        println!(
-            "  alarms          {} windows above the threshold ({} within ±{HIT_TOLERANCE} of a labelled region, {} elsewhere)",
-            ev.alarms,
-            ev.alarms_near_runs,
-            ev.alarms - ev.alarms_near_runs
-        );
+        let show = |what: &str, c: &AlarmCount| {
+            println!(
+                "  {what:<16}{} alarms raised ({} within ±{HIT_TOLERANCE} of a labelled region, {} elsewhere); \
+                 on in {} windows ({} near, {} elsewhere)",
+                c.raised,
+                c.raised_near,
+                c.raised - c.raised_near,
+                c.on,
+                c.on_near,
+                c.on - c.on_near
+            )
+        };
+        show("per window", &ev.per_window);
+        show(&format!("rule {},{},{}", r.window, r.raise, r.clear), &ev.rule);
     }
     Ok(())
+}
+
+/// `m,k,j` → an alarm rule the format allows.
+fn parse_rule(s: &str) -> std::result::Result<AlarmRule, String> {
+    let v: Vec<u8> = s
+        .split(',')
+        .map(|p| p.trim().parse::<u8>().map_err(|_| format!("`{p}` is not a count 0..=255")))
+        .collect::<std::result::Result<_, _>>()?;
+    let [window, raise, clear] = v[..] else {
+        return Err(format!("expected three counts m,k,j, got {}", v.len()));
+    };
+    let rule = AlarmRule { window, raise, clear };
+    if !rule.is_valid() {
+        return Err(format!("needs 1 <= k <= m <= 32 and j < k, got m={window}, k={raise}, j={clear}"));
+    }
+    Ok(rule)
 }

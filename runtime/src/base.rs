@@ -1,5 +1,6 @@
-//! Base distributions: standard normal, diagonal normal and independent Student-t
-//! (per-dimension degrees of freedom, as in Marginal Tail-Adaptive Flows).
+//! Base distributions: standard normal, diagonal normal, independent Student-t
+//! (per-dimension degrees of freedom, as in Marginal Tail-Adaptive Flows), and a
+//! mixture of diagonal normals (a flow can then contain the GMM it competes with).
 
 use crate::error::{Error, Result};
 use crate::format::BaseKind;
@@ -12,8 +13,52 @@ pub const HALF_LN_2PI: f32 = 0.918_938_5;
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Base<'a> {
     StdNormal,
-    DiagNormal { loc: &'a [f32], log_scale: &'a [f32] },
-    StudentT { df: &'a [f32] },
+    DiagNormal {
+        loc: &'a [f32],
+        log_scale: &'a [f32],
+    },
+    StudentT {
+        df: &'a [f32],
+    },
+    /// K components: `logits` (K), `loc` and `log_scale` (K × D, row k = component k).
+    Mixture {
+        logits: &'a [f32],
+        loc: &'a [f32],
+        log_scale: &'a [f32],
+    },
+}
+
+/// `ln Σ_k e^{v_k}`, accumulated left to right in one pass (running maximum,
+/// rescaled sum); `−∞` terms add nothing, and an empty or all-`−∞` input gives `−∞`.
+pub(crate) fn log_sum_exp(values: impl Iterator<Item = f32>) -> f32 {
+    let (mut m, mut s) = (f32::NEG_INFINITY, 0.0f32);
+    for c in values {
+        if c == f32::NEG_INFINITY {
+            continue;
+        }
+        if c > m {
+            s = s * libm::expf(m - c) + 1.0;
+            m = c;
+        } else {
+            s += libm::expf(c - m);
+        }
+    }
+    if s > 0.0 {
+        m + libm::logf(s)
+    } else {
+        f32::NEG_INFINITY
+    }
+}
+
+/// `log p(z)` of one mixture component without the `−D/2·ln 2π` term:
+/// `−½ Σ ((z − loc)·e^{−ls})² − Σ ls`.
+fn component_kernel(z: &[f32], loc: &[f32], log_scale: &[f32]) -> f32 {
+    let mut c = 0.0f32;
+    for ((&v, &m), &l) in z.iter().zip(loc).zip(log_scale) {
+        let u = (v - m) * libm::expf(-l);
+        c -= 0.5 * u * u + l;
+    }
+    c
 }
 
 impl Base<'_> {
@@ -23,6 +68,7 @@ impl Base<'_> {
             Base::StdNormal => BaseKind::StdNormal,
             Base::DiagNormal { .. } => BaseKind::DiagNormal,
             Base::StudentT { .. } => BaseKind::StudentT,
+            Base::Mixture { .. } => BaseKind::Mixture,
         }
     }
 
@@ -46,6 +92,8 @@ impl Base<'_> {
                 }
                 s
             }
+            // The weights' normalizer: log softmax(logits)_k = logits_k − LSE(logits).
+            Base::Mixture { logits, .. } => -(dim as f32) * HALF_LN_2PI - log_sum_exp(logits.iter().copied()),
         }
     }
 
@@ -75,6 +123,20 @@ impl Base<'_> {
                     s -= 0.5 * (n + 1.0) * libm::log1pf(v * v / n);
                 }
             }
+            Base::Mixture { logits, loc, log_scale } => {
+                let d = z.len();
+                if d == 0 || loc.len() != logits.len() * d || log_scale.len() != loc.len() {
+                    return Err(Error::Internal);
+                }
+                // Component k's term: logits_k + its kernel, summed by log-sum-exp
+                // in component order.
+                s = log_sum_exp(
+                    logits
+                        .iter()
+                        .zip(loc.chunks_exact(d).zip(log_scale.chunks_exact(d)))
+                        .map(|(&w, (m, l))| w + component_kernel(z, m, l)),
+                );
+            }
         }
         Ok(s)
     }
@@ -101,6 +163,31 @@ impl Base<'_> {
                 }
                 for (v, &n) in z.iter_mut().zip(df) {
                     *v = rng.student_t(n);
+                }
+            }
+            Base::Mixture { logits, loc, log_scale } => {
+                let d = z.len();
+                if d == 0 || loc.len() != logits.len() * d || log_scale.len() != loc.len() {
+                    return Err(Error::Internal);
+                }
+                // The component: the first k whose cumulative weight exceeds
+                // u · Σ weights (weights e^{logit − max}, summed in order).
+                let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let total: f32 = logits.iter().map(|&w| libm::expf(w - top)).sum();
+                let target = rng.uniform() * total;
+                let mut acc = 0.0f32;
+                let mut k = logits.len().saturating_sub(1);
+                for (i, &w) in logits.iter().enumerate() {
+                    acc += libm::expf(w - top);
+                    if target < acc {
+                        k = i;
+                        break;
+                    }
+                }
+                let rows = loc.chunks_exact(d).zip(log_scale.chunks_exact(d));
+                let (m, l) = rows.clone().nth(k).ok_or(Error::Internal)?;
+                for ((v, &mu), &ls) in z.iter_mut().zip(m).zip(l) {
+                    *v = mu + libm::expf(ls) * rng.normal();
                 }
             }
         }

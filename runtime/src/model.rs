@@ -4,7 +4,7 @@
 use crate::base::Base;
 use crate::error::{Error, Result};
 use crate::fmt::debug;
-use crate::format::{BaseKind, DType, Header, LayerRecord, TrajectoryLayout, View, N_GLOBAL_TENSORS};
+use crate::format::{BaseKind, DType, Header, LayerRecord, TrajectoryLayout, View, MAX_COMPONENTS, N_GLOBAL_TENSORS};
 use crate::kernels::take;
 use crate::rng::Rng;
 use crate::transforms::{Dims, Encoder, Layer, Plan, Tracer};
@@ -90,6 +90,17 @@ impl<'a> Model<'a> {
                     return Err(Error::InvalidBase);
                 }
                 Base::StudentT { df }
+            }
+            BaseKind::Mixture => {
+                let logits = view.tensor(g)?;
+                let k = logits.rows as usize;
+                if logits.cols != 1 || !(1..=MAX_COMPONENTS).contains(&k) {
+                    return Err(Error::InvalidBase);
+                }
+                let logits = view.f32s(g)?;
+                let loc = mat_tensor(&view, g + 1, k, dim)?;
+                let log_scale = mat_tensor(&view, g + 2, k, dim)?;
+                Base::Mixture { logits, loc, log_scale }
             }
         };
         let mut next = g + h.base.n_tensors() as u32;
@@ -372,6 +383,14 @@ pub(crate) fn len32(s: &[f32]) -> u32 {
 fn vec_tensor<'a>(view: &View<'a>, i: u32, len: usize) -> Result<&'a [f32]> {
     let t = view.tensor(i)?;
     if t.rows as usize != len || t.cols != 1 {
+        return Err(Error::BadTensor(i));
+    }
+    view.f32s(i)
+}
+
+fn mat_tensor<'a>(view: &View<'a>, i: u32, rows: usize, cols: usize) -> Result<&'a [f32]> {
+    let t = view.tensor(i)?;
+    if t.rows as usize != rows || t.cols as usize != cols {
         return Err(Error::BadTensor(i));
     }
     view.f32s(i)

@@ -52,6 +52,7 @@ pub fn config(transform: TransformKind, dim: usize, context_dim: usize) -> FlowC
         lu: true,
         permutation: PermChoice::Random,
         base: BaseKind::StdNormal,
+        components: 3,
         seed: 1,
     }
 }

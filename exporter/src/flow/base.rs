@@ -21,17 +21,44 @@ pub struct BaseDist {
     pub log_scale: Option<Param<Tensor<1>>>,
     /// Student-t: log degrees of freedom.
     pub log_df: Option<Param<Tensor<1>>>,
+    /// Mixture: component logits (K).
+    pub mix_logits: Option<Param<Tensor<1>>>,
+    /// Mixture: component means (K × D).
+    pub mix_loc: Option<Param<Tensor<2>>>,
+    /// Mixture: component log standard deviations (K × D).
+    pub mix_log_scale: Option<Param<Tensor<2>>>,
 }
 
 impl BaseDist {
-    /// A base of `kind` over `d` dimensions: N(0, I), or a diagonal normal or
-    /// Student-t (10 degrees of freedom) to be learned.
-    pub fn new(kind: BaseKind, d: usize, device: &Device) -> Self {
+    /// A base of `kind` over `d` dimensions: N(0, I), or to be learned: a
+    /// diagonal normal, a Student-t (10 degrees of freedom), or a mixture of
+    /// `components` diagonal normals (equal weights, unit scales, means drawn
+    /// from N(0, I) by the backend's seeded generator).
+    pub fn new(kind: BaseKind, d: usize, components: usize, device: &Device) -> Self {
         let p = |v: f32| Some(Param::from_tensor(Tensor::full([d], v, device)));
+        let none = BaseDist {
+            kind,
+            loc: None,
+            log_scale: None,
+            log_df: None,
+            mix_logits: None,
+            mix_loc: None,
+            mix_log_scale: None,
+        };
         match kind {
-            BaseKind::StdNormal => BaseDist { kind, loc: None, log_scale: None, log_df: None },
-            BaseKind::DiagNormal => BaseDist { kind, loc: p(0.0), log_scale: p(0.0), log_df: None },
-            BaseKind::StudentT => BaseDist { kind, loc: None, log_scale: None, log_df: p(10f32.ln()) },
+            BaseKind::StdNormal => none,
+            BaseKind::DiagNormal => BaseDist { loc: p(0.0), log_scale: p(0.0), ..none },
+            BaseKind::StudentT => BaseDist { log_df: p(10f32.ln()), ..none },
+            BaseKind::Mixture => {
+                let k = components.max(1);
+                let means = Tensor::random([k, d], burn::tensor::Distribution::Normal(0.0, 1.0), device);
+                BaseDist {
+                    mix_logits: Some(Param::from_tensor(Tensor::zeros([k], device))),
+                    mix_loc: Some(Param::from_tensor(means)),
+                    mix_log_scale: Some(Param::from_tensor(Tensor::zeros([k, d], device))),
+                    ..none
+                }
+            }
         }
     }
 
@@ -39,6 +66,20 @@ impl BaseDist {
     pub fn log_prob(&self, z: Tensor<2>) -> Tensor<1> {
         let [n, d] = z.dims();
         let c = -(d as f32) * HALF_LN_2PI;
+        if let (BaseKind::Mixture, Some(w), Some(loc), Some(ls)) =
+            (self.kind, &self.mix_logits, &self.mix_loc, &self.mix_log_scale)
+        {
+            let k = w.val().dims()[0];
+            // Per row and component: log softmax(w)_k − ½‖(z − μ_k)/σ_k‖² − Σ ln σ_k.
+            let u = (z.unsqueeze_dim::<3>(1) - loc.val().unsqueeze::<3>()) * ls.val().neg().exp().unsqueeze::<3>();
+            let kernel = u.powf_scalar(2.0).sum_dim(2).reshape([n, k]).mul_scalar(-0.5);
+            let comp = kernel - ls.val().sum_dim(1).reshape([1, k])
+                + burn::tensor::activation::log_softmax(w.val(), 0).reshape([1, k]);
+            // Log-sum-exp over components, shifted by the (constant) row maximum.
+            let top = comp.clone().max_dim(1).detach();
+            let lse = (comp - top.clone()).exp().sum_dim(1).log() + top;
+            return lse.reshape([n]).add_scalar(c);
+        }
         match (self.kind, &self.loc, &self.log_scale, &self.log_df) {
             (BaseKind::DiagNormal, Some(loc), Some(ls), _) => {
                 let u = (z - loc.val().unsqueeze::<2>()) * ls.val().neg().exp().unsqueeze::<2>();

@@ -1,6 +1,6 @@
 //! The architecture of a flow: what a settings file's `[flow]` table holds.
 
-use floe_runtime::format::{BaseKind, LayerKind, MAX_BINS, MAX_BLOCKS, MAX_DIM};
+use floe_runtime::format::{BaseKind, LayerKind, MAX_BINS, MAX_BLOCKS, MAX_COMPONENTS, MAX_DIM};
 use serde::{Deserialize, Serialize};
 
 use super::conditioner::MlpSpec;
@@ -51,7 +51,7 @@ pub enum PermChoice {
     None,
 }
 
-/// Serde for [`BaseKind`] by its stable name (`normal`, `diag-normal`, `student-t`).
+/// Serde for [`BaseKind`] by its stable name (`normal`, `diag-normal`, `student-t`, `mixture`).
 pub mod base_kind_serde {
     use floe_runtime::format::BaseKind;
     use serde::{Deserialize, Deserializer, Serializer};
@@ -107,6 +107,8 @@ pub struct FlowConfig {
     /// Base distribution.
     #[serde(with = "base_kind_serde")]
     pub base: BaseKind,
+    /// Components of a mixture base (`base = "mixture"`).
+    pub components: usize,
     /// Seed of the random permutations and initial weights.
     pub seed: u64,
 }
@@ -136,6 +138,7 @@ impl FlowConfig {
             lu: true,
             permutation: PermChoice::Reverse,
             base: BaseKind::StdNormal,
+            components: 4,
             seed: 0,
         }
     }
@@ -168,6 +171,9 @@ impl FlowConfig {
         }
         if !(self.tail_bound.is_finite() && self.tail_bound > 0.0) {
             return Err(ConfigError::invalid("tail_bound", "> 0", self.tail_bound).into());
+        }
+        if self.base == BaseKind::Mixture && !(1..=MAX_COMPONENTS).contains(&self.components) {
+            return bad("components", "in 1..=64 for a mixture base", self.components);
         }
         if !(self.clamp.is_finite() && self.clamp > 0.0) {
             return Err(ConfigError::invalid("clamp", "> 0", self.clamp).into());

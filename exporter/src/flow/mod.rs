@@ -103,7 +103,12 @@ impl Flow {
                 Layer::Made(Made::new(d, cfg.context_dim, elem, spec, device))
             });
         }
-        Ok(Flow { layers, base: BaseDist::new(cfg.base, d, device), dim: d, context_dim: cfg.context_dim })
+        Ok(Flow {
+            layers,
+            base: BaseDist::new(cfg.base, d, cfg.components, device),
+            dim: d,
+            context_dim: cfg.context_dim,
+        })
     }
 
     /// Data to latent: `(z, summed log|det|)`.

@@ -101,6 +101,20 @@ fn base(b: &BaseDist) -> (BaseKind, Vec<FrozenTensor>) {
         (BaseKind::StudentT, _, _, Some(ldf)) => {
             (BaseKind::StudentT, vec![FrozenTensor::vector(to_vec(ldf.val().exp()))])
         }
+        (BaseKind::Mixture, ..) => match (&b.mix_logits, &b.mix_loc, &b.mix_log_scale) {
+            (Some(w), Some(loc), Some(ls)) => {
+                let [k, d] = loc.val().dims();
+                (
+                    BaseKind::Mixture,
+                    vec![
+                        FrozenTensor::vector(to_vec(w.val())),
+                        FrozenTensor::matrix(k, d, to_vec(loc.val().reshape([k * d]))),
+                        FrozenTensor::matrix(k, d, to_vec(ls.val().reshape([k * d]))),
+                    ],
+                )
+            }
+            _ => (BaseKind::StdNormal, vec![]),
+        },
         _ => (BaseKind::StdNormal, vec![]),
     }
 }

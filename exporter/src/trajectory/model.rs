@@ -60,6 +60,7 @@ impl TrajectoryConfig {
             lu: false,
             permutation: PermChoice::Reverse,
             base: BaseKind::StdNormal,
+            components: 4,
             seed: 0,
         };
         TrajectoryConfig {

@@ -68,6 +68,9 @@ pub const MAX_BLOCKS: usize = 64;
 /// context mean, context std.
 pub const N_GLOBAL_TENSORS: usize = 4;
 
+/// Most components of a mixture base.
+pub const MAX_COMPONENTS: usize = 64;
+
 /// Header flag: the file carries an anomaly threshold.
 pub const HEADER_FLAG_ANOMALY: u16 = 1;
 /// Header flag: the model scores windows of a stream.

@@ -66,11 +66,14 @@ pub enum BaseKind {
     DiagNormal = 1,
     /// Independent standard Student-t per dimension: tensor `df` (D), every entry > 0.
     StudentT = 2,
+    /// Mixture of K diagonal normals: tensors `logits` (K), `loc` (K × D),
+    /// `log_scale` (K × D); 1 ≤ K ≤ [`super::MAX_COMPONENTS`].
+    Mixture = 3,
 }
 
 impl BaseKind {
     /// Every kind, in code order.
-    pub const ALL: [BaseKind; 3] = [BaseKind::StdNormal, BaseKind::DiagNormal, BaseKind::StudentT];
+    pub const ALL: [BaseKind; 4] = [BaseKind::StdNormal, BaseKind::DiagNormal, BaseKind::StudentT, BaseKind::Mixture];
 
     /// Decode the header field.
     pub const fn from_u16(v: u16) -> Option<BaseKind> {
@@ -78,6 +81,7 @@ impl BaseKind {
             0 => Some(BaseKind::StdNormal),
             1 => Some(BaseKind::DiagNormal),
             2 => Some(BaseKind::StudentT),
+            3 => Some(BaseKind::Mixture),
             _ => None,
         }
     }
@@ -87,6 +91,7 @@ impl BaseKind {
             BaseKind::StdNormal => 0,
             BaseKind::DiagNormal => 2,
             BaseKind::StudentT => 1,
+            BaseKind::Mixture => 3,
         }
     }
     /// Short stable name (settings files, the CLI, tools).
@@ -95,6 +100,7 @@ impl BaseKind {
             BaseKind::StdNormal => "normal",
             BaseKind::DiagNormal => "diag-normal",
             BaseKind::StudentT => "student-t",
+            BaseKind::Mixture => "mixture",
         }
     }
     /// The kind whose [`BaseKind::name`] is `name`.

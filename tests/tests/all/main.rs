@@ -10,6 +10,7 @@ mod flows;
 mod format;
 mod gpu;
 mod layering;
+mod mixture;
 mod parity;
 mod quant;
 mod training;

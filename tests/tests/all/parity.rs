@@ -64,11 +64,19 @@ fn conditional_flows_match_the_runtime() {
 
 #[test]
 fn every_base_distribution_matches_the_runtime() {
-    for base in [BaseKind::StdNormal, BaseKind::DiagNormal, BaseKind::StudentT] {
+    for base in BaseKind::ALL {
         let mut cfg = config(TransformKind::SplineCoupling, 2, 0);
         cfg.base = base;
         let e = check(&cfg, 7);
         println!("{base:?}: max |diff| {e:.2e}");
+    }
+    // Mixtures of one and of many components, wider and conditional.
+    for (components, dim, cdim) in [(1, 3, 0), (8, 5, 0), (5, 3, 2)] {
+        let mut cfg = config(TransformKind::AffineCoupling, dim, cdim);
+        cfg.base = BaseKind::Mixture;
+        cfg.components = components;
+        let e = check(&cfg, 8);
+        println!("mixture of {components} in {dim} dims, context {cdim}: max |diff| {e:.2e}");
     }
 }
 

@@ -16,7 +16,7 @@ pub fn precision_parser() -> impl TypedValueParser<Value = Precision> {
         .try_map(|s| Precision::from_name(&s).ok_or("not a precision"))
 }
 
-/// `--base normal|diag-normal|student-t`: the runtime's [`BaseKind`] by name.
+/// `--base normal|diag-normal|student-t|mixture`: the runtime's [`BaseKind`] by name.
 pub fn base_parser() -> impl TypedValueParser<Value = BaseKind> {
     PossibleValuesParser::new(BaseKind::ALL.map(BaseKind::name))
         .try_map(|s| BaseKind::from_name(&s).ok_or("not a base distribution"))

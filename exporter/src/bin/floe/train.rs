@@ -55,6 +55,9 @@ pub struct Args {
     /// Base distribution.
     #[arg(long, value_parser = base_parser())]
     base: Option<BaseKind>,
+    /// Components of a mixture base (`--base mixture`; default 4).
+    #[arg(long)]
+    components: Option<usize>,
     /// Permutation between steps.
     #[arg(long, value_enum)]
     permutation: Option<PermChoice>,
@@ -118,6 +121,7 @@ impl Args {
         set(&mut flow.bins, self.bins);
         set(&mut flow.tail_bound, self.tail_bound);
         set(&mut flow.base, self.base);
+        set(&mut flow.components, self.components);
         set(&mut flow.permutation, self.permutation);
         flow.residual |= self.residual;
         flow.tanh |= self.tanh;

@@ -389,6 +389,70 @@ fn anomaly_fit_and_stream_end_to_end() {
     }
 }
 
+/// The `--select` report's candidate lines: `(name, NLL, chosen)`; `None` for
+/// one the budget never started.
+fn selection_lines(out: &str) -> Vec<(String, Option<f64>, bool)> {
+    out.lines()
+        .filter(|l| l.contains(" epochs, ") || l.contains("not started"))
+        .map(|l| {
+            let name = l[..28.min(l.len())].trim().to_owned();
+            let nll = l[28.min(l.len())..].split_whitespace().next().and_then(|v| v.parse::<f64>().ok());
+            (name, nll, l.contains("<- chosen"))
+        })
+        .collect()
+}
+
+#[test]
+fn anomaly_select_keeps_the_flow_most_likely_on_held_out_normal_rows() {
+    let d = tmp("select");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/adbench/4_breastw.npz");
+    let out_file = d.join("sel.floe");
+    let fit = |budget: &str| {
+        floe(&[
+            "anomaly",
+            "fit",
+            "--data",
+            data,
+            "--select",
+            "--budget",
+            budget,
+            "--epochs",
+            "3",
+            "--quiet",
+            "--out",
+            out_file.to_str().unwrap(),
+        ])
+    };
+    let (ok, out, err) = fit("900");
+    assert!(ok, "{out}{err}");
+    let lines = selection_lines(&out);
+    assert_eq!(lines.len(), 6, "{out}");
+    assert!(lines.iter().all(|(_, nll, _)| nll.is_some()), "every candidate trains within 900 s: {out}");
+    let chosen: Vec<_> = lines.iter().filter(|l| l.2).collect();
+    assert_eq!(chosen.len(), 1, "{out}");
+    let best = lines.iter().filter_map(|l| l.1).fold(f64::INFINITY, f64::min);
+    assert_eq!(chosen[0].1, Some(best), "the chosen flow has the lowest held-out NLL: {out}");
+    let buf = floe_exporter::freeze::AlignedBytes::new(&std::fs::read(&out_file).unwrap());
+    assert!(floe_runtime::Model::load(&buf).unwrap().anomaly_threshold().is_some());
+    // A budget spent by the first candidate: it is the choice, the rest never start.
+    let (ok, out, err) = fit("0.001");
+    assert!(ok, "{out}{err}");
+    let lines = selection_lines(&out);
+    assert_eq!(lines.len(), 6, "{out}");
+    assert!(lines[0].1.is_some() && lines[0].2, "{out}");
+    assert!(lines[1..].iter().all(|l| l.1.is_none() && !l.2), "{out}");
+    // Bad input.
+    let (ok, _, err) = fit("0");
+    assert_clean_error(ok, &err, "seconds > 0");
+    let (ok, _, err) = fit("nan");
+    assert_clean_error(ok, &err, "seconds > 0");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let train = format!("{root}/data/streams/135_UCR_Anomaly_InternalBleeding16_TRAIN.csv");
+    let test = format!("{root}/data/streams/135_UCR_Anomaly_InternalBleeding16_TEST.csv");
+    let (ok, _, err) = floe(&["anomaly", "stream", "--train", &train, "--test", &test, "--select", "--out", "x"]);
+    assert_clean_error(ok, &err, "--select");
+}
+
 #[test]
 fn trajectory_commands_reject_bad_input_cleanly() {
     let d = tmp("traj");

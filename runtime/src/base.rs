@@ -28,30 +28,46 @@ pub(crate) enum Base<'a> {
     },
 }
 
-/// `ln Σ_k e^{v_k}`, accumulated left to right in one pass (running maximum,
-/// rescaled sum); `−∞` terms add nothing, and an empty or all-`−∞` input gives `−∞`.
-pub(crate) fn log_sum_exp(values: impl Iterator<Item = f32>) -> f32 {
-    let (mut m, mut s) = (f32::NEG_INFINITY, 0.0f32);
-    for c in values {
+/// `ln Σ_k e^{v_k}`, accumulated left to right in one pass: a running maximum
+/// `m` and a sum `s` rescaled to it. `−∞` terms add nothing; with no finite term
+/// the value is `−∞`. One non-generic copy (flash is tight on Cortex-M0 boards).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogSumExp {
+    m: f32,
+    s: f32,
+}
+
+impl LogSumExp {
+    /// No term yet.
+    pub(crate) const EMPTY: LogSumExp = LogSumExp { m: f32::NEG_INFINITY, s: 0.0 };
+
+    /// Add the term `c`.
+    #[inline(never)]
+    pub(crate) fn add(&mut self, c: f32) {
         if c == f32::NEG_INFINITY {
-            continue;
+            return;
         }
-        if c > m {
-            s = s * libm::expf(m - c) + 1.0;
-            m = c;
+        if c > self.m {
+            self.s = self.s * libm::expf(self.m - c) + 1.0;
+            self.m = c;
         } else {
-            s += libm::expf(c - m);
+            self.s += libm::expf(c - self.m);
         }
     }
-    if s > 0.0 {
-        m + libm::logf(s)
-    } else {
-        f32::NEG_INFINITY
+
+    /// `m + ln s`.
+    pub(crate) fn value(self) -> f32 {
+        if self.s > 0.0 {
+            self.m + libm::logf(self.s)
+        } else {
+            f32::NEG_INFINITY
+        }
     }
 }
 
 /// `log p(z)` of one mixture component without the `−D/2·ln 2π` term:
 /// `−½ Σ ((z − loc)·e^{−ls})² − Σ ls`.
+#[inline(never)]
 fn component_kernel(z: &[f32], loc: &[f32], log_scale: &[f32]) -> f32 {
     let mut c = 0.0f32;
     for ((&v, &m), &l) in z.iter().zip(loc).zip(log_scale) {
@@ -93,7 +109,13 @@ impl Base<'_> {
                 s
             }
             // The weights' normalizer: log softmax(logits)_k = logits_k − LSE(logits).
-            Base::Mixture { logits, .. } => -(dim as f32) * HALF_LN_2PI - log_sum_exp(logits.iter().copied()),
+            Base::Mixture { logits, .. } => {
+                let mut lse = LogSumExp::EMPTY;
+                for &w in logits {
+                    lse.add(w);
+                }
+                -(dim as f32) * HALF_LN_2PI - lse.value()
+            }
         }
     }
 
@@ -130,12 +152,11 @@ impl Base<'_> {
                 }
                 // Component k's term: logits_k + its kernel, summed by log-sum-exp
                 // in component order.
-                s = log_sum_exp(
-                    logits
-                        .iter()
-                        .zip(loc.chunks_exact(d).zip(log_scale.chunks_exact(d)))
-                        .map(|(&w, (m, l))| w + component_kernel(z, m, l)),
-                );
+                let mut lse = LogSumExp::EMPTY;
+                for (&w, (m, l)) in logits.iter().zip(loc.chunks_exact(d).zip(log_scale.chunks_exact(d))) {
+                    lse.add(w + component_kernel(z, m, l));
+                }
+                s = lse.value();
             }
         }
         Ok(s)
@@ -172,11 +193,18 @@ impl Base<'_> {
                 }
                 // The component: the first k whose cumulative weight exceeds
                 // u · Σ weights (weights e^{logit − max}, summed in order).
-                let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let total: f32 = logits.iter().map(|&w| libm::expf(w - top)).sum();
+                let mut top = f32::NEG_INFINITY;
+                for &w in logits {
+                    if w > top {
+                        top = w;
+                    }
+                }
+                let mut total = 0.0f32;
+                for &w in logits {
+                    total += libm::expf(w - top);
+                }
                 let target = rng.uniform() * total;
-                let mut acc = 0.0f32;
-                let mut k = logits.len().saturating_sub(1);
+                let (mut acc, mut k) = (0.0f32, logits.len().saturating_sub(1));
                 for (i, &w) in logits.iter().enumerate() {
                     acc += libm::expf(w - top);
                     if target < acc {

@@ -92,14 +92,13 @@ impl<'a> Model<'a> {
                 Base::StudentT { df }
             }
             BaseKind::Mixture => {
-                let logits = view.tensor(g)?;
-                let k = logits.rows as usize;
-                if logits.cols != 1 || !(1..=MAX_COMPONENTS).contains(&k) {
+                let logits = mat_tensor(&view, g, None, 1)?;
+                let k = logits.len();
+                if !(1..=MAX_COMPONENTS).contains(&k) {
                     return Err(Error::InvalidBase);
                 }
-                let logits = view.f32s(g)?;
-                let loc = mat_tensor(&view, g + 1, k, dim)?;
-                let log_scale = mat_tensor(&view, g + 2, k, dim)?;
+                let loc = mat_tensor(&view, g + 1, Some(k), dim)?;
+                let log_scale = mat_tensor(&view, g + 2, Some(k), dim)?;
                 Base::Mixture { logits, loc, log_scale }
             }
         };
@@ -381,16 +380,16 @@ pub(crate) fn len32(s: &[f32]) -> u32 {
 }
 
 fn vec_tensor<'a>(view: &View<'a>, i: u32, len: usize) -> Result<&'a [f32]> {
-    let t = view.tensor(i)?;
-    if t.rows as usize != len || t.cols != 1 {
-        return Err(Error::BadTensor(i));
-    }
-    view.f32s(i)
+    mat_tensor(view, i, Some(len), 1)
 }
 
-fn mat_tensor<'a>(view: &View<'a>, i: u32, rows: usize, cols: usize) -> Result<&'a [f32]> {
+/// Tensor `i` as f32 values of shape `rows × cols` (any number of rows with
+/// `None`), else `BadTensor(i)`. One copy for every caller: flash is tight on
+/// the Cortex-M0 board.
+#[inline(never)]
+fn mat_tensor<'a>(view: &View<'a>, i: u32, rows: Option<usize>, cols: usize) -> Result<&'a [f32]> {
     let t = view.tensor(i)?;
-    if t.rows as usize != rows || t.cols as usize != cols {
+    if rows.is_some_and(|r| t.rows as usize != r) || t.cols as usize != cols {
         return Err(Error::BadTensor(i));
     }
     view.f32s(i)

@@ -6,7 +6,8 @@ use crate::tools::{cargo, fail, step};
 
 /// `cargo xtask assets`: regenerate `firmware/assets/` (trains the demo model,
 /// freezes it in f32 and int8, keeps its first `ROWS` held-out rows; trains the
-/// int8 stream model on the UCR series and writes its test series; trains the
+/// int8 stream model on the UCR series and writes its test series; the same for
+/// a three-channel accelerometer stream (Daphnet); trains the
 /// int8 shared-step trajectory model with zara1 held out and keeps three real
 /// zara1 windows).
 pub fn assets() {
@@ -41,6 +42,20 @@ pub fn assets() {
             .arg(dir.join("ucr-int8.floe"))
             .arg("--series-out")
             .arg(dir.join("ucr-test.f32")),
+    );
+    step(
+        "int8 three-channel stream model (Daphnet S06R02E0 ankle accelerometer)",
+        cargo()
+            .current_dir(root())
+            .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "anomaly", "stream", "--quiet"])
+            .args(["--train", "data/streams/Daphnet_S06R02E0.csv", "--train-range", "0..4000"])
+            .args(["--test", "data/streams/Daphnet_S06R02E0.csv", "--test-range", "6000..7040"])
+            .args(["--column", "ankle_horiz_fwd,ankle_vert,ankle_horiz_lateral"])
+            .args(["--window", "16", "--diff", "--quantize", "int8", "--hidden", "16", "--steps", "2", "--bins", "4"])
+            .arg("--out")
+            .arg(dir.join("daphnet-int8.floe"))
+            .arg("--series-out")
+            .arg(dir.join("daphnet-test.f32")),
     );
     step(
         "int8 trajectory model (ETH/UCY, zara1 held out) and real zara1 windows",

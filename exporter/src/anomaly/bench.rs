@@ -66,6 +66,8 @@ pub struct SetResult {
     pub gmm_k: Vec<usize>,
     /// The isolation forest, per seed.
     pub forest: Vec<Metrics>,
+    /// With `--select`: how each seed's flow was chosen.
+    pub selections: Vec<super::select::Selection>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -95,6 +97,7 @@ pub fn evaluate_set(
         let fitted = fit_flow(&s, settings, seed, fpr, quantize, f64::INFINITY, device)?;
         r.parity.0 = r.parity.0.max(fitted.parity.max_abs_diff);
         r.parity.1 += fitted.parity.beyond_tolerance;
+        r.selections.extend(fitted.selection.clone());
         r.flow.push(evaluate(&fitted.f32_model, &s)?);
         r.flow_nll.push(held_out_nll(&fitted.f32_model, &s)?);
         if let Some((qm, _)) = &fitted.quantized {

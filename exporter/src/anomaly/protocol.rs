@@ -11,6 +11,7 @@ use burn::prelude::*;
 use floe_runtime::format::{AnomalyThreshold, Precision};
 
 use super::baselines::{Gmm, IsolationForest};
+use super::select::{select, Selection};
 use super::FlowSettings;
 use crate::data::{self, prepare, DataSpec, Prepared, Rows};
 use crate::error::{DataError, Result};
@@ -72,6 +73,8 @@ pub struct FittedFlow {
     pub quantized: Option<(FrozenModel, Quantized)>,
     /// Epochs trained.
     pub epochs: usize,
+    /// How the flow was chosen, with `--select`.
+    pub selection: Option<Selection>,
 }
 
 impl FittedFlow {
@@ -90,7 +93,8 @@ pub fn calibrate(model: &mut FrozenModel, calib: &Rows, fpr: f64) -> Result<f64>
 }
 
 /// Train the flow on the split's training rows (early stopping on calibration
-/// rows) on `device`, freeze it (parity-checked on the test normal rows against
+/// rows) on `device` — or with `settings.select` choose it among
+/// [`super::select::family`] by the calibration rows' NLL — freeze it (parity-checked on the test normal rows against
 /// `tolerance`, the freeze default for files that are written), calibrate the
 /// threshold, and optionally quantize (recalibrating on the quantized model).
 pub fn fit_flow(
@@ -103,9 +107,18 @@ pub fn fit_flow(
     device: &Device,
 ) -> Result<FittedFlow> {
     let prep = &s.prep;
-    let (fc, tc) = settings.configs(prep.d, seed);
-    let (model, history) = train::train(&fc, &tc, &prep.xs, &prep.train, &prep.val, device, settings.progress)?;
-    let frozen = model.frozen(&prep.xs, &prep.cs)?;
+    let (model, frozen, history, selection) = match settings.select {
+        Some(budget) => {
+            let c = select(prep, &s.calib, settings, seed, budget, device)?;
+            (c.model, c.frozen, c.history, Some(c.selection))
+        }
+        None => {
+            let (fc, tc) = settings.configs(prep.d, seed, prep.train.n());
+            let (model, history) = train::train(&fc, &tc, &prep.xs, &prep.train, &prep.val, device, settings.progress)?;
+            let frozen = model.frozen(&prep.xs, &prep.cs)?;
+            (model, frozen, history, None)
+        }
+    };
     let parity = freeze::check_parity(&model, &prep.xs, &prep.cs, &frozen.load()?, &s.test_normal, tolerance)?;
     let mut f32_model = frozen.clone();
     calibrate(&mut f32_model, &s.calib, fpr)?;
@@ -124,7 +137,7 @@ pub fn fit_flow(
         }
         None => None,
     };
-    Ok(FittedFlow { parity, f32_model, quantized, epochs: history.val_nll.len() })
+    Ok(FittedFlow { parity, f32_model, quantized, epochs: history.val_nll.len(), selection })
 }
 
 /// Metrics of a frozen model with a threshold on the split's test rows.

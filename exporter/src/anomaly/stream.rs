@@ -37,6 +37,18 @@ pub struct Series {
 }
 
 impl Series {
+    /// Samples `range` of the series (clipped to its length), labels included.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Series {
+        let (lo, hi) = (range.start.min(self.len()), range.end.min(self.len()));
+        let hi = hi.max(lo);
+        let c = self.channels;
+        Series {
+            channels: c,
+            values: self.values[lo * c..hi * c].to_vec(),
+            labels: self.labels.as_ref().map(|l| l[lo..hi].to_vec()),
+        }
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.values.len().checked_div(self.channels).unwrap_or(0)
@@ -182,7 +194,10 @@ pub fn fit_stream(normal: &Series, path: &Path, spec: &StreamSpec, device: &Devi
     let d = layout.dim();
     let xs = Standardization::fit(&tr.x, d);
     let cs = Standardization::identity(0);
-    let (fc, mut tc) = spec.settings.configs(d, spec.seed);
+    let (fc, mut tc) = spec.settings.configs(d, spec.seed, tr.n());
+    // Windows overlap: a tenth of them is not a tenth of the information. Streams
+    // keep the 256-window batches their models were measured with.
+    tc.batch_size = 256;
     tc.dequantize = true;
     let (model, history) = train::train(
         &fc,

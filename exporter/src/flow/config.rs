@@ -21,6 +21,10 @@ pub enum TransformKind {
     MadeAffine,
     /// MADE rational-quadratic spline (NSF-AR).
     MadeSpline,
+    /// No conditioned layer: each step is ActNorm → LU linear only. With a normal
+    /// base, a full-covariance Gaussian; with a mixture base, a Gaussian mixture
+    /// sharing one linear map.
+    Linear,
 }
 
 impl TransformKind {
@@ -31,7 +35,12 @@ impl TransformKind {
             TransformKind::AffineCoupling => LayerKind::AffineCoupling,
             TransformKind::MadeAffine => LayerKind::MadeAffine,
             TransformKind::MadeSpline => LayerKind::MadeSpline,
+            TransformKind::Linear => LayerKind::LuLinear,
         }
+    }
+    /// Whether each step has a conditioned layer (all but [`TransformKind::Linear`]).
+    pub const fn is_conditioned(self) -> bool {
+        !matches!(self, TransformKind::Linear)
     }
     /// Whether it is a coupling (else MADE).
     pub const fn is_coupling(self) -> bool {
@@ -154,6 +163,16 @@ impl FlowConfig {
         if self.context_dim > MAX_DIM {
             return bad("context_dim", "at most 4096", self.context_dim);
         }
+        if self.transform == TransformKind::Linear && !self.lu {
+            return bad("lu", "on for a linear flow (its LU layers are the flow)", 0);
+        }
+        if self.transform == TransformKind::Linear && self.context_dim > 0 {
+            return bad(
+                "context_dim",
+                "0 for a linear flow (it has no conditioner to take a context)",
+                self.context_dim,
+            );
+        }
         if self.transform.is_coupling() && self.dim < 2 {
             return bad("dim", ">= 2 for coupling layers (use --transform maf or made-spline for 1-D data)", self.dim);
         }
@@ -184,5 +203,28 @@ impl FlowConfig {
     /// The conditioners' shape.
     pub(crate) fn mlp_spec(&self) -> MlpSpec {
         MlpSpec { hidden: self.hidden, blocks: self.blocks, residual: self.residual, tanh: self.tanh }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_flows_and_mixture_bases_are_checked() {
+        let linear = FlowConfig { transform: TransformKind::Linear, ..FlowConfig::spline(4) };
+        assert!(linear.validate().is_ok());
+        let e = FlowConfig { lu: false, ..linear.clone() }.validate().unwrap_err().to_string();
+        assert!(e.contains("lu") && e.contains("linear"), "{e}");
+        let e = FlowConfig { context_dim: 2, ..linear }.validate().unwrap_err().to_string();
+        assert!(e.contains("context_dim"), "{e}");
+        let mixture = |components| FlowConfig { base: BaseKind::Mixture, components, ..FlowConfig::spline(4) };
+        assert!(mixture(1).validate().is_ok() && mixture(64).validate().is_ok());
+        for bad in [0, 65] {
+            let e = mixture(bad).validate().unwrap_err().to_string();
+            assert!(e.contains("components"), "{e}");
+        }
+        // Components only matter with a mixture base.
+        assert!(FlowConfig { components: 0, ..FlowConfig::spline(4) }.validate().is_ok());
     }
 }

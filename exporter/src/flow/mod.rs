@@ -96,6 +96,9 @@ impl Flow {
             if cfg.lu && d > 1 {
                 layers.push(Layer::LuLinear(LuLinear::new(d, device)));
             }
+            if !cfg.transform.is_conditioned() {
+                continue;
+            }
             let spec = cfg.mlp_spec();
             layers.push(if cfg.transform.is_coupling() {
                 Layer::Coupling(Coupling::new(d, cfg.context_dim, d / 2, elem, spec, device))

@@ -169,7 +169,7 @@ fn malformed_mixture_parameters_are_refused() {
             mixture_file((&many[..MAX_COMPONENTS + 1], 65, 1), (&many, 65, 2), (&many, 65, 2), 2),
             Error::InvalidBase,
         ),
-        ("logits as a matrix", mixture_file((&LOC, 3, 2), (&LOC, 3, 2), (&LOG_SCALE, 3, 2), 2), Error::InvalidBase),
+        ("logits as a matrix", mixture_file((&LOC, 3, 2), (&LOC, 3, 2), (&LOG_SCALE, 3, 2), 2), Error::BadTensor(4)),
         (
             "means for two components",
             mixture_file((&LOGITS, 3, 1), (&LOC[..4], 2, 2), (&LOG_SCALE, 3, 2), 2),

@@ -81,6 +81,19 @@ fn every_base_distribution_matches_the_runtime() {
 }
 
 #[test]
+fn linear_flows_match_the_runtime() {
+    // ActNorm → LU only: a full-covariance Gaussian, or with a mixture base a GMM
+    // sharing one linear map (the family `--select` starts from).
+    for (base, steps) in [(BaseKind::StdNormal, 1), (BaseKind::Mixture, 1), (BaseKind::StudentT, 2)] {
+        let mut cfg = config(TransformKind::Linear, 4, 0);
+        cfg.base = base;
+        cfg.steps = steps;
+        let e = check(&cfg, 12);
+        println!("linear, {base:?}, {steps} step(s): max |diff| {e:.2e}");
+    }
+}
+
+#[test]
 fn one_dimensional_made_and_no_optional_layers() {
     let mut cfg = config(TransformKind::MadeSpline, 1, 0);
     cfg.lu = false;

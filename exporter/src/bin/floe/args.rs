@@ -74,12 +74,22 @@ pub struct FlowArgs {
     /// Spline bins.
     #[arg(long, default_value_t = 8)]
     pub bins: usize,
-    /// Maximum epochs.
-    #[arg(long, default_value_t = 60)]
-    pub epochs: usize,
+    /// Maximum epochs [default: 200; `anomaly stream`: 60].
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Early-stopping patience (epochs).
     #[arg(long, default_value_t = 10)]
     pub patience: usize,
+    /// Choose the flow per data set, without labels: train a small family (a
+    /// linear Gaussian, a linear flow with a 4-component mixture base, spline
+    /// flows 2 x 32 and steps x hidden with normal / Student-t / mixture bases) and
+    /// keep the one with the lowest NLL on held-out normal rows.
+    #[arg(long)]
+    pub select: bool,
+    /// Time budget of --select per data set and seed, seconds: no candidate
+    /// starts after it (the first always trains).
+    #[arg(long, default_value_t = 900.0, value_parser = positive_seconds)]
+    pub budget: f64,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -95,9 +105,10 @@ impl FlowArgs {
             steps: self.steps,
             hidden: self.hidden,
             bins: self.bins,
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or(FlowSettings::default().epochs),
             patience: self.patience,
             progress: !self.quiet,
+            select: self.select.then_some(self.budget),
         }
     }
 }
@@ -168,5 +179,13 @@ impl DeviceArgs {
     /// Every device named, opened (data-parallel training).
     pub fn open_all(&self) -> Result<Vec<burn::prelude::Device>> {
         self.device.iter().map(|d| d.open()).collect()
+    }
+}
+
+/// A number of seconds > 0.
+fn positive_seconds(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds > 0")),
     }
 }

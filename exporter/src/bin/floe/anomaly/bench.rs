@@ -40,9 +40,13 @@ pub fn run(a: Args) -> Result<()> {
     println!("AUROC, AUPRC: mean±std over seeds; P/R: precision/recall at the calibrated threshold (mean)\n");
     println!(
         "| set | rows x dims | flow f32 AUROC | AUPRC | P/R | flow int8 AUROC | AUPRC | P/R | int8 − f32 AUROC | \
-         GMM AUROC | AUPRC | P/R | iForest AUROC | AUPRC | P/R | parity | held-out normal NLL f32 / int8 |"
+         GMM AUROC | AUPRC | P/R | iForest AUROC | AUPRC | P/R | parity | held-out normal NLL f32 / int8 |{}",
+        if a.flow.select { " flow chosen per seed (select s) |" } else { "" }
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|{}",
+        if a.flow.select { "---|" } else { "" }
+    );
     let settings = a.flow.settings();
     let device = a.flow.device.open()?;
     for path in npz_files(&a.dir)? {
@@ -53,8 +57,11 @@ pub fn run(a: Args) -> Result<()> {
         let delta: Vec<f64> = r.int8.iter().zip(&r.flow).map(|(q, f)| q.auroc - f.auroc).collect();
         let (dm, _) = mean_std(&delta);
         let worst = delta.iter().map(|d| d.abs()).fold(0.0f64, f64::max);
+        let chosen: Vec<String> =
+            r.selections.iter().map(|s| format!("{} ({:.0})", s.chosen_name(), s.seconds)).collect();
+        let chosen = if a.flow.select { format!(" {} |", chosen.join(", ")) } else { String::new() };
         println!(
-            "| {name} | {} x {} | {} | {} | {dm:+.4} (max |Δ| {worst:.4}) | {} | {} | {:.0e} ({}) | {} / {} |",
+            "| {name} | {} x {} | {} | {} | {dm:+.4} (max |Δ| {worst:.4}) | {} | {} | {:.0e} ({}) | {} / {} |{chosen}",
             t.n,
             t.d,
             summary(&r.flow),

@@ -46,6 +46,10 @@ pub fn run(a: Args) -> Result<()> {
         r.parity.0,
         r.parity.1
     );
+    for (seed, sel) in r.selections.iter().enumerate() {
+        print!("seed {seed}: ");
+        super::print_selection(sel);
+    }
     println!("| detector | AUROC | AUPRC | precision/recall at threshold | held-out normal NLL (nats/dim) |");
     println!("|---|---|---|---|---|");
     println!("| flow f32 | {} | {} |", summary(&r.flow), nll(&r.flow_nll));

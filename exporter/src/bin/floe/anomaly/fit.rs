@@ -36,6 +36,9 @@ pub fn run(a: Args) -> Result<()> {
     let (seed, quantize, out) = (a.model.seed, a.model.quantize, &a.model.out);
     let s = split(&a.data.spec(), a.data.normal_label, seed)?;
     let fitted = fit_flow(&s, &a.flow.settings(), seed, a.fpr, quantize, PARITY_TOLERANCE, &a.flow.device.open()?)?;
+    if let Some(sel) = &fitted.selection {
+        super::print_selection(sel);
+    }
     let model = fitted.deployed();
     let loaded = model.load()?;
     loaded.write(out)?;

@@ -7,6 +7,7 @@ mod fit;
 mod stream;
 
 use clap::Subcommand;
+use floe_exporter::anomaly::select::Selection;
 use floe_exporter::anomaly::{mean_std, Metrics};
 use floe_exporter::Result;
 
@@ -32,13 +33,29 @@ pub fn run(cmd: Cmd) -> Result<()> {
     }
 }
 
-/// `AUROC | AUPRC | P/R` over seeds: mean±std, mean precision / recall.
+/// One line per candidate of a `--select`: its held-out normal NLL, epochs and
+/// time, the chosen one marked.
+fn print_selection(sel: &Selection) {
+    println!(
+        "model selection ({:.0} s): held-out normal NLL (calibration rows, nats/dim), no anomaly used",
+        sel.seconds
+    );
+    for (i, t) in sel.tried.iter().enumerate() {
+        let mark = if i == sel.chosen { "  <- chosen" } else { "" };
+        match t.nll {
+            Some(v) => println!("  {:<26} {v:>9.4}  ({} epochs, {:.0} s){mark}", t.name, t.epochs, t.seconds),
+            None => println!("  {:<26} {:>9}  (not started: time budget spent)", t.name, "-"),
+        }
+    }
+}
+
 /// Mean±std of per-seed held-out normal NLLs (nats/dim).
 fn nll(v: &[f64]) -> String {
     let (m, s) = mean_std(v);
     format!("{m:.3}±{s:.3}")
 }
 
+/// `AUROC | AUPRC | P/R` over seeds: mean±std, mean precision / recall.
 fn summary(v: &[Metrics]) -> String {
     if v.is_empty() {
         return "n/a".into();

@@ -6,9 +6,13 @@ use std::path::PathBuf;
 use std::io::Write;
 
 use floe_exporter::anomaly::stream::{evaluate_stream, fit_stream, read_series, AlarmCount, StreamSpec, HIT_TOLERANCE};
+use floe_exporter::anomaly::FlowSettings;
 use floe_exporter::error::FloeError;
 use floe_exporter::Result;
 use floe_runtime::format::AlarmRule;
+
+/// Default maximum epochs of a stream model (the bundled firmware model's).
+const STREAM_EPOCHS: usize = 60;
 
 use crate::args::{FlowArgs, ModelOut};
 
@@ -21,6 +25,12 @@ pub struct Args {
     /// Series to score (CSV with a header).
     #[arg(long)]
     test: PathBuf,
+    /// Use only these samples of the normal series, `a..b` (0-based, end excluded).
+    #[arg(long, value_parser = parse_range)]
+    train_range: Option<std::ops::Range<usize>>,
+    /// Score only these samples of the test series, `a..b`.
+    #[arg(long, value_parser = parse_range)]
+    test_range: Option<std::ops::Range<usize>>,
     /// Column(s) holding the signal, comma-separated: one channel each.
     #[arg(long, default_value = "value", value_delimiter = ',')]
     column: Vec<String>,
@@ -63,13 +73,27 @@ pub fn run(a: Args) -> Result<()> {
         fpr: a.fpr,
         quantize: a.model.quantize,
         seed: a.model.seed,
-        settings: a.flow.settings(),
+        settings: FlowSettings { epochs: a.flow.epochs.unwrap_or(STREAM_EPOCHS), ..a.flow.settings() },
         alarm: a.alarm,
     };
     // The settings first, then the files.
     spec.layout(a.column.len())?;
-    let normal = read_series(&a.train, &a.column, &a.label_column)?;
-    let test = read_series(&a.test, &a.column, &a.label_column)?;
+    if a.flow.select {
+        return Err(floe_exporter::error::ConfigError::invalid(
+            "--select",
+            "used by anomaly fit, eval and bench (a stream model is one window flow)",
+            "given",
+        )
+        .into());
+    }
+    let mut normal = read_series(&a.train, &a.column, &a.label_column)?;
+    let mut test = read_series(&a.test, &a.column, &a.label_column)?;
+    if let Some(r) = a.train_range.clone() {
+        normal = normal.slice(r);
+    }
+    if let Some(r) = a.test_range.clone() {
+        test = test.slice(r);
+    }
     let fitted = fit_stream(&normal, &a.train, &spec, &a.flow.device.open()?)?;
     fitted.loaded.write(&a.model.out)?;
     if let Some(p) = &a.series_out {
@@ -122,7 +146,13 @@ pub fn run(a: Args) -> Result<()> {
             r.distance
         );
     }
-    if !ev.runs.is_empty() {
+    if ev.runs.is_empty() {
+        println!(
+            "  alarms          no labelled region: {} windows above the threshold in {} runs; the rule raised {} alarms, \
+             on in {} windows",
+            ev.per_window.on, ev.per_window.raised, ev.rule.raised, ev.rule.on
+        );
+    } else {
         let show = |what: &str, c: &AlarmCount| {
             println!(
                 "  {what:<16}{} alarms raised ({} within ±{HIT_TOLERANCE} of a labelled region, {} elsewhere); \
@@ -155,4 +185,15 @@ fn parse_rule(s: &str) -> std::result::Result<AlarmRule, String> {
         return Err(format!("needs 1 <= k <= m <= 32 and j < k, got m={window}, k={raise}, j={clear}"));
     }
     Ok(rule)
+}
+
+/// `a..b` with a < b → the sample range.
+fn parse_range(s: &str) -> std::result::Result<std::ops::Range<usize>, String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("`{s}` is not a range a..b"))?;
+    let a: usize = a.trim().parse().map_err(|_| format!("`{a}` is not a sample index"))?;
+    let b: usize = b.trim().parse().map_err(|_| format!("`{b}` is not a sample index"))?;
+    if a >= b {
+        return Err(format!("the range {a}..{b} is empty"));
+    }
+    Ok(a..b)
 }

@@ -50,6 +50,8 @@ pub const SEEDS: &[Seed] = &[
     Seed { name: "maf.floe", bytes: include_bytes!("../../fuzz/seeds/maf.floe") },
     Seed { name: "maf-int8.floe", bytes: include_bytes!("../../fuzz/seeds/maf-int8.floe") },
     Seed { name: "made-spline.floe", bytes: include_bytes!("../../fuzz/seeds/made-spline.floe") },
+    Seed { name: "linear-mixture.floe", bytes: include_bytes!("../../fuzz/seeds/linear-mixture.floe") },
+    Seed { name: "daphnet-int8.floe", bytes: include_bytes!("../../firmware/assets/daphnet-int8.floe") },
 ];
 
 /// A fuzz target: a function of the fuzzer's bytes.

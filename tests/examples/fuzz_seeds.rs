@@ -18,6 +18,7 @@ fn main() {
         ("affine-coupling", TransformKind::AffineCoupling, BaseKind::DiagNormal, 2, Some(Precision::W8)),
         ("maf", TransformKind::MadeAffine, BaseKind::StudentT, 0, Some(Precision::Int8)),
         ("made-spline", TransformKind::MadeSpline, BaseKind::DiagNormal, 2, None),
+        ("linear-mixture", TransformKind::Linear, BaseKind::Mixture, 0, None),
     ];
     for (name, t, base, cdim, quant) in cases {
         let mut cfg = config(t, 3, cdim);

@@ -81,8 +81,8 @@ pub fn run(a: Args) -> Result<()> {
     if a.flow.select {
         return Err(floe_exporter::error::ConfigError::invalid(
             "--select",
-            "used by anomaly fit, eval and bench (a stream model is one window flow)",
-            "given",
+            "absent for a stream (it chooses among flows for anomaly fit, eval and bench)",
+            "--select",
         )
         .into());
     }

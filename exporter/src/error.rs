@@ -262,6 +262,12 @@ pub enum TrainingError {
     /// The trained weights hold NaN or infinite values.
     #[error("the trained model holds NaN or infinite weights")]
     NonFiniteWeights,
+    /// No candidate of a model selection reached a finite held-out NLL.
+    #[error("no candidate of --select reached a finite held-out NLL ({tried} trained)")]
+    NoFiniteCandidate {
+        /// Candidates trained.
+        tried: usize,
+    },
 }
 
 /// The frozen file does not reproduce the model it was frozen from.

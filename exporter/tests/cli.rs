@@ -451,6 +451,11 @@ fn anomaly_select_keeps_the_flow_most_likely_on_held_out_normal_rows() {
     let test = format!("{root}/data/streams/135_UCR_Anomaly_InternalBleeding16_TEST.csv");
     let (ok, _, err) = floe(&["anomaly", "stream", "--train", &train, "--test", &test, "--select", "--out", "x"]);
     assert_clean_error(ok, &err, "--select");
+    let (ok, _, err) = floe(&["anomaly", "fit", "--data", data, "--budget", "5", "--out", "x"]);
+    assert_clean_error(ok, &err, "--select");
+    let (ok, _, err) =
+        floe(&["anomaly", "stream", "--train", &train, "--test", &test, "--test-range", "0..99999", "--out", "x"]);
+    assert_clean_error(ok, &err, "--test-range must be inside the series");
 }
 
 #[test]

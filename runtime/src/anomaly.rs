@@ -260,7 +260,13 @@ impl<'m, const N: usize> Stream<'m, N> {
                 *o = v;
             }
         }
-        let score = self.model.score(window, &[], scratch)?;
+        let score = match self.model.score(window, &[], scratch) {
+            Ok(s) => s,
+            Err(e) => {
+                self.alarm = None;
+                return Err(e);
+            }
+        };
         if let (Some(rule), Some(above)) = (self.rule, score.anomaly) {
             self.alarm = Some(self.alarm_state.step(rule, above));
         }

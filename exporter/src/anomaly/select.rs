@@ -15,7 +15,7 @@ use floe_runtime::format::BaseKind;
 
 use super::FlowSettings;
 use crate::data::{Prepared, Rows};
-use crate::error::Result;
+use crate::error::{Result, TrainingError};
 use crate::flow::{Flow, FlowConfig, TransformKind};
 use crate::freeze::runtime::score_nats;
 use crate::freeze::FrozenModel;
@@ -130,6 +130,7 @@ pub fn select(
     let mut tried = Vec::new();
     let mut best: Option<(f64, usize, Flow, FrozenModel, History)> = None;
     for c in family(settings, prep.d, seed) {
+        // Past the budget no candidate starts — unless none has a finite NLL yet.
         if best.is_some() && start.elapsed().as_secs_f64() >= budget {
             tried.push(Tried { name: c.name, nll: None, epochs: 0, seconds: 0.0 });
             continue;
@@ -144,12 +145,11 @@ pub fn select(
         // NaN never wins; ties keep the cheaper (earlier) candidate.
         if nll.is_finite() && best.as_ref().is_none_or(|b| nll < b.0) {
             best = Some((nll, tried.len() - 1, model, frozen, history));
-        } else if best.is_none() && tried.len() == 1 {
-            best = Some((f64::INFINITY, 0, model, frozen, history));
         }
     }
     let Some((_, chosen, model, frozen, history)) = best else {
-        return Err(crate::error::FloeError::Internal("model selection trained no candidate"));
+        let n = tried.iter().filter(|t| t.nll.is_some()).count();
+        return Err(TrainingError::NoFiniteCandidate { tried: n }.into());
     };
     Ok(Chosen {
         model,

@@ -166,6 +166,9 @@ impl FlowConfig {
         if self.transform == TransformKind::Linear && !self.lu {
             return bad("lu", "on for a linear flow (its LU layers are the flow)", 0);
         }
+        if self.transform == TransformKind::Linear && self.dim == 1 && !self.actnorm {
+            return bad("actnorm", "on for a 1-D linear flow (an LU layer needs 2 dims: it would have no layer)", 0);
+        }
         if self.transform == TransformKind::Linear && self.context_dim > 0 {
             return bad(
                 "context_dim",

@@ -372,6 +372,10 @@ impl Header {
     /// Encode into the first [`HEADER_LEN`] bytes of `out` (the reserved bytes
     /// are zeroed). [`Header::decode`] reads back the same header.
     pub fn encode(&self, out: &mut [u8]) -> Result<()> {
+        // A rule needs its stream and its threshold, or it would not read back.
+        if self.alarm.is_some_and(|r| !r.is_valid() || self.stream.is_none() || self.anomaly.is_none()) {
+            return Err(Error::BadHeader);
+        }
         let b = head(out, HEADER_LEN)?;
         b.fill(0);
         let mut flags = 0u16;

@@ -181,7 +181,7 @@ fn the_alarm_state_follows_its_definition() {
             assert_eq!(got, reference_alarm(rule, verdicts), "{rule:?}");
         }
     }
-    // The burst under 8-of-3: isolated spikes raise nothing, the burst one alarm.
+    // The burst under 3 of 8: isolated spikes raise nothing, the burst one alarm.
     let mut st = AlarmState::new();
     let raised: Vec<usize> =
         (0..burst.len()).filter(|&t| st.step(AlarmRule { window: 8, raise: 3, clear: 0 }, burst[t]).raised).collect();

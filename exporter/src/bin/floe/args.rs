@@ -88,7 +88,7 @@ pub struct FlowArgs {
     pub select: bool,
     /// Time budget of --select per data set and seed, seconds: no candidate
     /// starts after it (the first always trains).
-    #[arg(long, default_value_t = 900.0, value_parser = positive_seconds)]
+    #[arg(long, default_value_t = 900.0, value_parser = positive_seconds, requires = "select")]
     pub budget: f64,
     /// No progress bars.
     #[arg(long)]

@@ -54,8 +54,9 @@ pub struct Args {
     series_out: Option<PathBuf>,
     /// Alarm rule `m,k,j`: on when k of the last m windows are above the
     /// threshold, off when at most j are (1 ≤ k ≤ m ≤ 32, j < k). Default: chosen
-    /// on the held-out normal windows (m = min(window, 32), j = 0, the smallest k
-    /// that raises no alarm there).
+    /// on the held-out normal windows — m = min(window, 32); k = 1 + the most of
+    /// any m consecutive windows above a reference level looser than the
+    /// threshold (the score 10 of them exceed); j = ⌊(k − 1)/2⌋.
     #[arg(long, value_parser = parse_rule)]
     alarm: Option<AlarmRule>,
     /// Write every test window's score as CSV (`t,nats,above,alarm,raised`).
@@ -88,9 +89,25 @@ pub fn run(a: Args) -> Result<()> {
     }
     let mut normal = read_series(&a.train, &a.column, &a.label_column)?;
     let mut test = read_series(&a.test, &a.column, &a.label_column)?;
+    // A range must lie inside its series; sample numbers printed and written
+    // below count from the start of the test file, not of the range.
+    let within = |flag: &'static str, r: &Option<std::ops::Range<usize>>, n: usize| -> Result<()> {
+        match r {
+            Some(r) if r.end > n => Err(floe_exporter::error::ConfigError::invalid(
+                flag,
+                "inside the series (end <= its number of samples)",
+                format!("{}..{} for {n} samples", r.start, r.end),
+            )
+            .into()),
+            _ => Ok(()),
+        }
+    };
+    within("--train-range", &a.train_range, normal.len())?;
+    within("--test-range", &a.test_range, test.len())?;
     if let Some(r) = a.train_range.clone() {
         normal = normal.slice(r);
     }
+    let off = a.test_range.as_ref().map_or(0, |r| r.start);
     if let Some(r) = a.test_range.clone() {
         test = test.slice(r);
     }
@@ -104,7 +121,14 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(p) = &a.scores_out {
         let mut csv = String::from("t,nats,above,alarm,raised\n");
         for w in &ev.windows {
-            csv += &format!("{},{},{},{},{}\n", w.t, w.nats, u8::from(w.above), u8::from(w.alarm), u8::from(w.raised));
+            csv += &format!(
+                "{},{},{},{},{}\n",
+                w.t + off,
+                w.nats,
+                u8::from(w.above),
+                u8::from(w.alarm),
+                u8::from(w.raised)
+            );
         }
         let mut f = std::fs::File::create(p).map_err(|e| FloeError::io(p, e))?;
         f.write_all(csv.as_bytes()).map_err(|e| FloeError::io(p, e))?;
@@ -136,12 +160,12 @@ pub fn run(a: Args) -> Result<()> {
         if a.alarm.is_some() { " (--alarm)" } else { " (chosen on the held-out normal windows)" }
     );
     println!("test series: {} samples, {} windows scored through floe_runtime::Stream", test.len(), ev.windows.len());
-    println!("  top score       {:.3} nats at sample {} (the window ending there)", ev.top.nats, ev.top.t);
+    println!("  top score       {:.3} nats at sample {} (the window ending there)", ev.top.nats, ev.top.t + off);
     for r in &ev.runs {
         println!(
             "  labelled anomaly samples {}–{}: top score {} ({} samples from the region; ±{HIT_TOLERANCE} counts as a hit)",
-            r.first,
-            r.last,
+            r.first + off,
+            r.last + off,
             if r.hit { "HIT" } else { "MISS" },
             r.distance
         );

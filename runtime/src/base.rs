@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::BaseKind;
+use crate::kernels::LogSum;
 use crate::rng::Rng;
 
 /// `0.5 ln(2 pi)`.
@@ -26,43 +27,6 @@ pub(crate) enum Base<'a> {
         loc: &'a [f32],
         log_scale: &'a [f32],
     },
-}
-
-/// `ln Σ_k e^{v_k}`, accumulated left to right in one pass: a running maximum
-/// `m` and a sum `s` rescaled to it. `−∞` terms add nothing; with no finite term
-/// the value is `−∞`. One non-generic copy (flash is tight on Cortex-M0 boards).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LogSumExp {
-    m: f32,
-    s: f32,
-}
-
-impl LogSumExp {
-    /// No term yet.
-    pub(crate) const EMPTY: LogSumExp = LogSumExp { m: f32::NEG_INFINITY, s: 0.0 };
-
-    /// Add the term `c`.
-    #[inline(never)]
-    pub(crate) fn add(&mut self, c: f32) {
-        if c == f32::NEG_INFINITY {
-            return;
-        }
-        if c > self.m {
-            self.s = self.s * libm::expf(self.m - c) + 1.0;
-            self.m = c;
-        } else {
-            self.s += libm::expf(c - self.m);
-        }
-    }
-
-    /// `m + ln s`.
-    pub(crate) fn value(self) -> f32 {
-        if self.s > 0.0 {
-            self.m + libm::logf(self.s)
-        } else {
-            f32::NEG_INFINITY
-        }
-    }
 }
 
 /// `log p(z)` of one mixture component without the `−D/2·ln 2π` term:
@@ -110,7 +74,7 @@ impl Base<'_> {
             }
             // The weights' normalizer: log softmax(logits)_k = logits_k − LSE(logits).
             Base::Mixture { logits, .. } => {
-                let mut lse = LogSumExp::EMPTY;
+                let mut lse = LogSum::new();
                 for &w in logits {
                     lse.add(w);
                 }
@@ -152,7 +116,7 @@ impl Base<'_> {
                 }
                 // Component k's term: logits_k + its kernel, summed by log-sum-exp
                 // in component order.
-                let mut lse = LogSumExp::EMPTY;
+                let mut lse = LogSum::new();
                 for (&w, (m, l)) in logits.iter().zip(loc.chunks_exact(d).zip(log_scale.chunks_exact(d))) {
                     lse.add(w + component_kernel(z, m, l));
                 }

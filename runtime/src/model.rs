@@ -92,13 +92,13 @@ impl<'a> Model<'a> {
                 Base::StudentT { df }
             }
             BaseKind::Mixture => {
-                let logits = mat_tensor(&view, g, None, 1)?;
+                let logits = view.f32_shaped(g, None, 1)?;
                 let k = logits.len();
                 if !(1..=MAX_COMPONENTS).contains(&k) {
                     return Err(Error::InvalidBase);
                 }
-                let loc = mat_tensor(&view, g + 1, Some(k), dim)?;
-                let log_scale = mat_tensor(&view, g + 2, Some(k), dim)?;
+                let loc = view.f32_shaped(g + 1, Some(k), dim)?;
+                let log_scale = view.f32_shaped(g + 2, Some(k), dim)?;
                 Base::Mixture { logits, loc, log_scale }
             }
         };
@@ -380,19 +380,7 @@ pub(crate) fn len32(s: &[f32]) -> u32 {
 }
 
 fn vec_tensor<'a>(view: &View<'a>, i: u32, len: usize) -> Result<&'a [f32]> {
-    mat_tensor(view, i, Some(len), 1)
-}
-
-/// Tensor `i` as f32 values of shape `rows × cols` (any number of rows with
-/// `None`), else `BadTensor(i)`. One copy for every caller: flash is tight on
-/// the Cortex-M0 board.
-#[inline(never)]
-fn mat_tensor<'a>(view: &View<'a>, i: u32, rows: Option<usize>, cols: usize) -> Result<&'a [f32]> {
-    let t = view.tensor(i)?;
-    if rows.is_some_and(|r| t.rows as usize != r) || t.cols as usize != cols {
-        return Err(Error::BadTensor(i));
-    }
-    view.f32s(i)
+    view.f32_shaped(i, Some(len), 1)
 }
 
 /// The header's tensor count is the one the layer records add up to (`first`

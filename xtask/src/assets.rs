@@ -30,32 +30,49 @@ pub fn assets() {
             .arg("--out")
             .arg(dir.join("thyroid-int8.floe")),
     );
-    step(
+    // The stream models: small int8 window flows (2 × 16, K = 4, first
+    // differences), each with its test series as raw f32 for the firmware.
+    let stream = |what: &str, name: &str, window: &str, data: &[&str]| {
+        step(
+            what,
+            cargo()
+                .current_dir(root())
+                .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "anomaly", "stream", "--quiet"])
+                .args(data)
+                .args(["--window", window, "--diff", "--quantize", "int8", "--hidden", "16", "--steps", "2"])
+                .args(["--bins", "4", "--out"])
+                .arg(dir.join(format!("{name}-int8.floe")))
+                .arg("--series-out")
+                .arg(dir.join(format!("{name}-test.f32"))),
+        )
+    };
+    stream(
         "int8 stream model (UCR InternalBleeding16)",
-        cargo()
-            .current_dir(root())
-            .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "anomaly", "stream", "--quiet"])
-            .args(["--train", "data/streams/135_UCR_Anomaly_InternalBleeding16_TRAIN.csv"])
-            .args(["--test", "data/streams/135_UCR_Anomaly_InternalBleeding16_TEST.csv"])
-            .args(["--window", "32", "--diff", "--quantize", "int8", "--hidden", "16", "--steps", "2", "--bins", "4"])
-            .arg("--out")
-            .arg(dir.join("ucr-int8.floe"))
-            .arg("--series-out")
-            .arg(dir.join("ucr-test.f32")),
+        "ucr",
+        "32",
+        &[
+            "--train",
+            "data/streams/135_UCR_Anomaly_InternalBleeding16_TRAIN.csv",
+            "--test",
+            "data/streams/135_UCR_Anomaly_InternalBleeding16_TEST.csv",
+        ],
     );
-    step(
+    stream(
         "int8 three-channel stream model (Daphnet S06R02E0 ankle accelerometer)",
-        cargo()
-            .current_dir(root())
-            .args(["run", "-p", "floe-exporter", "--bin", "floe", "--", "anomaly", "stream", "--quiet"])
-            .args(["--train", "data/streams/Daphnet_S06R02E0.csv", "--train-range", "0..4000"])
-            .args(["--test", "data/streams/Daphnet_S06R02E0.csv", "--test-range", "6000..7040"])
-            .args(["--column", "ankle_horiz_fwd,ankle_vert,ankle_horiz_lateral"])
-            .args(["--window", "16", "--diff", "--quantize", "int8", "--hidden", "16", "--steps", "2", "--bins", "4"])
-            .arg("--out")
-            .arg(dir.join("daphnet-int8.floe"))
-            .arg("--series-out")
-            .arg(dir.join("daphnet-test.f32")),
+        "daphnet",
+        "16",
+        &[
+            "--train",
+            "data/streams/Daphnet_S06R02E0.csv",
+            "--train-range",
+            "0..4000",
+            "--test",
+            "data/streams/Daphnet_S06R02E0.csv",
+            "--test-range",
+            "6000..7040",
+            "--column",
+            "ankle_horiz_fwd,ankle_vert,ankle_horiz_lateral",
+        ],
     );
     step(
         "int8 trajectory model (ETH/UCY, zara1 held out) and real zara1 windows",

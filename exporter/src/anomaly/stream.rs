@@ -6,7 +6,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use floe_runtime::format::{AlarmRule, AnomalyThreshold, Precision, StreamLayout, MAX_ALARM_WINDOW};
-use floe_runtime::{AlarmState, Model, Stream};
+use floe_runtime::{Model, Stream};
 
 use super::FlowSettings;
 use crate::data::{self, standardize, DataSpec, Rows, Standardization};
@@ -238,13 +238,6 @@ pub fn fit_stream(normal: &Series, path: &Path, spec: &StreamSpec, device: &Devi
         n_calib: n - calib_start,
         epochs: history.val_nll.len(),
     })
-}
-
-/// Alarms `rule` raises on a sequence of scores against `threshold` (a score
-/// above it is a window's verdict), through the runtime's own [`AlarmState`].
-pub fn alarms_raised(scores: &[f64], threshold: f32, rule: AlarmRule) -> usize {
-    let mut st = AlarmState::new();
-    scores.iter().filter(|&&s| st.step(rule, s as f32 > threshold).raised).count()
 }
 
 /// Excursions the alarm rule's choice measures the clustering of (see

@@ -28,6 +28,7 @@
 mod canonical_tests;
 mod crc;
 pub mod encode;
+mod fields;
 pub mod layout;
 pub mod made;
 mod records;
@@ -36,7 +37,8 @@ mod types;
 mod view;
 
 pub use crc::crc32;
-pub use records::{AlarmRule, AnomalyThreshold, Header, LayerRecord, StreamLayout, TensorRecord, TrajectoryLayout};
+pub use fields::{AlarmRule, AnomalyThreshold, StreamLayout, TrajectoryLayout};
+pub use records::{Header, LayerRecord, TensorRecord};
 pub use types::{Activation, BaseKind, DType, LayerKind, Precision};
 pub(crate) use view::View;
 

@@ -95,6 +95,18 @@ impl<'a> View<'a> {
         Ok((t, bytes))
     }
 
+    /// Tensor `i` as f32 values of shape `rows × cols` (any number of rows with
+    /// `None`), else `BadTensor(i)`. Not inlined: one copy for every caller
+    /// (flash is tight on Cortex-M0 boards).
+    #[inline(never)]
+    pub(crate) fn f32_shaped(&self, i: u32, rows: Option<usize>, cols: usize) -> Result<&'a [f32]> {
+        let t = self.tensor(i)?;
+        if rows.is_some_and(|r| t.rows as usize != r) || t.cols as usize != cols {
+            return Err(Error::BadTensor(i));
+        }
+        self.f32s(i)
+    }
+
     /// Tensor `i` as `f32`s.
     pub(crate) fn f32s(&self, i: u32) -> Result<&'a [f32]> {
         let (t, bytes) = self.tensor_bytes(i)?;

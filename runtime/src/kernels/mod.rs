@@ -11,7 +11,10 @@ use crate::format::Activation;
 
 #[cfg(all(feature = "dsp", target_arch = "arm", target_endian = "little"))]
 mod dsp;
+mod logsum;
 pub mod quant;
+
+pub(crate) use logsum::LogSum;
 
 /// `y = W x + b` with `W` row-major `y.len() x x.len()`.
 ///

@@ -22,7 +22,6 @@
 //! observed (importance weights under a Gaussian sensor model, no network
 //! evaluation).
 
-mod logsum;
 mod tracker;
 #[cfg(test)]
 mod tracker_tests;

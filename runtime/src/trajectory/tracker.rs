@@ -7,7 +7,7 @@ use crate::model::{not_nan, Model};
 use crate::rng::Rng;
 use crate::transforms::{Encoder, Tracer};
 
-use super::logsum::LogSum;
+use crate::kernels::LogSum;
 
 /// What to do when the effective sample size falls below the set fraction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

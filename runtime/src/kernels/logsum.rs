@@ -1,6 +1,8 @@
-//! A running log-sum-exp, for particle mixtures.
+//! A running log-sum-exp: the tracker's particle mixtures and the mixture base.
 
-/// A running log-sum-exp (NaN terms count as −∞).
+/// `ln Σ e^{a_k}` accumulated left to right in one pass: a running maximum and a
+/// sum rescaled to it. NaN and `−∞` terms add nothing; with no finite term the
+/// value is `−∞`.
 #[derive(Clone, Copy)]
 pub(crate) struct LogSum {
     max: f32,
@@ -11,6 +13,8 @@ impl LogSum {
     pub(crate) const fn new() -> LogSum {
         LogSum { max: f32::NEG_INFINITY, sum: 0.0 }
     }
+    /// Not inlined: one copy for every caller (flash is tight on Cortex-M0 boards).
+    #[inline(never)]
     pub(crate) fn add(&mut self, a: f32) {
         if !(a > f32::NEG_INFINITY) {
             return;

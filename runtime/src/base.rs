@@ -35,7 +35,7 @@ pub(crate) enum Base<'a> {
 fn component_kernel(z: &[f32], loc: &[f32], log_scale: &[f32]) -> f32 {
     let mut c = 0.0f32;
     for ((&v, &m), &l) in z.iter().zip(loc).zip(log_scale) {
-        let u = (v - m) * libm::expf(-l);
+        let u = (v - m) * crate::kernels::math::exp(-l);
         c -= 0.5 * u * u + l;
     }
     c
@@ -66,8 +66,8 @@ impl Base<'_> {
             Base::StudentT { df } => {
                 let mut s = 0.0f32;
                 for &v in df {
-                    s += libm::lgammaf(0.5 * (v + 1.0))
-                        - libm::lgammaf(0.5 * v)
+                    s += crate::kernels::math::lgamma(0.5 * (v + 1.0))
+                        - crate::kernels::math::lgamma(0.5 * v)
                         - 0.5 * libm::logf(v * core::f32::consts::PI);
                 }
                 s
@@ -97,7 +97,7 @@ impl Base<'_> {
                     return Err(Error::Internal);
                 }
                 for ((&v, &m), &l) in z.iter().zip(loc).zip(log_scale) {
-                    let u = (v - m) * libm::expf(-l);
+                    let u = (v - m) * crate::kernels::math::exp(-l);
                     s -= 0.5 * u * u;
                 }
             }
@@ -139,7 +139,7 @@ impl Base<'_> {
                     return Err(Error::Internal);
                 }
                 for ((v, &m), &l) in z.iter_mut().zip(loc).zip(log_scale) {
-                    *v = m + libm::expf(l) * rng.normal();
+                    *v = m + crate::kernels::math::exp(l) * rng.normal();
                 }
             }
             Base::StudentT { df } => {
@@ -165,12 +165,12 @@ impl Base<'_> {
                 }
                 let mut total = 0.0f32;
                 for &w in logits {
-                    total += libm::expf(w - top);
+                    total += crate::kernels::math::exp(w - top);
                 }
                 let target = rng.uniform() * total;
                 let (mut acc, mut k) = (0.0f32, logits.len().saturating_sub(1));
                 for (i, &w) in logits.iter().enumerate() {
-                    acc += libm::expf(w - top);
+                    acc += crate::kernels::math::exp(w - top);
                     if target < acc {
                         k = i;
                         break;
@@ -179,7 +179,7 @@ impl Base<'_> {
                 let rows = loc.chunks_exact(d).zip(log_scale.chunks_exact(d));
                 let (m, l) = rows.clone().nth(k).ok_or(Error::Internal)?;
                 for ((v, &mu), &ls) in z.iter_mut().zip(m).zip(l) {
-                    *v = mu + libm::expf(ls) * rng.normal();
+                    *v = mu + crate::kernels::math::exp(ls) * rng.normal();
                 }
             }
         }

@@ -51,7 +51,7 @@ impl Rng {
     pub fn normal(&mut self) -> f32 {
         let u1 = self.uniform();
         let u2 = self.uniform();
-        libm::sqrtf(-2.0 * libm::logf(u1)) * libm::cosf(core::f32::consts::TAU * u2)
+        libm::sqrtf(-2.0 * libm::logf(u1)) * crate::kernels::math::cos_turns(u2)
     }
 
     /// Gamma(shape, 1) by Marsaglia & Tsang (2000); shape < 1 through the

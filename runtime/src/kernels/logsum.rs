@@ -20,10 +20,10 @@ impl LogSum {
             return;
         }
         if a > self.max {
-            self.sum = self.sum * libm::expf(self.max - a) + 1.0;
+            self.sum = self.sum * crate::kernels::math::exp(self.max - a) + 1.0;
             self.max = a;
         } else {
-            self.sum += libm::expf(a - self.max);
+            self.sum += crate::kernels::math::exp(a - self.max);
         }
     }
     pub(crate) fn value(&self) -> f32 {

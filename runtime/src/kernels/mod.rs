@@ -2,9 +2,9 @@
 //!
 //! The building blocks a model's conditioners run on, public for benchmarks and
 //! for the firmware's cost program; evaluating a model needs none of them
-//! directly. Every kernel accumulates in a fixed, sequential order and uses
-//! `libm` for transcendental functions, so the host and a Cortex-M produce the
-//! same bits.
+//! directly. Every kernel accumulates in a fixed, sequential order and computes
+//! transcendental functions in f32 software ([`math`], `libm`'s f32 functions),
+//! so the host and a Cortex-M produce the same bits.
 
 use crate::error::{Error, Result};
 use crate::format::Activation;
@@ -12,19 +12,47 @@ use crate::format::Activation;
 #[cfg(all(feature = "dsp", target_arch = "arm", target_endian = "little"))]
 mod dsp;
 mod logsum;
+pub mod math;
 pub mod quant;
 
 pub(crate) use logsum::LogSum;
 
 /// `y = W x + b` with `W` row-major `y.len() x x.len()`.
 ///
-/// Each output is `sum_j W[i][j] * x[j]` accumulated left to right, then `+ b[i]`.
+/// Each output is `sum_j W[i][j] * x[j]` accumulated left to right (a multiply
+/// rounded, then an add rounded: never fused), then `+ b[i]`. Four rows go
+/// through the inputs together, so each `x[j]` is loaded once per four rows
+/// (Cortex-M4F: `VMLA` is this unfused multiply-add); every row keeps its own
+/// order, so the bits are those of one row at a time.
 pub fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
     let cols = x.len();
     if cols == 0 || w.len() != cols * y.len() || b.len() != y.len() {
         return Err(Error::Internal);
     }
-    for ((row, bi), yi) in w.chunks_exact(cols).zip(b).zip(y.iter_mut()) {
+    let mut blocks = w.chunks_exact(4 * cols);
+    let mut bias = b.chunks_exact(4);
+    let mut out = y.chunks_exact_mut(4);
+    for ((blk, bb), yb) in (&mut blocks).zip(&mut bias).zip(&mut out) {
+        let (r0, rest) = blk.split_at(cols);
+        let (r1, rest) = rest.split_at(cols);
+        let (r2, r3) = rest.split_at(cols);
+        let (mut a0, mut a1, mut a2, mut a3) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+        for ((((&xj, &w0), &w1), &w2), &w3) in x.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
+            a0 += w0 * xj;
+            a1 += w1 * xj;
+            a2 += w2 * xj;
+            a3 += w3 * xj;
+        }
+        if let ([b0, b1, b2, b3], [y0, y1, y2, y3]) = (bb, yb) {
+            *y0 = a0 + b0;
+            *y1 = a1 + b1;
+            *y2 = a2 + b2;
+            *y3 = a3 + b3;
+        }
+    }
+    let rest = blocks.remainder();
+    let (rb, ry) = (bias.remainder(), out.into_remainder());
+    for ((row, bi), yi) in rest.chunks_exact(cols).zip(rb).zip(ry.iter_mut()) {
         let mut acc = 0.0f32;
         for (wij, xj) in row.iter().zip(x) {
             acc += wij * xj;
@@ -58,7 +86,7 @@ pub fn activate(act: Activation, v: &mut [f32]) {
 #[inline]
 pub fn softplus(x: f32) -> f32 {
     let m = if x > 0.0 { x } else { 0.0 };
-    m + libm::log1pf(libm::expf(-libm::fabsf(x)))
+    m + libm::log1pf(crate::kernels::math::exp(-libm::fabsf(x)))
 }
 
 /// Cut `n` values off the front of a mutable slice.
@@ -111,6 +139,29 @@ mod tests {
         let mut y = [0.0; 2];
         dense_f32(&w, &b, &x, &mut y).unwrap();
         assert_eq!(y, [1.0 - 3.0 + 0.5, 4.0 - 6.0 - 1.0]);
+    }
+
+    #[test]
+    fn dense_blocks_of_four_rows_give_the_one_row_bits() {
+        // 7 rows (a block and a remainder of 3), 5 columns: every output equals
+        // its own left-to-right sum, bit for bit.
+        let mut s = 7u32;
+        let mut next = || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / 65_536.0 - 128.0
+        };
+        let w: [f32; 35] = core::array::from_fn(|_| next());
+        let b: [f32; 7] = core::array::from_fn(|_| next());
+        let x: [f32; 5] = core::array::from_fn(|_| next() * 1e-3);
+        let mut y = [0.0f32; 7];
+        dense_f32(&w, &b, &x, &mut y).unwrap();
+        for i in 0..7 {
+            let mut acc = 0.0f32;
+            for j in 0..5 {
+                acc += w[i * 5 + j] * x[j];
+            }
+            assert_eq!((acc + b[i]).to_bits(), y[i].to_bits(), "row {i}");
+        }
     }
 
     #[test]

@@ -126,14 +126,14 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
     /// Particle `i`'s normalized weight.
     pub fn weight(&self, i: usize) -> Option<f32> {
         let lw = *self.log_w.get(i)?;
-        Some(libm::expf(lw - self.log_total()))
+        Some(crate::kernels::math::exp(lw - self.log_total()))
     }
 
     /// The effective sample size of the weights, `(Σw)² / Σw²`.
     pub fn ess(&self) -> f32 {
         let (mut s1, mut s2) = (0.0f32, 0.0f32);
         for &lw in &self.log_w {
-            let w = libm::expf(lw);
+            let w = crate::kernels::math::exp(lw);
             s1 += w;
             s2 += w * w;
         }
@@ -445,7 +445,7 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
         let mut w = [0.0f32; N];
         let mut total = 0.0f32;
         for (wi, &lw) in w.iter_mut().zip(self.log_w.iter()) {
-            *wi = libm::expf(lw);
+            *wi = crate::kernels::math::exp(lw);
             total += *wi;
         }
         let mut counts = [0usize; N];

@@ -9,7 +9,7 @@ pub(crate) fn forward(log_scale: &[f32], shift: &[f32], x: &mut [f32]) -> Result
         return Err(Error::Internal);
     }
     for ((v, &s), &b) in x.iter_mut().zip(log_scale).zip(shift) {
-        *v = *v * libm::expf(s) + b;
+        *v = *v * crate::kernels::math::exp(s) + b;
     }
     Ok(log_scale.iter().sum())
 }
@@ -20,7 +20,7 @@ pub(crate) fn inverse(log_scale: &[f32], shift: &[f32], z: &mut [f32]) -> Result
         return Err(Error::Internal);
     }
     for ((v, &s), &b) in z.iter_mut().zip(log_scale).zip(shift) {
-        *v = (*v - b) * libm::expf(-s);
+        *v = (*v - b) * crate::kernels::math::exp(-s);
     }
     Ok(log_scale.iter().sum())
 }

@@ -16,7 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::{bf16_to_f32, Activation, DType, LayerRecord, Precision, View, MAX_BLOCKS, MAX_DIM};
-use crate::kernels::quant::{dense_i8, dense_w8, multiplier, paired_index, quantize, requantize};
+use crate::kernels::quant::{dense_i8, dense_w8, quantize, requantize_relu};
 use crate::kernels::{activate, dense_f32, take};
 
 /// Shape of a conditioner, derived from its layer record.
@@ -240,11 +240,16 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         dense_i8(w, b, x, acc)?;
         let (ratio, zp) = row(a, d + 1)?;
         let n = y.len();
+        if acc.len() != n || s.len() != n {
+            return Err(Error::Internal);
+        }
+        // Written straight into the paired layout (see `paired_index`): within
+        // each whole group of four, elements 1 and 2 trade places (bits 0 and 1
+        // of the index swap); the rest stay in order.
+        let full = n - n % 4;
         for (i, (&v, &sc)) in acc.iter().zip(s).enumerate() {
-            let (m, sh) = multiplier(bf16_to_f32(sc) * ratio);
-            // ReLU is the clamp at the zero point.
-            let q = requantize(v, m, sh).saturating_add(zp).clamp(zp, 127);
-            *y.get_mut(paired_index(i, n)).ok_or(Error::Internal)? = (q - zp) as i16;
+            let pos = if i < full { (i & !3) | ((i & 1) << 1) | ((i >> 1) & 1) } else { i };
+            *y.get_mut(pos).ok_or(Error::Internal)? = requantize_relu(v, bf16_to_f32(sc) * ratio, zp);
         }
         Ok(())
     }

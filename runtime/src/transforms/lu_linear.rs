@@ -17,7 +17,7 @@ pub(crate) fn forward(lu: &[f32], log_diag: &[f32], bias: &[f32], x: &mut [f32])
     // t = (U + D) x, top-down: t_i needs x_j for j >= i only.
     for i in 0..d {
         let row = sub(lu, i * d, d)?;
-        let mut acc = libm::expf(at(log_diag, i)?) * at(x, i)?;
+        let mut acc = crate::kernels::math::exp(at(log_diag, i)?) * at(x, i)?;
         for j in i + 1..d {
             acc += at(row, j)? * at(x, j)?;
         }
@@ -57,7 +57,7 @@ pub(crate) fn inverse(lu: &[f32], log_diag: &[f32], bias: &[f32], z: &mut [f32])
         for j in i + 1..d {
             acc -= at(row, j)? * at(z, j)?;
         }
-        set(z, i, acc * libm::expf(-at(log_diag, i)?))?;
+        set(z, i, acc * crate::kernels::math::exp(-at(log_diag, i)?))?;
     }
     Ok(log_diag.iter().sum())
 }

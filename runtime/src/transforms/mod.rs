@@ -77,7 +77,7 @@ impl Elementwise {
             Elementwise::Affine { clamp } => {
                 let t = p.first().copied().ok_or(Error::Internal)?;
                 let ls = soft_clamp(p.get(1).copied().ok_or(Error::Internal)?, clamp);
-                Ok((x * libm::expf(ls) + t, ls))
+                Ok((x * crate::kernels::math::exp(ls) + t, ls))
             }
             Elementwise::Spline { bins, bound } => spline::forward(x, p, bins, bound, work),
         }
@@ -89,7 +89,7 @@ impl Elementwise {
             Elementwise::Affine { clamp } => {
                 let t = p.first().copied().ok_or(Error::Internal)?;
                 let ls = soft_clamp(p.get(1).copied().ok_or(Error::Internal)?, clamp);
-                Ok(((z - t) * libm::expf(-ls), ls))
+                Ok(((z - t) * crate::kernels::math::exp(-ls), ls))
             }
             Elementwise::Spline { bins, bound } => spline::inverse(z, p, bins, bound, work),
         }

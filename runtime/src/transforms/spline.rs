@@ -14,6 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::spline::{params_per_dim, DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE};
+use crate::kernels::math::exp;
 use crate::kernels::{at, softplus, sub, take};
 
 /// `f32` words of work space per spline evaluation.
@@ -34,9 +35,12 @@ fn knots(raw: &[f32], min: f32, bound: f32, knots: &mut [f32]) -> Result<()> {
             m = r;
         }
     }
+    // e^(r − m) once per bin, parked in knots[1..] until the sum is known.
     let mut sum = 0.0f32;
-    for &r in raw {
-        sum += libm::expf(r - m);
+    for (&r, kn) in raw.iter().zip(knots.iter_mut().skip(1)) {
+        let e = exp(r - m);
+        *kn = e;
+        sum += e;
     }
     let scale = 1.0 - min * k as f32;
     let mut cum = 0.0f32;
@@ -44,8 +48,8 @@ fn knots(raw: &[f32], min: f32, bound: f32, knots: &mut [f32]) -> Result<()> {
     if let Some(first) = it.next() {
         *first = -bound;
     }
-    for (&r, kn) in raw.iter().zip(it) {
-        let p = libm::expf(r - m) / sum;
+    for kn in it {
+        let p = *kn / sum;
         cum += min + scale * p;
         *kn = 2.0 * bound * cum - bound;
     }

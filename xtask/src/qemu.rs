@@ -221,10 +221,63 @@ pub fn qemu() {
         &["--no-default-features", "--features", "rtt", "--target-dir", &rtt_dir.to_string_lossy()],
     );
 
+    let minimal = minimal_program();
+
     println!("{}", table(&report, &assets));
     for t in bounds_tables {
         println!("{t}");
     }
+    println!("{minimal}");
+}
+
+/// The minimal program (load the int8 demo model, one `log_prob`, no logging) on
+/// every board: as built with the others (opt-level 3) and built for size
+/// (opt-level "z", its own target directory). Each must exit 0, which it does
+/// only if its log-density has the host's bits; returns the `.text` table.
+fn minimal_program() -> String {
+    let z_dir = firmware_dir().join("target").join("size-z");
+    let mut out = String::from(
+        "minimal program (Model::load + one log_prob of the int8 demo model, no logging), bytes; \
+         issue 12's target: .text <= 24 KiB (24,576)\n\n\
+         | board | .text, opt-level 3 | .text, opt-level \"z\" | .rodata (model) |\n|---|---:|---:|---:|\n",
+    );
+    for board in &BOARDS {
+        step(
+            &format!("minimal program built for size for {}", board.target),
+            cargo().current_dir(firmware_dir()).args([
+                "build",
+                "--release",
+                "--bin",
+                "minimal",
+                "--target",
+                board.target,
+                "--config",
+                "profile.release.opt-level=\"z\"",
+                "--target-dir",
+                &z_dir.to_string_lossy(),
+            ]),
+        );
+        let o3 = elf_path(board.target, "minimal");
+        let oz = z_dir.join(board.target).join("release").join("minimal");
+        for elf in [&o3, &oz] {
+            let (code, lines) = run_qemu(board, elf);
+            if code != 0 {
+                fail(format!(
+                    "{} on {} exited with status {code} (1: log_prob differs from the host's bits; 2: error; \
+                     3: panic); output {lines:?}",
+                    elf.display(),
+                    board.name
+                ));
+            }
+        }
+        let (a, b) = (sizes(&o3), sizes(&oz));
+        eprintln!(
+            "   minimal on {}: exit 0 (the host's bits), .text {} / {} (opt-level 3 / z)",
+            board.name, a.text, b.text
+        );
+        out += &format!("| {} | {} | {} | {} |\n", board.name, a.text, b.text, a.rodata);
+    }
+    out
 }
 
 #[cfg(test)]

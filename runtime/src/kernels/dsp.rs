@@ -154,3 +154,116 @@ pub(crate) fn dense_paired(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> b
     }
     true
 }
+
+/// Four rows of an f32 dense layer, `y_k = Σ_j w_kj·x_j + b_k` for k = 0..4,
+/// each row summed left to right from 0.0 with `VMLA` (the Cortex-M4F's
+/// multiply-add is *unfused*: the product is rounded, then the sum — the
+/// portable loop's `+=`), then its bias added. Per four inputs one `VLDM` of `x`
+/// and one per row of weights, four `VMLA` per row: 23 instructions per 16 MACs.
+/// `block` must hold the four rows back to back (`4·cols` values), `b` and `y`
+/// four values, or nothing is written and the result is `false`.
+#[cfg(target_abi = "eabihf")]
+pub(crate) fn f32_block4(block: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> bool {
+    let cols = x.len();
+    if block.len() != 4 * cols || b.len() != 4 || y.len() != 4 {
+        return false;
+    }
+    let by = BiasOut { b: b.as_ptr(), y: y.as_mut_ptr() };
+    // SAFETY: `block4_vfp` runs ⌊cols/4⌋ four-input passes and `cols % 4`
+    // one-input passes; together they read each of `x` (`cols` f32) and the four
+    // rows `block + k·cols` (4·cols f32, checked above) exactly once, front to
+    // back, then four f32 at `b` and writes four at `y` (lengths checked above).
+    // All are borrowed for the call (`y` exclusively) and 4-byte aligned as f32
+    // slices are (`VLDM`/`VSTM` need word alignment); `by` lives across the
+    // call. It writes no other memory but its own 16 bytes of stack. It is an
+    // `extern "C"` function, so the compiler treats r0–r3, r12, lr, s0–s15 and
+    // the flags as clobbered by the call (AAPCS-VFP); it saves and restores the
+    // r4–r7 it uses, touches no other register, and changes no FPSCR mode bit
+    // (round to nearest, no flush-to-zero: the defaults the portable loop
+    // assumes).
+    unsafe { block4_vfp(x.as_ptr(), block.as_ptr(), cols, &by) };
+    true
+}
+
+/// Where [`block4_vfp`] reads the biases and writes the outputs.
+#[cfg(target_abi = "eabihf")]
+#[repr(C)]
+struct BiasOut {
+    b: *const f32,
+    y: *mut f32,
+}
+
+/// The kernel of [`f32_block4`] (see its safety argument): `x` in r0, the first
+/// row in r1, `cols` in r2, the bias/output pointers at r3. A naked function, so
+/// that the C ABI declares the FPU registers it uses clobbered: stable Rust
+/// cannot name them as inline-asm operands on this target.
+#[cfg(target_abi = "eabihf")]
+#[unsafe(naked)]
+unsafe extern "C" fn block4_vfp(x: *const f32, rows: *const f32, cols: usize, by: *const BiasOut) {
+    core::arch::naked_asm!(
+        // Naked functions are assembled without the target's FPU features;
+        // every `eabihf` target this runs on has at least FPv4-SP.
+        ".fpu fpv4-sp-d16",
+        "push {{r4, r5, r6, r7}}",
+        "ldm r3, {{r6, r7}}", // b, y
+        "movs r5, #0",
+        "vmov s0, r5", // the four sums start at +0.0
+        "vmov s1, r5",
+        "vmov s2, r5",
+        "vmov s3, r5",
+        "lsls r5, r2, #2", // a row, in bytes
+        "adds r3, r1, r5", // row 1
+        "add r12, r3, r5", // row 2
+        "add r4, r12, r5", // row 3
+        "and r5, r2, #3",  // inputs after the last group of four
+        "lsrs r2, r2, #2", // groups of four
+        "cbz r2, 3f",
+        "2:",
+        "vldmia r0!, {{s4-s7}}",
+        "vldmia r1!, {{s8-s11}}",
+        "vldmia r3!, {{s12-s15}}",
+        "vmla.f32 s0, s8, s4",
+        "vmla.f32 s0, s9, s5",
+        "vmla.f32 s0, s10, s6",
+        "vmla.f32 s0, s11, s7",
+        "vldmia r12!, {{s8-s11}}",
+        "vmla.f32 s1, s12, s4",
+        "vmla.f32 s1, s13, s5",
+        "vmla.f32 s1, s14, s6",
+        "vmla.f32 s1, s15, s7",
+        "vldmia r4!, {{s12-s15}}",
+        "vmla.f32 s2, s8, s4",
+        "vmla.f32 s2, s9, s5",
+        "vmla.f32 s2, s10, s6",
+        "vmla.f32 s2, s11, s7",
+        "vmla.f32 s3, s12, s4",
+        "vmla.f32 s3, s13, s5",
+        "vmla.f32 s3, s14, s6",
+        "vmla.f32 s3, s15, s7",
+        "subs r2, r2, #1",
+        "bne 2b",
+        "3:",
+        "cbz r5, 5f",
+        "4:",
+        "vldmia r0!, {{s4}}",
+        "vldmia r1!, {{s8}}",
+        "vldmia r3!, {{s9}}",
+        "vldmia r12!, {{s10}}",
+        "vldmia r4!, {{s11}}",
+        "vmla.f32 s0, s8, s4",
+        "vmla.f32 s1, s9, s4",
+        "vmla.f32 s2, s10, s4",
+        "vmla.f32 s3, s11, s4",
+        "subs r5, r5, #1",
+        "bne 4b",
+        "5:",
+        "vldmia r6, {{s4-s7}}",
+        "vadd.f32 s0, s0, s4",
+        "vadd.f32 s1, s1, s5",
+        "vadd.f32 s2, s2, s6",
+        "vadd.f32 s3, s3, s7",
+        "vstmia r7, {{s0-s3}}",
+        "pop {{r4, r5, r6, r7}}",
+        "bx lr",
+    );
+}

@@ -33,6 +33,10 @@ pub fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
     let mut bias = b.chunks_exact(4);
     let mut out = y.chunks_exact_mut(4);
     for ((blk, bb), yb) in (&mut blocks).zip(&mut bias).zip(&mut out) {
+        #[cfg(all(feature = "dsp", target_arch = "arm", target_abi = "eabihf", target_endian = "little"))]
+        if dsp::f32_block4(blk, bb, x, yb) {
+            continue;
+        }
         let (r0, rest) = blk.split_at(cols);
         let (r1, rest) = rest.split_at(cols);
         let (r2, r3) = rest.split_at(cols);

@@ -243,13 +243,23 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         if acc.len() != n || s.len() != n {
             return Err(Error::Internal);
         }
-        // Written straight into the paired layout (see `paired_index`): within
-        // each whole group of four, elements 1 and 2 trade places (bits 0 and 1
-        // of the index swap); the rest stay in order.
+        // Written straight into the paired layout (see `paired_index`): each
+        // whole group of four as elements 0, 2, 1, 3, the rest in order.
+        let rq = |v: i32, sc: u16| requantize_relu(v, bf16_to_f32(sc) * ratio, zp);
         let full = n - n % 4;
-        for (i, (&v, &sc)) in acc.iter().zip(s).enumerate() {
-            let pos = if i < full { (i & !3) | ((i & 1) << 1) | ((i >> 1) & 1) } else { i };
-            *y.get_mut(pos).ok_or(Error::Internal)? = requantize_relu(v, bf16_to_f32(sc) * ratio, zp);
+        let (y4, yr) = y.split_at_mut(full);
+        let (a4, ar) = acc.split_at(full);
+        let (s4, sr) = s.split_at(full);
+        for ((yc, ac), sc) in y4.chunks_exact_mut(4).zip(a4.chunks_exact(4)).zip(s4.chunks_exact(4)) {
+            if let ([y0, y1, y2, y3], [a0, a1, a2, a3], [s0, s1, s2, s3]) = (yc, ac, sc) {
+                *y0 = rq(*a0, *s0);
+                *y1 = rq(*a2, *s2);
+                *y2 = rq(*a1, *s1);
+                *y3 = rq(*a3, *s3);
+            }
+        }
+        for ((yi, &v), &sc) in yr.iter_mut().zip(ar).zip(sr) {
+            *yi = rq(v, sc);
         }
         Ok(())
     }

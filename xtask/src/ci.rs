@@ -8,7 +8,8 @@ use crate::tools::{add_targets, cargo, have, install_lavapipe, install_tools, st
 /// The runtime's bare-metal targets: no `std`, no `alloc`.
 const THUMB_TARGETS: [&str; 2] = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"];
 
-/// Formatting, no_std builds, clippy everywhere, every test, the demo, QEMU.
+/// Formatting, no_std builds, clippy everywhere, every test, the demo, QEMU,
+/// aarch64 under qemu-aarch64.
 pub fn ci() {
     let start = std::time::Instant::now();
     add_targets(&THUMB_TARGETS);
@@ -106,5 +107,6 @@ pub fn ci() {
         ]),
     );
     crate::qemu::qemu();
+    crate::aarch64::aarch64();
     eprintln!("\n== xtask: ci passed in {:.0} s", start.elapsed().as_secs_f64());
 }

@@ -8,6 +8,10 @@
 //!   and diff their output bit for bit against the host runtime; print the cost
 //!   table (`qemu.rs`, with `host.rs` the reference, `elf.rs` the ELF reader,
 //!   `report.rs` the measurements).
+//! - `aarch64`: the runtime's tests built for `aarch64-unknown-linux-gnu` and run
+//!   under `qemu-aarch64`, and every firmware program's host reference computed
+//!   there, diffed bit for bit against x86-64 (`aarch64.rs`; `host-lines` is the
+//!   subcommand it runs there).
 //! - `size`: build the firmware and print its section sizes (`elf.rs`).
 //! - `bench`: host kernel benchmark and QEMU instruction counts, int8 vs f32
 //!   (`bench.rs`).
@@ -22,6 +26,7 @@
 //! `boards.rs` names the boards and programs, `tools.rs` installs what is missing
 //! and runs commands.
 
+mod aarch64;
 mod assets;
 mod bench;
 mod boards;
@@ -45,9 +50,11 @@ fn main() {
         "assets" => assets::assets(),
         "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         "miri" => fuzz::miri(),
+        "aarch64" => aarch64::aarch64(),
+        "host-lines" => aarch64::print_lines(&std::env::args().nth(2).unwrap_or_default()),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | qemu | size | bench | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
+                "usage: cargo xtask ci | qemu | aarch64 | size | bench | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
             );
             std::process::exit(2);
         }

@@ -67,7 +67,7 @@ pub fn install_tools(targets: &[&str]) {
 
 /// Install Debian packages with apt-get (through sudo when not root); nothing
 /// when `packages` is empty.
-fn apt_install(what: &str, packages: &[&str]) {
+pub fn apt_install(what: &str, packages: &[&str]) {
     if packages.is_empty() {
         return;
     }

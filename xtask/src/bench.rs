@@ -105,3 +105,89 @@ pub fn bench_train(extra: &[String]) {
             .args(extra),
     );
 }
+
+/// `cargo xtask bench-peers`: floe against FlowJAX 19 (JAX, CPU) on the demo
+/// model's architecture, measured side by side in one run: `log_prob` at batch 1
+/// and per row at batch 4096, on one thread and on every CPU. Creates a Python
+/// virtual environment under `target/peers/` with FlowJAX from the package
+/// registry the first time. Not part of CI.
+pub fn bench_peers() {
+    let venv = root().join("target").join("peers").join("venv");
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        step("python virtual environment", std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    }
+    if !std::process::Command::new(&python).args(["-c", "import flowjax, jax"]).status().is_ok_and(|s| s.success()) {
+        step(
+            "install FlowJAX 19 and JAX (CPU)",
+            std::process::Command::new(venv.join("bin").join("pip")).args([
+                "install",
+                "-q",
+                "flowjax==19.*",
+                "jax[cpu]",
+            ]),
+        );
+    }
+    let script = root().join("xtask").join("peers").join("flowjax_bench.py");
+    let run_py = |threads: &str| -> std::collections::BTreeMap<String, String> {
+        let out = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(threads)
+            .output()
+            .unwrap_or_else(|e| fail(format!("cannot run {}: {e}", script.display())));
+        if !out.status.success() {
+            fail(format!("FlowJAX benchmark failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        key_values(&String::from_utf8_lossy(&out.stdout))
+    };
+    eprintln!("\n== xtask: FlowJAX, one thread");
+    let fj1 = run_py("1");
+    eprintln!("== xtask: FlowJAX, all threads");
+    let fja = run_py("all");
+    eprintln!("== xtask: floe (release)");
+    let out = cargo()
+        .current_dir(root())
+        .args(["bench", "-q", "-p", "floe-runtime", "--bench", "peers"])
+        .output()
+        .unwrap_or_else(|e| fail(format!("cannot run the floe benchmark: {e}")));
+    if !out.status.success() {
+        fail(format!("floe benchmark failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let fl = key_values(&String::from_utf8_lossy(&out.stdout));
+    let num = |m: &std::collections::BTreeMap<String, String>, k: &str| -> f64 {
+        m.get(k).and_then(|v| v.parse().ok()).unwrap_or_else(|| fail(format!("benchmark printed no {k}")))
+    };
+    let threads = fl.get("threads").cloned().unwrap_or_default();
+    let rows = [
+        ("batch 1, one thread (µs per call)", num(&fl, "batch1_us"), num(&fj1, "batch1_us"), 20.0),
+        (
+            "batch 4096, one thread (µs per row)",
+            num(&fl, "batch4096_us_per_row_1"),
+            num(&fj1, "batch4096_us_per_row"),
+            1.0,
+        ),
+        (
+            "batch 4096, all threads (µs per row)",
+            num(&fl, "batch4096_us_per_row_all"),
+            num(&fja, "batch4096_us_per_row"),
+            1.0,
+        ),
+    ];
+    let mut t = format!(
+        "\nfloe vs FlowJAX ({}), demo architecture (D = 6, 4 spline couplings, 2 x 64, K = 8), this CPU \
+         ({threads} threads), measured in one run; speedup = FlowJAX / floe\n\n\
+         | figure | floe | FlowJAX | speedup | target (issue 12) |\n|---|---:|---:|---:|---:|\n",
+        fj1.get("versions").map_or("versions unknown", String::as_str)
+    );
+    for (name, f, j, target) in rows {
+        let _ = writeln!(t, "| {name} | {f:.3} | {j:.3} | {:.2} | >= {target} |", j / f);
+    }
+    t += "\nfloe's batch figures are its single-row path over the rows (all threads: rows split over scoped \
+          threads); the SIMD batch path is not built.";
+    println!("{t}");
+}
+
+/// `key value` lines into a map.
+fn key_values(s: &str) -> std::collections::BTreeMap<String, String> {
+    s.lines().filter_map(|l| l.split_once(' ')).map(|(k, v)| (k.to_string(), v.trim().to_string())).collect()
+}

@@ -15,6 +15,8 @@
 //! - `size`: build the firmware and print its section sizes (`elf.rs`).
 //! - `bench`: host kernel benchmark and QEMU instruction counts, int8 vs f32
 //!   (`bench.rs`).
+//! - `bench-peers`: floe against FlowJAX 19 on the demo architecture, side by
+//!   side (a Python virtual environment under `target/peers/`; `bench.rs`).
 //! - `bench-train`: training throughput per device (CPU, the GPU path with and
 //!   without the fused spline kernel) and the spline op alone (`bench.rs`).
 //! - `fuzz`: a coverage-guided campaign over every runtime fuzz target
@@ -46,6 +48,7 @@ fn main() {
         "qemu" => qemu::qemu(),
         "size" => elf::size(),
         "bench" => bench::bench(),
+        "bench-peers" => bench::bench_peers(),
         "bench-train" => bench::bench_train(&std::env::args().skip(2).collect::<Vec<_>>()),
         "assets" => assets::assets(),
         "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
@@ -54,7 +57,7 @@ fn main() {
         "host-lines" => aarch64::print_lines(&std::env::args().nth(2).unwrap_or_default()),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | qemu | aarch64 | size | bench | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
+                "usage: cargo xtask ci | qemu | aarch64 | size | bench | bench-peers | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
             );
             std::process::exit(2);
         }

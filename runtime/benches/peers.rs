@@ -1,6 +1,7 @@
 //! floe's side of `cargo xtask bench-peers`: the f32 demo model's `log_prob` on
-//! the host at batch 1 (latency of one call) and over 4096 rows (per row), on one
-//! thread and on every CPU (rows split over scoped threads, one scratch each).
+//! the host at batch 1 (latency of one call), and over 4096 rows (per row): the
+//! single-row call in a loop, and `log_prob_batch` on one thread and on every
+//! CPU (rows split over scoped threads, one scratch each).
 //! Prints one `key value` line per figure (microseconds), like the FlowJAX side.
 
 mod common;
@@ -34,6 +35,14 @@ fn main() {
     let batch1 = time_per_call(one, inner, 9);
 
     let mut out = vec![0.0f32; BATCH];
+    let mut batch_scratch = vec![0.0f32; m.batch_scratch_len()];
+    let mut batched = || {
+        m.log_prob_batch(&x, &[], &mut out, &mut batch_scratch).expect("log_prob_batch");
+        black_box(&out);
+    };
+    let inner = calibrate(&mut batched, Duration::from_millis(200));
+    let batch_row = time_per_call(batched, inner, 9) / BATCH as f64;
+
     let mut serial = || {
         for (row, o) in x.chunks_exact(d).zip(out.iter_mut()) {
             *o = m.log_prob(row, &[], &mut scratch).expect("log_prob");
@@ -50,10 +59,8 @@ fn main() {
             for (xs, os) in x.chunks(chunk * d).zip(out.chunks_mut(chunk)) {
                 let m = &m;
                 s.spawn(move || {
-                    let mut scratch = vec![0.0f32; m.scratch_len()];
-                    for (row, o) in xs.chunks_exact(d).zip(os.iter_mut()) {
-                        *o = m.log_prob(row, &[], &mut scratch).expect("log_prob");
-                    }
+                    let mut scratch = vec![0.0f32; m.batch_scratch_len()];
+                    m.log_prob_batch(xs, &[], os, &mut scratch).expect("log_prob_batch");
                 });
             }
         });
@@ -64,6 +71,7 @@ fn main() {
 
     println!("threads {threads}");
     println!("batch1_us {:.3}", batch1 * 1e6);
-    println!("batch4096_us_per_row_1 {:.4}", serial_row * 1e6);
+    println!("rows4096_us_per_row_1 {:.4}", serial_row * 1e6);
+    println!("batch4096_us_per_row_1 {:.4}", batch_row * 1e6);
     println!("batch4096_us_per_row_all {:.4}", parallel_row * 1e6);
 }

@@ -66,6 +66,36 @@ pub fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
+/// Rows evaluated together by [`dense_f32_lanes`] and `Model::log_prob_batch`.
+pub const LANES: usize = 8;
+
+/// [`dense_f32`] on [`LANES`] inputs at once: `x` holds `cols × LANES` values
+/// (input `j` of lane `l` at `j·LANES + l`), `y` gets `rows × LANES` the same
+/// way. Each lane performs exactly the one-row operation sequence — its sum
+/// from 0.0, `+= w_ij · x_j` left to right (unfused), then `+ b_i` — so every lane
+/// has the bits [`dense_f32`] gives that row; the lanes run side by side in the
+/// CPU's vector registers (SSE2 on x86-64, NEON on aarch64: the compiler
+/// vectorizes the lane loops, and Rust never contracts them into FMA).
+pub fn dense_f32_lanes(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
+    let rows = b.len();
+    let cols = x.len() / LANES;
+    if cols == 0 || x.len() != cols * LANES || w.len() != cols * rows || y.len() != rows * LANES {
+        return Err(Error::Internal);
+    }
+    for ((row, &bi), yi) in w.chunks_exact(cols).zip(b).zip(y.chunks_exact_mut(LANES)) {
+        let mut acc = [0.0f32; LANES];
+        for (&wij, xj) in row.iter().zip(x.chunks_exact(LANES)) {
+            for (a, &v) in acc.iter_mut().zip(xj) {
+                *a += wij * v;
+            }
+        }
+        for (o, a) in yi.iter_mut().zip(acc) {
+            *o = a + bi;
+        }
+    }
+    Ok(())
+}
+
 /// Apply an activation in place.
 pub fn activate(act: Activation, v: &mut [f32]) {
     match act {
@@ -166,6 +196,35 @@ mod tests {
             }
             assert_eq!((acc + b[i]).to_bits(), y[i].to_bits(), "row {i}");
         }
+    }
+
+    #[test]
+    fn dense_lanes_give_each_row_its_one_row_bits() {
+        let mut s = 11u32;
+        let mut next = || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / 65_536.0 - 128.0
+        };
+        let (rows, cols) = (5, 7);
+        let w: [f32; 35] = core::array::from_fn(|_| next());
+        let b: [f32; 5] = core::array::from_fn(|_| next());
+        let xs: [[f32; 7]; LANES] = core::array::from_fn(|_| core::array::from_fn(|_| next() * 1e-3));
+        let mut xl = [0.0f32; 7 * LANES];
+        for (l, x) in xs.iter().enumerate() {
+            for (j, &v) in x.iter().enumerate() {
+                xl[j * LANES + l] = v;
+            }
+        }
+        let mut yl = [0.0f32; 5 * LANES];
+        dense_f32_lanes(&w, &b, &xl, &mut yl).unwrap();
+        for (l, x) in xs.iter().enumerate() {
+            let mut y = [0.0f32; 5];
+            dense_f32(&w, &b, x, &mut y).unwrap();
+            for i in 0..rows {
+                assert_eq!(y[i].to_bits(), yl[i * LANES + l].to_bits(), "row {i} lane {l}");
+            }
+        }
+        assert_eq!(dense_f32_lanes(&w, &b, &xl[..cols], &mut yl), Err(Error::Internal));
     }
 
     #[test]

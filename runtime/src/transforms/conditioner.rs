@@ -17,7 +17,7 @@
 use crate::error::{Error, Result};
 use crate::format::{bf16_to_f32, Activation, DType, LayerRecord, Precision, View, MAX_BLOCKS, MAX_DIM};
 use crate::kernels::quant::{dense_i8, dense_w8, quantize, requantize_relu};
-use crate::kernels::{activate, dense_f32, take};
+use crate::kernels::{activate, dense_f32, dense_f32_lanes, take, LANES};
 
 /// Shape of a conditioner, derived from its layer record.
 #[derive(Debug, Clone, Copy)]
@@ -183,6 +183,61 @@ impl<'v, 'a> Conditioner<'v, 'a> {
             Precision::F32 => dense_f32(v.f32s(t)?, v.f32s(t + 1)?, x, y),
             Precision::W8 => dense_w8(v.i8s(t)?, v.u16s(t + 1)?, v.f32s(t + 2)?, x, y),
             Precision::Int8 => Err(Error::Internal),
+        }
+    }
+
+    /// Whether [`Conditioner::eval_lanes`] can run it (f32 weights).
+    pub(crate) fn has_lanes(&self) -> bool {
+        self.shape.precision == Precision::F32
+    }
+
+    /// `f32` words of work space for [`Conditioner::eval_lanes`].
+    pub(crate) fn lanes_work_len(&self) -> usize {
+        (if self.shape.residual { 3 } else { 2 }) * self.shape.hidden * LANES
+    }
+
+    /// [`Conditioner::eval`] on [`LANES`] inputs at once (f32 conditioners):
+    /// `input` holds `n_in × LANES` values, input `j` of lane `l` at
+    /// `j·LANES + l`; `out` gets `n_out × LANES` the same way. Every lane goes
+    /// through the one-row sequence of operations (see
+    /// [`crate::kernels::dense_f32_lanes`]), so each gets the bits `eval` gives.
+    pub(crate) fn eval_lanes(&self, input: &[f32], out: &mut [f32], mut work: &mut [f32]) -> Result<()> {
+        let shape = &self.shape;
+        if shape.precision != Precision::F32 || input.len() != shape.n_in * LANES || out.len() != shape.n_out * LANES {
+            return Err(Error::Internal);
+        }
+        let hdim = shape.hidden * LANES;
+        let h = take(&mut work, hdim)?;
+        let t1 = take(&mut work, hdim)?;
+        let last = shape.n_dense() - 1;
+        let dense = |d: usize, x: &[f32], y: &mut [f32]| -> Result<()> {
+            let t = self.tensor(shape.weight_index(d));
+            dense_f32_lanes(self.view.f32s(t)?, self.view.f32s(t + 1)?, x, y)
+        };
+        if shape.residual {
+            let t2 = take(&mut work, hdim)?;
+            dense(0, input, h)?;
+            for blk in 0..shape.blocks {
+                t1.copy_from_slice(h);
+                activate(shape.act, t1);
+                dense(1 + 2 * blk, t1, t2)?;
+                activate(shape.act, t2);
+                dense(2 + 2 * blk, t2, t1)?;
+                for (hi, ti) in h.iter_mut().zip(t1.iter()) {
+                    *hi += *ti;
+                }
+            }
+            dense(last, h, out)
+        } else {
+            dense(0, input, h)?;
+            activate(shape.act, h);
+            let (mut cur, mut nxt) = (h, t1);
+            for l in 1..last {
+                dense(l, cur, nxt)?;
+                activate(shape.act, nxt);
+                core::mem::swap(&mut cur, &mut nxt);
+            }
+            dense(last, cur, out)
         }
     }
 

@@ -8,7 +8,7 @@
 use super::conditioner::Conditioner;
 use super::{Elementwise, Tracer};
 use crate::error::{Error, Result};
-use crate::kernels::{sub_mut, take};
+use crate::kernels::{sub, sub_mut, take, LANES};
 
 /// A coupling layer bound to its conditioner.
 #[derive(Debug, Clone, Copy)]
@@ -49,5 +49,61 @@ impl Coupling<'_, '_> {
             logdet += ld;
         }
         Ok(logdet)
+    }
+
+    /// `f32` words of shared work space [`Coupling::forward_lanes`] needs.
+    pub(crate) fn lanes_work_len(&self) -> usize {
+        let shape = self.cond.shape();
+        (shape.n_in + shape.n_out) * LANES + self.cond.lanes_work_len()
+    }
+
+    /// The forward pass of [`LANES`] rows at once, for an f32 conditioner: the
+    /// conditioner runs on all lanes together ([`Conditioner::eval_lanes`]),
+    /// then each row's elementwise maps run as in [`Coupling::apply`]. `xs` holds
+    /// the rows' states (`LANES × D`, row-major), `ctxs` their standardized
+    /// contexts (`LANES × C`), `works` each row's layer work space (`LANES`
+    /// equal parts); `lds` gets each row's log-determinant added. Every row gets
+    /// the bits `apply` gives it.
+    pub(crate) fn forward_lanes(
+        &self,
+        xs: &mut [f32],
+        ctxs: &[f32],
+        works: &mut [f32],
+        mut shared: &mut [f32],
+        lds: &mut [f32; LANES],
+    ) -> Result<()> {
+        let (shape, elem, split) = (self.cond.shape(), &self.elem, self.split);
+        let (d, cd) = (xs.len() / LANES, ctxs.len() / LANES);
+        if split + cd != shape.n_in || d * LANES != xs.len() || cd * LANES != ctxs.len() || split > d {
+            return Err(Error::Internal);
+        }
+        let ins = take(&mut shared, shape.n_in * LANES)?;
+        let outs = take(&mut shared, shape.n_out * LANES)?;
+        for (l, (x, c)) in
+            xs.chunks_exact(d).zip(ctxs.chunks_exact(cd.max(1)).chain(core::iter::repeat(&[][..]))).enumerate()
+        {
+            for (j, &v) in x.iter().take(split).chain(c.iter().take(cd)).enumerate() {
+                *ins.get_mut(j * LANES + l).ok_or(Error::Internal)? = v;
+            }
+        }
+        self.cond.eval_lanes(ins, outs, shared)?;
+        let per = works.len() / LANES;
+        for (l, ((x, mut work), ld)) in
+            xs.chunks_exact_mut(d).zip(works.chunks_exact_mut(per.max(1))).zip(lds.iter_mut()).enumerate()
+        {
+            let out = take(&mut work, shape.n_out)?;
+            let elem_work = take(&mut work, elem.work_len())?;
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = *sub(outs, i * LANES + l, 1)?.first().ok_or(Error::Internal)?;
+            }
+            let mut logdet = 0.0f32;
+            for (j, v) in x.iter_mut().skip(split).enumerate() {
+                let (nv, ld) = elem.forward(*v, out, j, elem_work)?;
+                *v = nv;
+                logdet += ld;
+            }
+            *ld += logdet;
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! `cargo test -p floe-tests --test all gpu::`.
 
 mod anomaly;
+mod batch;
 mod flows;
 mod format;
 mod gpu;

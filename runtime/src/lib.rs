@@ -1,7 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
-// The one `unsafe` block is the DSP inner loop (`kernels/dsp.rs`, feature `dsp`),
-// with its justification; everything else is safe code.
+// The only `unsafe` code is the Arm kernels of `kernels/dsp.rs` (feature `dsp`:
+// the int8 SMLAD loops, the f32 VLDM/VMLA kernel), each block with its written
+// justification; everything else is safe code.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]

@@ -138,7 +138,7 @@ fn main() {
         .rev()
         .find(|(_, f)| f.first().is_some_and(|n| n.ends_with("-int8")))
         .map(|(k, _)| k)
-        .unwrap_or(0);
+        .expect("assets/models.txt lists an int8 model (named *-int8) for the minimal program");
     {
         let f = &entries[minimal];
         let model_path = manifest.join("assets").join(f[1]);

@@ -553,3 +553,45 @@ pub(crate) fn scratch_len(dims: &Dims, layers: &[LayerRecord]) -> usize {
     let max_work = layers.iter().map(|r| Plan::of(r, dims).work_len()).max().unwrap_or(0);
     scratch_words(dims.dim, dims.cdim, max_work)
 }
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A bundled model file in a 16-byte aligned buffer, and its length.
+    fn bundled(name: &str) -> (Vec<u128>, usize) {
+        let path = std::format!("{}/../firmware/assets/{name}", env!("CARGO_MANIFEST_DIR"));
+        let file = std::fs::read(&path).expect("bundled model");
+        let mut words = vec![0u128; file.len().div_ceil(16)];
+        bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..file.len()].copy_from_slice(&file);
+        (words, file.len())
+    }
+
+    /// `log_prob_batch` gives each row of the bundled thyroid rows (29 of them:
+    /// three lane-fulls and a remainder) `log_prob`'s bits, f32 and int8 models;
+    /// run on every target the tests run on (x86-64, and aarch64 under
+    /// `cargo xtask aarch64`).
+    #[test]
+    fn batch_rows_have_the_single_row_bits() {
+        let rows = std::fs::read(std::format!("{}/../firmware/assets/thyroid.f32", env!("CARGO_MANIFEST_DIR")))
+            .expect("bundled rows");
+        let x: Vec<f32> = rows.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        for name in ["thyroid.floe", "thyroid-int8.floe"] {
+            let (words, len) = bundled(name);
+            let m = Model::load(&bytemuck::cast_slice::<u128, u8>(&words)[..len]).expect("loads");
+            let d = m.dim();
+            let n = (x.len() / d).min(3 * LANES + 5);
+            let mut out = vec![0.0f32; n];
+            let mut scratch = vec![0.0f32; m.batch_scratch_len()];
+            m.log_prob_batch(&x[..n * d], &[], &mut out, &mut scratch).expect("batch");
+            let mut one = vec![0.0f32; m.scratch_len()];
+            for (r, got) in out.iter().enumerate() {
+                let want = m.log_prob(&x[r * d..(r + 1) * d], &[], &mut one).expect("row");
+                assert_eq!(got.to_bits(), want.to_bits(), "{name} row {r}");
+            }
+            assert!(n > 2 * LANES, "{name}: only {n} rows");
+        }
+    }
+}

@@ -110,7 +110,7 @@ pub(crate) fn dense_paired(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> b
                         xa = out(reg) _,
                         xb = out(reg) _,
                         t = out(reg) _,
-                        options(nostack, readonly, preserves_flags),
+                        options(nostack, readonly),
                     );
                 }
             }
@@ -202,7 +202,9 @@ struct BiasOut {
 unsafe extern "C" fn block4_vfp(x: *const f32, rows: *const f32, cols: usize, by: *const BiasOut) {
     core::arch::naked_asm!(
         // Naked functions are assembled without the target's FPU features;
-        // every `eabihf` target this runs on has at least FPv4-SP.
+        // every `eabihf` target this runs on has at least FPv4-SP. (The directive
+        // also labels the object's FP build attributes FPv4-SP, harmless on the
+        // Cortex-M4F; on an FPv5 part the label undersells the FPU.)
         ".fpu fpv4-sp-d16",
         "push {{r4, r5, r6, r7}}",
         "ldm r3, {{r6, r7}}", // b, y

@@ -133,7 +133,7 @@ pub fn multiplier(real: f32) -> (i32, i32) {
 /// `0 ..= 127 − zp` is the same as the saturating add and the clamp. One `SMULL`,
 /// an add, a shift and the clamp, with the multiplier read off `real`'s bits.
 #[inline]
-pub fn requantize_relu(acc: i32, real: f32, zp: i32) -> i16 {
+pub(crate) fn requantize_relu(acc: i32, real: f32, zp: i32) -> i16 {
     let bits = real.to_bits();
     let e = bits >> 23; // the sign bit too: a negative `real` takes the slow path
     if (95..=124).contains(&e) {
@@ -141,7 +141,7 @@ pub fn requantize_relu(acc: i32, real: f32, zp: i32) -> i16 {
         let hi = ((i64::from(acc) * i64::from(m)) >> 32) as i32;
         let t = 125 - e as i32;
         let r = (hi + (1 << (t - 1))) >> t;
-        return r.clamp(0, 127 - zp) as i16;
+        return r.max(0).min(127 - zp) as i16;
     }
     requantize_relu_wide(acc, real, zp)
 }
@@ -152,7 +152,7 @@ pub fn requantize_relu(acc: i32, real: f32, zp: i32) -> i16 {
 #[inline(never)]
 fn requantize_relu_wide(acc: i32, real: f32, zp: i32) -> i16 {
     let (m, sh) = multiplier(real);
-    (requantize(acc, m, sh).saturating_add(zp).clamp(zp, 127) - zp) as i16
+    (requantize(acc, m, sh).saturating_add(zp).max(zp).min(127) - zp) as i16
 }
 
 /// `round(acc · m · 2^(shift - 31))` with one rounding (half towards +∞),

@@ -17,7 +17,10 @@
 //!
 //! `ln` and `ln_1p` stay `libm`'s `logf` / `log1pf`: FreeBSD's f32 algorithms,
 //! which compute in f32 only (read in libm 0.2.16's source; `libm`'s `expf` is
-//! f32 too but slower than [`exp`]). The f64 the firmware used to link came from
+//! f32 too but slower than [`exp`]). Measured by the tests below: `logf` within
+//! 0.77 ulp (every 257th positive normal f32), `log1pf` within 0.72 ulp on
+//! (−1, 1e6], and `kernels::softplus` (`max(x, 0) + log1pf(exp(−|x|))`) within
+//! 1.42 ulp on [−80, 80]. The f64 the firmware used to link came from
 //! `cosf` (Box–Muller) and `lgammaf` (the Student-t normalizer), replaced here.
 
 /// `2^(j/32)` for j = 0 ..= 31 as an f32 pair `(hi, lo)`: `hi` rounded to
@@ -190,6 +193,40 @@ mod tests {
             }
         }
         assert!(n > 8_000_000 && worst > 0.4, "{n} points, worst {worst}");
+    }
+
+    #[test]
+    fn libm_logs_and_softplus_are_within_their_stated_bounds() {
+        // `libm`'s f32 `logf` (every 257th positive normal f32) and `log1pf` on
+        // (-1, 1e6], and `kernels::softplus` over the range the splines feed it,
+        // against f64: the bounds docs/FORMAT.md and math.rs state.
+        let (mut worst_log, mut worst_log1p, mut worst_sp) = (0.0f64, 0.0f64, 0.0f64);
+        let mut b = 0x0080_0000u32;
+        while b < 0x7f80_0000 {
+            let x = f32::from_bits(b);
+            worst_log = worst_log.max(ulps(libm::logf(x), (x as f64).ln()));
+            b += 257;
+        }
+        let mut x = -0.999_999f32;
+        while x < 1e6 {
+            worst_log1p = worst_log1p.max(ulps(libm::log1pf(x), (x as f64).ln_1p()));
+            x = if x.abs() < 1e-30 {
+                1e-30
+            } else if x < 0.0 {
+                x * 0.999
+            } else {
+                x * 1.001 + 1e-30
+            };
+        }
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            let exact = if x > 0.0 { x as f64 + (-(x as f64)).exp().ln_1p() } else { (x as f64).exp().ln_1p() };
+            worst_sp = worst_sp.max(ulps(crate::kernels::softplus(x), exact));
+            x += 0.000_37;
+        }
+        assert!(worst_log <= 0.8, "logf: {worst_log} ulp");
+        assert!(worst_log1p <= 0.75, "log1pf: {worst_log1p} ulp");
+        assert!(worst_sp <= 1.5, "softplus: {worst_sp} ulp");
     }
 
     #[test]

@@ -5,9 +5,11 @@ use crate::base::Base;
 use crate::error::{Error, Result};
 use crate::fmt::debug;
 use crate::format::{BaseKind, DType, Header, LayerRecord, TrajectoryLayout, View, MAX_COMPONENTS, N_GLOBAL_TENSORS};
-use crate::kernels::{sub, take, LANES};
+use crate::kernels::take;
 use crate::rng::Rng;
 use crate::transforms::{Dims, Encoder, Layer, Plan, Tracer};
+
+mod batch;
 
 /// Scratch (in `f32` words) needed by a model: `2 D + C` for the flow-level
 /// buffers (state, temporary, standardized context) plus the largest layer's work.
@@ -275,118 +277,6 @@ impl<'a> Model<'a> {
         Ok(not_nan(self.base.log_kernel(state)? + ld + self.log_const))
     }
 
-    /// Scratch (`f32` words) [`Model::log_prob_batch`] needs: each of the
-    /// [`LANES`] rows its own [`Model::scratch_len`] and its state and context,
-    /// plus what the widest f32 coupling conditioner needs to run on all lanes
-    /// at once.
-    pub fn batch_scratch_len(&self) -> usize {
-        let mut shared = 0;
-        if let Ok((first, n)) = self.step_layers(0) {
-            for i in first..first.saturating_add(n) {
-                if let Ok(Layer::Coupling(c)) = Layer::bind(&self.view, i) {
-                    if c.cond.has_lanes() {
-                        shared = shared.max(c.lanes_work_len());
-                    }
-                }
-            }
-        }
-        LANES * (self.scratch_len() + self.dim() + self.context_dim()) + shared
-    }
-
-    /// [`Model::log_prob`] of many rows: `x` holds `out.len()` rows of D values,
-    /// `context` as many rows of C values (empty when C = 0). Rows go [`LANES`] at
-    /// a time through the flow; an f32 coupling layer's conditioner runs on all of
-    /// them at once in the CPU's vector lanes, every lane performing exactly the
-    /// single-row sequence of operations, so each `out[r]` has the bits
-    /// `log_prob` gives row `r` (tested), on the host as on a device. The other
-    /// layers, the last `out.len() % LANES` rows and quantized conditioners take
-    /// the single-row path. `scratch` must hold [`Model::batch_scratch_len`]
-    /// words. Every row is checked first; a bad row is an error and nothing is
-    /// written.
-    pub fn log_prob_batch(&self, x: &[f32], context: &[f32], out: &mut [f32], scratch: &mut [f32]) -> Result<()> {
-        let (d, cd, rows) = (self.dim(), self.context_dim(), out.len());
-        if x.len() != rows * d {
-            return Err(Error::DimMismatch { expected: (rows * d) as u32, got: len32(x) });
-        }
-        if context.len() != rows * cd {
-            return Err(Error::ContextMismatch { expected: (rows * cd) as u32, got: len32(context) });
-        }
-        let needed = self.batch_scratch_len();
-        if scratch.len() < needed {
-            return Err(Error::ScratchTooSmall { needed: needed as u32, got: len32(scratch) });
-        }
-        let one = self.scratch_len();
-        for r in 0..rows {
-            let ctx = context.get(r * cd..(r + 1) * cd).ok_or(Error::Internal)?;
-            self.check_call(sub(x, r * d, d)?, ctx, scratch)?;
-        }
-        let layers = self.step_layers(0)?;
-        let full = rows - rows % LANES;
-        let (lane_scratch, rest) = scratch.split_at_mut(LANES * one);
-        let (states, rest) = rest.split_at_mut(LANES * d);
-        let (ctxs, shared) = rest.split_at_mut(LANES * cd);
-        let mut chunks = out.chunks_exact_mut(LANES);
-        for (chunk, outs) in (&mut chunks).enumerate() {
-            let r0 = chunk * LANES;
-            // Per lane: its standardized state and context (gathered in two
-            // blocks, lane after lane) and its single-row scratch.
-            for l in 0..LANES {
-                let xr = sub(x, (r0 + l) * d, d)?;
-                let st = states.get_mut(l * d..(l + 1) * d).ok_or(Error::Internal)?;
-                for (((o, &v), &m), &s) in st.iter_mut().zip(xr).zip(self.x_mean).zip(self.x_std) {
-                    *o = (v - m) / s;
-                }
-                let cr = context.get((r0 + l) * cd..(r0 + l + 1) * cd).ok_or(Error::Internal)?;
-                let c = ctxs.get_mut(l * cd..(l + 1) * cd).ok_or(Error::Internal)?;
-                for (((o, &v), &m), &s) in c.iter_mut().zip(cr).zip(self.c_mean).zip(self.c_std) {
-                    *o = (v - m) / s;
-                }
-            }
-            let mut lds = [0.0f32; LANES];
-            let (first, n) = layers;
-            for i in first..first + n {
-                let layer = Layer::bind(&self.view, i)?;
-                match layer {
-                    Layer::Coupling(c) if c.cond.has_lanes() => {
-                        c.forward_lanes(states, ctxs, lane_scratch, shared, &mut lds)?;
-                    }
-                    _ => {
-                        for (l, ld) in lds.iter_mut().enumerate() {
-                            let ls = lane_scratch.get_mut(l * one..(l + 1) * one).ok_or(Error::Internal)?;
-                            let (tmp, work) = ls.split_at_mut(d.min(ls.len()));
-                            let st = states.get_mut(l * d..(l + 1) * d).ok_or(Error::Internal)?;
-                            let c = ctxs.get(l * cd..(l + 1) * cd).ok_or(Error::Internal)?;
-                            *ld += layer.apply(st, tmp, c, work, false, &mut Tracer::none())?;
-                        }
-                    }
-                }
-            }
-            for (l, (o, ld)) in outs.iter_mut().zip(lds).enumerate() {
-                let st = states.get(l * d..(l + 1) * d).ok_or(Error::Internal)?;
-                *o = not_nan(self.base.log_kernel(st)? + ld + self.log_const);
-            }
-        }
-        self.log_prob_rows(x, context, chunks.into_remainder(), full, lane_scratch)
-    }
-
-    /// `out[k] = log_prob(row first + k)`, one row at a time.
-    fn log_prob_rows(
-        &self,
-        x: &[f32],
-        context: &[f32],
-        out: &mut [f32],
-        first: usize,
-        scratch: &mut [f32],
-    ) -> Result<()> {
-        let (d, cd) = (self.dim(), self.context_dim());
-        for (k, o) in out.iter_mut().enumerate() {
-            let r = first + k;
-            let ctx = context.get(r * cd..(r + 1) * cd).ok_or(Error::Internal)?;
-            *o = self.log_prob(sub(x, r * d, d)?, ctx, scratch)?;
-        }
-        Ok(())
-    }
-
     /// Map data `x` to the latent `z` (standardization, then every layer in order).
     /// Returns `log |det dz/dx|`, the standardization included.
     pub fn forward(&self, x: &[f32], context: &[f32], z: &mut [f32], scratch: &mut [f32]) -> Result<f32> {
@@ -552,46 +442,4 @@ fn check_tensors(view: &View<'_>) -> Result<()> {
 pub(crate) fn scratch_len(dims: &Dims, layers: &[LayerRecord]) -> usize {
     let max_work = layers.iter().map(|r| Plan::of(r, dims).work_len()).max().unwrap_or(0);
     scratch_words(dims.dim, dims.cdim, max_work)
-}
-
-#[cfg(test)]
-mod batch_tests {
-    use super::*;
-    use std::vec;
-    use std::vec::Vec;
-
-    /// A bundled model file in a 16-byte aligned buffer, and its length.
-    fn bundled(name: &str) -> (Vec<u128>, usize) {
-        let path = std::format!("{}/../firmware/assets/{name}", env!("CARGO_MANIFEST_DIR"));
-        let file = std::fs::read(&path).expect("bundled model");
-        let mut words = vec![0u128; file.len().div_ceil(16)];
-        bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..file.len()].copy_from_slice(&file);
-        (words, file.len())
-    }
-
-    /// `log_prob_batch` gives each row of the bundled thyroid rows (29 of them:
-    /// three lane-fulls and a remainder) `log_prob`'s bits, f32 and int8 models;
-    /// run on every target the tests run on (x86-64, and aarch64 under
-    /// `cargo xtask aarch64`).
-    #[test]
-    fn batch_rows_have_the_single_row_bits() {
-        let rows = std::fs::read(std::format!("{}/../firmware/assets/thyroid.f32", env!("CARGO_MANIFEST_DIR")))
-            .expect("bundled rows");
-        let x: Vec<f32> = rows.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        for name in ["thyroid.floe", "thyroid-int8.floe"] {
-            let (words, len) = bundled(name);
-            let m = Model::load(&bytemuck::cast_slice::<u128, u8>(&words)[..len]).expect("loads");
-            let d = m.dim();
-            let n = (x.len() / d).min(3 * LANES + 5);
-            let mut out = vec![0.0f32; n];
-            let mut scratch = vec![0.0f32; m.batch_scratch_len()];
-            m.log_prob_batch(&x[..n * d], &[], &mut out, &mut scratch).expect("batch");
-            let mut one = vec![0.0f32; m.scratch_len()];
-            for (r, got) in out.iter().enumerate() {
-                let want = m.log_prob(&x[r * d..(r + 1) * d], &[], &mut one).expect("row");
-                assert_eq!(got.to_bits(), want.to_bits(), "{name} row {r}");
-            }
-            assert!(n > 2 * LANES, "{name}: only {n} rows");
-        }
-    }
 }

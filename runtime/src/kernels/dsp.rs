@@ -8,6 +8,27 @@
 //! portable loop's, bit for bit.
 #![allow(unsafe_code)]
 
+/// One group of four inputs for two rows: one double-word load of (paired)
+/// activations, per row a word of four int8 weights split by `SXTB16` into
+/// lanes 0, 2 and 1, 3 and two `SMLAD`s. Pointers advance past the group.
+macro_rules! smlad_group {
+    () => {
+        concat!(
+            "ldrd {xa}, {xb}, [{px}], #8\n",
+            "ldr {wv}, [{p0}], #4\n",
+            "sxtb16 {t}, {wv}\n",
+            "sxtb16 {wv}, {wv}, ror #8\n",
+            "smlad {s0}, {t}, {xa}, {s0}\n",
+            "smlad {s0}, {wv}, {xb}, {s0}\n",
+            "ldr {wv}, [{p1}], #4\n",
+            "sxtb16 {t}, {wv}\n",
+            "sxtb16 {wv}, {wv}, ror #8\n",
+            "smlad {s1}, {t}, {xa}, {s1}\n",
+            "smlad {s1}, {wv}, {xb}, {s1}\n",
+        )
+    };
+}
+
 /// `acc_i = b_i + Σ_j w_ij·x_j` with `x` in the paired layout (each group of four
 /// stored as 0, 2, 1, 3; see [`super::quant::paired_index`]). Returns `false`
 /// without touching `acc` (the caller runs the portable loop) unless the rows are
@@ -31,42 +52,22 @@ pub(crate) fn dense_paired(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> b
             let (mut p0, mut p1, mut px) = (w0.as_ptr(), w1.as_ptr(), x.as_ptr());
             if pairs > 0 {
                 // SAFETY: the loop runs `pairs` = ⌊groups/2⌋ times; each pass reads
-                // 8 bytes at `p0` and at `p1` and 16 bytes at `px` and advances
-                // them by that much, so it stays within `w0`, `w1` (cols = 4·groups
-                // bytes each, split from `w`) and `x` (4·groups i16 = 8·groups
-                // bytes); the odd group's block below reads the rest. All three are
-                // borrowed for the call and start 4-byte aligned, as `LDR`/`LDRD`
-                // want: `w` and `x` are checked above, and `w1` starts `cols`
-                // bytes (a multiple of 4) after `w0`, which starts a whole number
-                // of rows after `w`. Every advance keeps the alignment. Nothing is
-                // written but registers; the stack is not touched; `subs` changes
-                // the flags (not declared preserved) and `SMLAD` may set the
-                // sticky Q flag, which nothing reads.
+                // two groups — 8 bytes at `p0` and at `p1` and 16 bytes at `px` —
+                // and advances the pointers by that much, so it stays within `w0`,
+                // `w1` (cols = 4·groups bytes each, split from `w`) and `x`
+                // (4·groups i16 = 8·groups bytes); the odd group's block below
+                // reads the rest. All three are borrowed for the call and start
+                // 4-byte aligned, as `LDR`/`LDRD` want: `w` and `x` are checked
+                // above, and `w1` starts `cols` bytes (a multiple of 4) after `w0`,
+                // which starts a whole number of rows after `w`. Every advance
+                // keeps the alignment. Nothing is written but registers; the stack
+                // is not touched; `subs` changes the flags (not declared preserved)
+                // and `SMLAD` may set the sticky Q flag, which nothing reads.
                 unsafe {
                     core::arch::asm!(
                         "2:",
-                        "ldrd {xa}, {xb}, [{px}], #8",
-                        "ldr {wv}, [{p0}], #4",
-                        "sxtb16 {t}, {wv}",
-                        "sxtb16 {wv}, {wv}, ror #8",
-                        "smlad {s0}, {t}, {xa}, {s0}",
-                        "smlad {s0}, {wv}, {xb}, {s0}",
-                        "ldr {wv}, [{p1}], #4",
-                        "sxtb16 {t}, {wv}",
-                        "sxtb16 {wv}, {wv}, ror #8",
-                        "smlad {s1}, {t}, {xa}, {s1}",
-                        "smlad {s1}, {wv}, {xb}, {s1}",
-                        "ldrd {xa}, {xb}, [{px}], #8",
-                        "ldr {wv}, [{p0}], #4",
-                        "sxtb16 {t}, {wv}",
-                        "sxtb16 {wv}, {wv}, ror #8",
-                        "smlad {s0}, {t}, {xa}, {s0}",
-                        "smlad {s0}, {wv}, {xb}, {s0}",
-                        "ldr {wv}, [{p1}], #4",
-                        "sxtb16 {t}, {wv}",
-                        "sxtb16 {wv}, {wv}, ror #8",
-                        "smlad {s1}, {t}, {xa}, {s1}",
-                        "smlad {s1}, {wv}, {xb}, {s1}",
+                        smlad_group!(),
+                        smlad_group!(),
                         "subs {n}, {n}, #1",
                         "bne 2b",
                         p0 = inout(reg) p0,
@@ -87,23 +88,14 @@ pub(crate) fn dense_paired(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> b
                 // SAFETY: the last group: 4 bytes at `p0` and at `p1` and 8 bytes
                 // at `px`, which the loop above left at the last 4 bytes of `w0`
                 // and `w1` and the last 8 bytes of `x` (aligned, borrowed, as
-                // above); registers only.
+                // above); the advanced pointers are discarded. Registers only;
+                // `SMLAD` may set the sticky Q flag.
                 unsafe {
                     core::arch::asm!(
-                        "ldrd {xa}, {xb}, [{px}]",
-                        "ldr {wv}, [{p0}]",
-                        "sxtb16 {t}, {wv}",
-                        "sxtb16 {wv}, {wv}, ror #8",
-                        "smlad {s0}, {t}, {xa}, {s0}",
-                        "smlad {s0}, {wv}, {xb}, {s0}",
-                        "ldr {wv}, [{p1}]",
-                        "sxtb16 {t}, {wv}",
-                        "sxtb16 {wv}, {wv}, ror #8",
-                        "smlad {s1}, {t}, {xa}, {s1}",
-                        "smlad {s1}, {wv}, {xb}, {s1}",
-                        p0 = in(reg) p0,
-                        p1 = in(reg) p1,
-                        px = in(reg) px,
+                        smlad_group!(),
+                        p0 = inout(reg) p0 => _,
+                        p1 = inout(reg) p1 => _,
+                        px = inout(reg) px => _,
                         s0 = inout(reg) s0,
                         s1 = inout(reg) s1,
                         wv = out(reg) _,

@@ -79,10 +79,9 @@ impl Coupling<'_, '_> {
         }
         let ins = take(&mut shared, shape.n_in * LANES)?;
         let outs = take(&mut shared, shape.n_out * LANES)?;
-        for (l, (x, c)) in
-            xs.chunks_exact(d).zip(ctxs.chunks_exact(cd.max(1)).chain(core::iter::repeat(&[][..]))).enumerate()
-        {
-            for (j, &v) in x.iter().take(split).chain(c.iter().take(cd)).enumerate() {
+        for (l, x) in xs.chunks_exact(d).enumerate() {
+            let c = ctxs.get(l * cd..(l + 1) * cd).ok_or(Error::Internal)?;
+            for (j, &v) in x.iter().take(split).chain(c).enumerate() {
                 *ins.get_mut(j * LANES + l).ok_or(Error::Internal)? = v;
             }
         }

@@ -170,7 +170,168 @@ impl core::fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// The error's stable number: what the C ABI (`floe-ffi`) returns, one code
+    /// per variant (`0` is success there). Codes are never reused; a new variant
+    /// takes the next number.
+    pub const fn code(&self) -> u16 {
+        match self {
+            Error::Truncated => 1,
+            Error::BadMagic => 2,
+            Error::UnsupportedVersion(_) => 3,
+            Error::Misaligned => 4,
+            Error::BadCrc => 5,
+            Error::BadHeader => 6,
+            Error::BadTensor(_) => 7,
+            Error::NonFiniteWeight(_) => 8,
+            Error::BadLayer(_) => 9,
+            Error::ShapeMismatch(_) => 10,
+            Error::InvalidParameter(_) => 11,
+            Error::InvalidStandardization => 12,
+            Error::InvalidBase => 13,
+            Error::ScratchMismatch => 14,
+            Error::DimMismatch { .. } => 15,
+            Error::ContextMismatch { .. } => 16,
+            Error::ScratchTooSmall { .. } => 17,
+            Error::NonFiniteInput => 18,
+            Error::NotAStreamModel => 19,
+            Error::BufferTooSmall { .. } => 20,
+            Error::OutOfOrder { .. } => 21,
+            Error::NotATrajectoryModel => 22,
+            Error::HorizonMismatch { .. } => 23,
+            Error::NothingToUpdate => 24,
+            Error::StepOutOfRange { .. } => 25,
+            Error::InvalidArgument => 26,
+            Error::OutputTooSmall { .. } => 27,
+            Error::Internal => 28,
+        }
+    }
+
+    /// The variant's numbers, in declaration order, zero where it has fewer
+    /// than two: `UnsupportedVersion(v)` gives `(v, 0)`, `BadTensor(i)` `(i, 0)`,
+    /// `DimMismatch { expected, got }` `(expected, got)`,
+    /// `StepOutOfRange { step, steps }` `(step, steps)`.
+    pub const fn details(&self) -> (u32, u32) {
+        match *self {
+            Error::UnsupportedVersion(v) => (v as u32, 0),
+            Error::BadTensor(i) | Error::NonFiniteWeight(i) => (i, 0),
+            Error::BadLayer(i) | Error::ShapeMismatch(i) | Error::InvalidParameter(i) => (i as u32, 0),
+            Error::DimMismatch { expected, got }
+            | Error::ContextMismatch { expected, got }
+            | Error::OutOfOrder { expected, got }
+            | Error::HorizonMismatch { expected, got } => (expected, got),
+            Error::ScratchTooSmall { needed, got }
+            | Error::BufferTooSmall { needed, got }
+            | Error::OutputTooSmall { needed, got } => (needed, got),
+            Error::StepOutOfRange { step, steps } => (step, steps),
+            Error::Truncated
+            | Error::BadMagic
+            | Error::Misaligned
+            | Error::BadCrc
+            | Error::BadHeader
+            | Error::InvalidStandardization
+            | Error::InvalidBase
+            | Error::ScratchMismatch
+            | Error::NonFiniteInput
+            | Error::NotAStreamModel
+            | Error::NotATrajectoryModel
+            | Error::NothingToUpdate
+            | Error::InvalidArgument
+            | Error::Internal => (0, 0),
+        }
+    }
+
+    /// The error with `code` and `details` (the inverse of [`Error::code`] and
+    /// [`Error::details`]), or `None` if no variant has that code or a number
+    /// does not fit its field.
+    pub fn from_code(code: u16, details: (u32, u32)) -> Option<Error> {
+        let (a, b) = details;
+        let short = u16::try_from(a).ok();
+        Some(match code {
+            1 => Error::Truncated,
+            2 => Error::BadMagic,
+            3 => Error::UnsupportedVersion(short?),
+            4 => Error::Misaligned,
+            5 => Error::BadCrc,
+            6 => Error::BadHeader,
+            7 => Error::BadTensor(a),
+            8 => Error::NonFiniteWeight(a),
+            9 => Error::BadLayer(short?),
+            10 => Error::ShapeMismatch(short?),
+            11 => Error::InvalidParameter(short?),
+            12 => Error::InvalidStandardization,
+            13 => Error::InvalidBase,
+            14 => Error::ScratchMismatch,
+            15 => Error::DimMismatch { expected: a, got: b },
+            16 => Error::ContextMismatch { expected: a, got: b },
+            17 => Error::ScratchTooSmall { needed: a, got: b },
+            18 => Error::NonFiniteInput,
+            19 => Error::NotAStreamModel,
+            20 => Error::BufferTooSmall { needed: a, got: b },
+            21 => Error::OutOfOrder { expected: a, got: b },
+            22 => Error::NotATrajectoryModel,
+            23 => Error::HorizonMismatch { expected: a, got: b },
+            24 => Error::NothingToUpdate,
+            25 => Error::StepOutOfRange { step: a, steps: b },
+            26 => Error::InvalidArgument,
+            27 => Error::OutputTooSmall { needed: a, got: b },
+            28 => Error::Internal,
+            _ => return None,
+        })
+    }
+}
+
 impl core::error::Error for Error {}
 
 /// Result alias used throughout the crate.
 pub type Result<T> = core::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// One value of every variant, numbers distinct where a variant has them.
+    const ALL: [Error; 28] = [
+        Error::Truncated,
+        Error::BadMagic,
+        Error::UnsupportedVersion(7),
+        Error::Misaligned,
+        Error::BadCrc,
+        Error::BadHeader,
+        Error::BadTensor(70_000),
+        Error::NonFiniteWeight(3),
+        Error::BadLayer(4),
+        Error::ShapeMismatch(5),
+        Error::InvalidParameter(6),
+        Error::InvalidStandardization,
+        Error::InvalidBase,
+        Error::ScratchMismatch,
+        Error::DimMismatch { expected: 6, got: 5 },
+        Error::ContextMismatch { expected: 2, got: 0 },
+        Error::ScratchTooSmall { needed: 900, got: 1 },
+        Error::NonFiniteInput,
+        Error::NotAStreamModel,
+        Error::BufferTooSmall { needed: 300, got: 256 },
+        Error::OutOfOrder { expected: 8, got: 9 },
+        Error::NotATrajectoryModel,
+        Error::HorizonMismatch { expected: 12, got: 8 },
+        Error::NothingToUpdate,
+        Error::StepOutOfRange { step: 0, steps: 12 },
+        Error::InvalidArgument,
+        Error::OutputTooSmall { needed: 10, got: 9 },
+        Error::Internal,
+    ];
+
+    #[test]
+    fn codes_are_one_to_one_and_round_trip() {
+        for (k, e) in ALL.iter().enumerate() {
+            // Codes are 1..=28 in declaration order: each variant has its own.
+            assert_eq!(usize::from(e.code()), k + 1, "{e:?}");
+            assert_eq!(Error::from_code(e.code(), e.details()), Some(*e));
+        }
+        assert_eq!(Error::from_code(0, (0, 0)), None);
+        assert_eq!(Error::from_code(29, (0, 0)), None);
+        // A number too wide for its field is refused, not truncated.
+        assert_eq!(Error::from_code(9, (70_000, 0)), None);
+    }
+}

@@ -29,8 +29,10 @@ pub fn print_lines(program: &str) {
     }
 }
 
-/// `cargo xtask aarch64`.
-pub fn aarch64() {
+/// The rustup target, QEMU user mode, and Debian's aarch64 cross compiler
+/// with its C library (headers, `crt1.o`: a Recommends of the compiler, which
+/// `apt_install` does not take), each when missing.
+pub fn install_cross() {
     add_targets(&[TARGET]);
     let mut packages = Vec::new();
     if !have("qemu-aarch64", "--version") {
@@ -39,7 +41,15 @@ pub fn aarch64() {
     if !have("aarch64-linux-gnu-gcc", "--version") {
         packages.push("gcc-aarch64-linux-gnu");
     }
-    apt_install("install qemu-user and the aarch64 cross linker", &packages);
+    if !std::path::Path::new(SYSROOT).join("include").join("stdio.h").exists() {
+        packages.push("libc6-dev-arm64-cross");
+    }
+    apt_install("install qemu-user and the aarch64 cross compiler", &packages);
+}
+
+/// `cargo xtask aarch64`.
+pub fn aarch64() {
+    install_cross();
     let target_dir = root().join("target").join("aarch64");
     let cross = |c: &mut Command| {
         c.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")
@@ -54,7 +64,7 @@ pub fn aarch64() {
     cross(&mut tests);
     step("runtime tests on aarch64 (qemu-aarch64)", &mut tests);
     let mut build = cargo();
-    build.current_dir(root()).args(["build", "-p", "xtask"]);
+    build.current_dir(root()).args(["build", "-p", "xtask", "--no-default-features"]);
     cross(&mut build);
     step("xtask builds for aarch64", &mut build);
     let exe = target_dir.join(TARGET).join("debug").join("xtask");

@@ -9,7 +9,7 @@ use crate::tools::{add_targets, cargo, have, install_lavapipe, install_tools, st
 const THUMB_TARGETS: [&str; 2] = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"];
 
 /// Formatting, no_std builds, clippy everywhere, every test, the demo, QEMU,
-/// aarch64 under qemu-aarch64.
+/// aarch64 under qemu-aarch64, the C ABI from C (x86-64, aarch64, Cortex-M4F).
 pub fn ci() {
     let start = std::time::Instant::now();
     add_targets(&THUMB_TARGETS);
@@ -51,13 +51,31 @@ pub fn ci() {
         ]),
     );
     step(
-        "clippy: runtime, fuzz checks and xtask, tests included",
+        "clippy: the C ABI for bare metal (no std, its panic handler, the DSP kernels)",
+        cargo().args([
+            "clippy",
+            "-p",
+            "floe-ffi",
+            "--target",
+            THUMB_TARGETS[0],
+            "--no-default-features",
+            "--features",
+            "panic-halt,dsp",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+    step(
+        "clippy: runtime, fuzz checks, C ABI and xtask, tests included",
         cargo().args([
             "clippy",
             "-p",
             "floe-runtime",
             "-p",
             "floe-fuzz-checks",
+            "-p",
+            "floe-ffi",
             "-p",
             "xtask",
             "--all-targets",
@@ -108,5 +126,6 @@ pub fn ci() {
     );
     crate::qemu::qemu();
     crate::aarch64::aarch64();
+    crate::ffi::ffi(&[]);
     eprintln!("\n== xtask: ci passed in {:.0} s", start.elapsed().as_secs_f64());
 }

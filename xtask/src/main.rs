@@ -12,6 +12,11 @@
 //!   under `qemu-aarch64`, and every firmware program's host reference computed
 //!   there, diffed bit for bit against x86-64 (`aarch64.rs`; `host-lines` is the
 //!   subcommand it runs there).
+//! - `ffi [--write]`: the C ABI from the C side: the header cbindgen generates
+//!   is the committed one, and a C program on the bundled models prints the
+//!   Rust runtime's results bit for bit on x86-64, on aarch64 (qemu-aarch64)
+//!   and as Cortex-M4F firmware in QEMU; the phone static libraries build
+//!   (`ffi.rs`, `ffi_ref.rs` the reference, `ffi_m4f.rs` the firmware).
 //! - `size`: build the firmware and print its section sizes (`elf.rs`).
 //! - `bench`: host kernel benchmark and QEMU instruction counts, int8 vs f32
 //!   (`bench.rs`).
@@ -35,6 +40,9 @@ mod boards;
 mod bounds;
 mod ci;
 mod elf;
+mod ffi;
+mod ffi_m4f;
+mod ffi_ref;
 mod fuzz;
 mod host;
 mod qemu;
@@ -54,10 +62,11 @@ fn main() {
         "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         "miri" => fuzz::miri(),
         "aarch64" => aarch64::aarch64(),
+        "ffi" => ffi::ffi(&std::env::args().skip(2).collect::<Vec<_>>()),
         "host-lines" => aarch64::print_lines(&std::env::args().nth(2).unwrap_or_default()),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | qemu | aarch64 | size | bench | bench-peers | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
+                "usage: cargo xtask ci | qemu | aarch64 | ffi [--write] | size | bench | bench-peers | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
             );
             std::process::exit(2);
         }

@@ -172,7 +172,9 @@ pub fn ffi(args: &[String]) {
     let n = diff("C check on aarch64", &got, &want);
     eprintln!("   aarch64: {} lines identical to the Rust runtime's ({n} f32 bit for bit)", want.len());
 
-    // Phones: the static libraries an app links.
+    // Phones: the static libraries an app links, each exporting every function
+    // the header declares.
+    let functions = header_functions();
     add_targets(&PHONES);
     for t in PHONES {
         step(
@@ -180,12 +182,89 @@ pub fn ffi(args: &[String]) {
             cargo().current_dir(root()).args(["build", "-p", "floe-ffi", "--release", "--target", t]),
         );
         let lib = root().join("target").join(t).join("release").join("libfloe_ffi.a");
-        let len = std::fs::metadata(&lib).map(|m| m.len()).unwrap_or_else(|e| fail(format!("{}: {e}", lib.display())));
-        eprintln!("   {t}: {} ({len} bytes)", lib.display());
+        let bytes = std::fs::read(&lib).unwrap_or_else(|e| fail(format!("{}: {e}", lib.display())));
+        let symbols =
+            archive_symbols(&bytes).unwrap_or_else(|| fail(format!("{}: no archive symbol table", lib.display())));
+        // Mach-O (iOS) names carry a leading underscore.
+        let prefix = if t.contains("apple") { "_" } else { "" };
+        let missing: Vec<&String> =
+            functions.iter().filter(|f| !symbols.iter().any(|s| *s == format!("{prefix}{f}"))).collect();
+        if !missing.is_empty() {
+            fail(format!("{}: does not export {missing:?}", lib.display()));
+        }
+        eprintln!(
+            "   {t}: {} ({} bytes) exports all {} functions of floe.h",
+            lib.display(),
+            bytes.len(),
+            functions.len()
+        );
     }
 
     crate::ffi_m4f::m4f(&want);
     eprintln!("\n== xtask: ffi: the C check matches the Rust runtime on x86-64, aarch64 and the Cortex-M4F");
+}
+
+/// The functions `ffi/include/floe.h` declares (`floe_…(` at a line's
+/// return type).
+fn header_functions() -> Vec<String> {
+    let path = ffi_dir().join("include").join("floe.h");
+    let h = std::fs::read_to_string(&path).unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
+    let mut out: Vec<String> = h
+        .lines()
+        .filter(|l| !l.starts_with("//") && !l.starts_with(' '))
+        .filter_map(|l| {
+            let i = l.find("floe_")?;
+            let name: String = l[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            l[i + name.len()..].starts_with('(').then_some(name)
+        })
+        .collect();
+    out.dedup();
+    if out.len() < 20 {
+        fail(format!("{}: only {} functions found", path.display(), out.len()));
+    }
+    out
+}
+
+/// The names in an `ar` archive's symbol table: GNU (`/`, big-endian offsets)
+/// or BSD (`__.SYMDEF`, little-endian ranlib entries), the first member.
+fn archive_symbols(a: &[u8]) -> Option<Vec<String>> {
+    let head = a.get(8..68).filter(|_| a.starts_with(b"!<arch>\n"))?;
+    let name = std::str::from_utf8(head.get(..16)?).ok()?.trim_end();
+    let size: usize = std::str::from_utf8(head.get(48..58)?).ok()?.trim().parse().ok()?;
+    let mut body = a.get(68..68 + size)?;
+    let u32_be = |b: &[u8], i: usize| Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?) as usize);
+    let u32_le = |b: &[u8], i: usize| Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?) as usize);
+    if name == "/" {
+        let n = u32_be(body, 0)?;
+        let strtab = body.get(4 + 4 * n..)?;
+        return Some(
+            strtab
+                .split(|&c| c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        );
+    }
+    if let Some(len) = name.strip_prefix("#1/") {
+        // BSD long name: the name is the member's first `len` bytes.
+        let len: usize = len.parse().ok()?;
+        if !body.get(..len)?.starts_with(b"__.SYMDEF") {
+            return None;
+        }
+        body = body.get(len..)?;
+    } else if !name.starts_with("__.SYMDEF") {
+        return None;
+    }
+    let ranlib = u32_le(body, 0)?;
+    let strtab_len = u32_le(body, 4 + ranlib)?;
+    let strtab = body.get(8 + ranlib..8 + ranlib + strtab_len)?;
+    let mut out = Vec::new();
+    for e in (0..ranlib / 8).map(|k| 4 + 8 * k) {
+        let strx = u32_le(body, e)?;
+        let s = strtab.get(strx..)?;
+        out.push(String::from_utf8_lossy(s.split(|&c| c == 0).next()?).into_owned());
+    }
+    Some(out)
 }
 
 /// The bare-metal static library for the Cortex-M4F (release, DSP kernels).

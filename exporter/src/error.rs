@@ -94,6 +94,9 @@ pub enum FloeError {
         /// Bytes free on its filesystem, where known.
         free: Option<u64>,
     },
+    /// A model the ONNX exporter cannot express exactly (`floe export onnx`).
+    #[error("ONNX export: {0}")]
+    Onnx(String),
     /// An invariant of the exporter's own making failed (a bug, reported instead
     /// of a panic).
     #[error("internal error: {0}")]

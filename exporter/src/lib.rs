@@ -26,6 +26,7 @@ pub mod error;
 pub mod flow;
 pub mod freeze;
 pub mod metrics;
+pub mod onnx;
 pub mod plot;
 pub mod quant;
 pub mod train;

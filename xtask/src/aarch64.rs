@@ -64,7 +64,7 @@ pub fn aarch64() {
     cross(&mut tests);
     step("runtime tests on aarch64 (qemu-aarch64)", &mut tests);
     let mut build = cargo();
-    build.current_dir(root()).args(["build", "-p", "xtask", "--no-default-features"]);
+    build.current_dir(root()).args(["build", "-p", "xtask"]);
     cross(&mut build);
     step("xtask builds for aarch64", &mut build);
     let exe = target_dir.join(TARGET).join("debug").join("xtask");

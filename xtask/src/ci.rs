@@ -9,7 +9,8 @@ use crate::tools::{add_targets, cargo, have, install_lavapipe, install_tools, st
 const THUMB_TARGETS: [&str; 2] = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"];
 
 /// Formatting, no_std builds, clippy everywhere, every test, the demo, QEMU,
-/// aarch64 under qemu-aarch64, the C ABI from C (x86-64, aarch64, Cortex-M4F).
+/// aarch64 under qemu-aarch64, the C ABI from C (x86-64, aarch64, Cortex-M4F),
+/// ONNX export checked by ONNX Runtime.
 pub fn ci() {
     let start = std::time::Instant::now();
     add_targets(&THUMB_TARGETS);
@@ -127,5 +128,6 @@ pub fn ci() {
     crate::qemu::qemu();
     crate::aarch64::aarch64();
     crate::ffi::ffi(&[]);
+    crate::onnx::onnx();
     eprintln!("\n== xtask: ci passed in {:.0} s", start.elapsed().as_secs_f64());
 }

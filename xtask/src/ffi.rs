@@ -41,26 +41,42 @@ fn out_dir() -> PathBuf {
     root().join("target").join("ffi")
 }
 
-/// The header cbindgen makes from the crate.
-#[cfg(feature = "cbindgen")]
-fn generated_header() -> String {
-    let config = cbindgen::Config::from_file(ffi_dir().join("cbindgen.toml"))
-        .unwrap_or_else(|e| fail(format!("ffi/cbindgen.toml: {e}")));
-    let bindings = cbindgen::Builder::new()
-        .with_crate(ffi_dir())
-        .with_config(config)
-        .generate()
-        .unwrap_or_else(|e| fail(format!("cbindgen: {e}")));
-    let mut out = Vec::new();
-    bindings.write(&mut out);
-    String::from_utf8(out).unwrap_or_else(|e| fail(format!("cbindgen wrote non-UTF-8: {e}")))
+/// cbindgen, pinned: the version whose output `floe.h` is.
+const CBINDGEN: &str = "0.29.4";
+
+/// The cbindgen binary: installed into `target/tools` by `cargo install` when
+/// missing. (A binary, not a library dependency of this xtask: the library's
+/// serde/syn features would unify with the workspace's and make `cargo run -p
+/// floe-exporter` rebuild Burn.)
+fn cbindgen() -> PathBuf {
+    let tools = root().join("target").join("tools");
+    let exe = tools.join("bin").join("cbindgen");
+    let version = Command::new(&exe).arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    if !version.is_ok_and(|v| v.contains(CBINDGEN)) {
+        step(
+            &format!("install cbindgen {CBINDGEN}"),
+            cargo().args(["install", "cbindgen", "--locked", "--version", CBINDGEN, "--root"]).arg(&tools),
+        );
+    }
+    exe
 }
 
 /// Check (or with `write`, regenerate) `ffi/include/floe.h`.
-#[cfg(feature = "cbindgen")]
 pub fn header(write: bool) {
     let path = ffi_dir().join("include").join("floe.h");
-    let want = generated_header();
+    let fresh = out_dir().join("floe.h");
+    step(
+        "cbindgen: the header of ffi/src/lib.rs",
+        Command::new(cbindgen())
+            .current_dir(ffi_dir())
+            .arg("--quiet")
+            .arg("--config")
+            .arg(ffi_dir().join("cbindgen.toml"))
+            .arg("--output")
+            .arg(&fresh)
+            .arg(ffi_dir()),
+    );
+    let want = std::fs::read_to_string(&fresh).unwrap_or_else(|e| fail(format!("{}: {e}", fresh.display())));
     if write {
         std::fs::write(&path, &want).unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
         eprintln!("== xtask: wrote {}", path.display());
@@ -69,16 +85,11 @@ pub fn header(write: bool) {
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     if have != want {
         fail(format!(
-            "{} is not what cbindgen generates from ffi/src/lib.rs: run `cargo xtask ffi --write`",
+            "{} is not what cbindgen {CBINDGEN} generates from ffi/src/lib.rs: run `cargo xtask ffi --write`",
             path.display()
         ));
     }
     eprintln!("== xtask: ffi/include/floe.h is up to date ({} lines)", want.lines().count());
-}
-
-#[cfg(not(feature = "cbindgen"))]
-pub fn header(_write: bool) {
-    fail("this xtask was built without cbindgen (feature `cbindgen`)")
 }
 
 /// The reference lines (the Rust runtime's results).
@@ -141,8 +152,8 @@ fn build_host_check(cc: &str, lib: &Path, exe: &Path) {
 /// `cargo xtask ffi [--write]`.
 pub fn ffi(args: &[String]) {
     let write = args.iter().any(|a| a == "--write");
-    header(write);
     std::fs::create_dir_all(out_dir()).unwrap_or_else(|e| fail(format!("{}: {e}", out_dir().display())));
+    header(write);
     let want = reference();
 
     // x86-64 (the host).

@@ -17,6 +17,9 @@
 //!   Rust runtime's results bit for bit on x86-64, on aarch64 (qemu-aarch64)
 //!   and as Cortex-M4F firmware in QEMU; the phone static libraries build
 //!   (`ffi.rs`, `ffi_ref.rs` the reference, `ffi_m4f.rs` the firmware).
+//! - `onnx`: `floe export onnx` of every bundled model, checked by ONNX
+//!   Runtime (a Python virtual environment under `target/onnx/`) against the
+//!   runtime's `log_prob`, ≤ 1e-4 nats (`onnx.rs`, `onnx/check.py`).
 //! - `size`: build the firmware and print its section sizes (`elf.rs`).
 //! - `bench`: host kernel benchmark and QEMU instruction counts, int8 vs f32
 //!   (`bench.rs`).
@@ -45,6 +48,7 @@ mod ffi_m4f;
 mod ffi_ref;
 mod fuzz;
 mod host;
+mod onnx;
 mod qemu;
 mod report;
 mod tools;
@@ -63,10 +67,11 @@ fn main() {
         "miri" => fuzz::miri(),
         "aarch64" => aarch64::aarch64(),
         "ffi" => ffi::ffi(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "onnx" => onnx::onnx(),
         "host-lines" => aarch64::print_lines(&std::env::args().nth(2).unwrap_or_default()),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | qemu | aarch64 | ffi [--write] | size | bench | bench-peers | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
+                "usage: cargo xtask ci | qemu | aarch64 | ffi [--write] | onnx | size | bench | bench-peers | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
             );
             std::process::exit(2);
         }

@@ -12,6 +12,7 @@ mod format;
 mod gpu;
 mod layering;
 mod mixture;
+mod onnx;
 mod parity;
 mod quant;
 mod training;

@@ -7,6 +7,7 @@ mod args;
 mod bench_train;
 mod demo;
 mod eval;
+mod export;
 mod freeze;
 mod inspect;
 mod plot;
@@ -36,6 +37,9 @@ enum Cmd {
     Freeze(freeze::Args),
     /// NLL of a data file under a model file, through the runtime.
     Eval(eval::Args),
+    /// Export a model file to another format (ONNX).
+    #[command(subcommand)]
+    Export(export::Cmd),
     /// Describe a model file: header, layers, parameters, bytes, scratch.
     Inspect(inspect::Args),
     /// Draw samples from a model file with the runtime's seeded sampler.
@@ -59,6 +63,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Train(a) => train::run(a),
         Cmd::Freeze(a) => freeze::run(a),
         Cmd::Eval(a) => eval::run(a),
+        Cmd::Export(c) => export::run(c),
         Cmd::Inspect(a) => inspect::run(a),
         Cmd::Sample(a) => sample::run(a),
         Cmd::Plot(a) => plot::run(a),

@@ -1,0 +1,632 @@
+//! `floe export onnx`: a model file's log-density as an ONNX graph (opset 17),
+//! for ONNX Runtime on servers, phones and browsers.
+//!
+//! The graph computes what `Model::log_prob` computes, from the same file:
+//! inputs `x` `[N, D]` (and `context` `[N, C]` for a conditional model), output
+//! `log_prob` `[N]` in nats. Every piece is written out with plain ONNX
+//! operators: the standardization, each layer (LU linear as one matrix,
+//! permutations as `Gather`, ActNorm, affine and rational-quadratic spline
+//! couplings and MADE layers — the spline's bin search from comparisons and a
+//! sum, its knots from `CumSum`, `GatherElements` for the bin's values), the
+//! conditioners in f32, w8 (int8 weights times their scales) and int8 (the
+//! runtime's integer pipeline: the input rounded half away from zero, dot
+//! products exact in f32 below 2^24 then in int32, the Q31 requantization in
+//! int64 with the runtime's multipliers), and the base density (normal,
+//! diagonal normal, Student-t, mixture by `ReduceLogSumExp`). A trajectory
+//! file exports its first step's flow with the context the caller gives (as
+//! `Model::log_prob` does). `cargo xtask onnx` checks ONNX Runtime against the
+//! runtime on every bundled model.
+
+mod graph;
+
+use floe_runtime::exporter_hooks::tensor_record;
+use floe_runtime::format::spline::{DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE};
+use floe_runtime::format::{Activation, BaseKind, DType, LayerKind, LayerRecord, Precision};
+use floe_runtime::kernels::quant::multiplier;
+use floe_runtime::Model;
+use onnx_protobuf::tensor_proto::DataType;
+use onnx_protobuf::{Message, ModelProto};
+
+use crate::error::{FloeError, Result};
+use graph::{Attr, Graph};
+
+pub use graph::OPSET;
+
+const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
+
+fn unsupported(msg: String) -> FloeError {
+    FloeError::Onnx(msg)
+}
+
+/// A tensor of the file, widened: f32 and bf16 as f32, i8, i32, u16.
+enum Data {
+    F32(Vec<f32>),
+    I8(Vec<i8>),
+    I32(Vec<i32>),
+    U16(Vec<u16>),
+}
+
+struct Tensor {
+    rows: usize,
+    cols: usize,
+    data: Data,
+}
+
+impl Tensor {
+    fn f32(&self) -> Result<&[f32]> {
+        match &self.data {
+            Data::F32(v) => Ok(v),
+            _ => Err(FloeError::Internal("ONNX export: expected an f32 tensor")),
+        }
+    }
+}
+
+/// The model and its file.
+struct Source<'m> {
+    model: &'m Model<'m>,
+    bytes: &'m [u8],
+}
+
+impl Source<'_> {
+    fn tensor(&self, i: u32) -> Result<Tensor> {
+        let r = tensor_record(self.model, i)?;
+        let (rows, cols) = (r.rows as usize, r.cols as usize);
+        let n = rows * cols;
+        let at = r.offset as usize;
+        let raw = self.bytes.get(at..at + r.n_bytes()).ok_or(FloeError::Internal("ONNX export: tensor out of file"))?;
+        let data = match r.dtype {
+            DType::F32 => {
+                Data::F32(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+            }
+            DType::BF16 => Data::F32(
+                raw.chunks_exact(2)
+                    .map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16))
+                    .collect(),
+            ),
+            DType::I8 => Data::I8(raw.iter().map(|&b| b as i8).collect()),
+            DType::I32 => {
+                Data::I32(raw.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+            }
+            DType::U16 => Data::U16(raw.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect()),
+        };
+        let len = match &data {
+            Data::F32(v) => v.len(),
+            Data::I8(v) => v.len(),
+            Data::I32(v) => v.len(),
+            Data::U16(v) => v.len(),
+        };
+        if len != n {
+            return Err(FloeError::Internal("ONNX export: tensor length"));
+        }
+        Ok(Tensor { rows, cols, data })
+    }
+}
+
+/// The graph being built, the model's sizes and the log-determinant so far.
+struct Builder<'m> {
+    g: Graph,
+    src: Source<'m>,
+    d: usize,
+    /// The standardized context, `[N, C]`.
+    context: Option<String>,
+    /// `[N]` log-determinant terms.
+    ld_terms: Vec<String>,
+    /// Constant log-determinant terms, summed in f64.
+    ld_const: f64,
+}
+
+/// `[rows × cols]` row-major `w` as the `[cols, rows]` matrix `MatMul` multiplies by.
+fn transposed<T: Copy>(w: &[T], rows: usize, cols: usize) -> Vec<T> {
+    (0..cols).flat_map(|j| (0..rows).map(move |i| w[i * cols + j])).collect()
+}
+
+impl Builder<'_> {
+    /// `x W^T + b` for an f32 dense, `(x W^T)·s + b` for a w8 one.
+    fn dense(&mut self, x: &str, t: &[Tensor]) -> Result<String> {
+        match t {
+            [w, b] => {
+                let wt = self.g.f32s("w", &[w.cols as i64, w.rows as i64], &transposed(w.f32()?, w.rows, w.cols));
+                let bb = self.g.f32s("b", &[b.rows as i64], b.f32()?);
+                let y = self.g.op("MatMul", &[x, &wt], &[]);
+                Ok(self.g.add(&y, &bb))
+            }
+            [w, s, b] => {
+                let Data::I8(wv) = &w.data else {
+                    return Err(FloeError::Internal("ONNX export: w8 weights are not i8"));
+                };
+                let wf: Vec<f32> = wv.iter().map(|&v| f32::from(v)).collect();
+                let wt = self.g.f32s("w", &[w.cols as i64, w.rows as i64], &transposed(&wf, w.rows, w.cols));
+                let ss = self.g.f32s("s", &[s.rows as i64], s.f32()?);
+                let bb = self.g.f32s("b", &[b.rows as i64], b.f32()?);
+                let y = self.g.op("MatMul", &[x, &wt], &[]);
+                let y = self.g.mul(&y, &ss);
+                Ok(self.g.add(&y, &bb))
+            }
+            _ => Err(FloeError::Internal("ONNX export: a dense takes 2 or 3 tensors")),
+        }
+    }
+
+    fn act(&mut self, a: Activation, x: &str) -> Result<String> {
+        match a {
+            Activation::Relu => Ok(self.g.unary("Relu", x)),
+            Activation::Tanh => Ok(self.g.unary("Tanh", x)),
+            Activation::None => Err(unsupported("a conditioner without an activation".into())),
+        }
+    }
+
+    /// The conditioner of layer record `r` on `input` (`[N, n_in]`).
+    fn conditioner(&mut self, r: &LayerRecord, input: &str) -> Result<String> {
+        let tensors: Vec<Tensor> =
+            (r.first_tensor..r.first_tensor + r.n_tensors).map(|i| self.src.tensor(i)).collect::<Result<_>>()?;
+        let precision = r.precision().ok_or(FloeError::Internal("ONNX export: precision flags"))?;
+        if precision == Precision::Int8 {
+            return self.int8_conditioner(r, &tensors, input);
+        }
+        let per = if precision == Precision::W8 { 3 } else { 2 };
+        let denses: Vec<&[Tensor]> = tensors.chunks(per).collect();
+        let blocks = usize::from(r.blocks);
+        let expected = if r.residual() { 2 * blocks + 2 } else { blocks + 1 };
+        if denses.len() != expected || tensors.len() != per * expected {
+            return Err(FloeError::Internal("ONNX export: conditioner tensor count"));
+        }
+        let last = denses.len() - 1;
+        if r.residual() {
+            let mut h = self.dense(input, denses[0])?;
+            for b in 0..blocks {
+                let a = self.act(r.activation, &h)?;
+                let t = self.dense(&a, denses[1 + 2 * b])?;
+                let t = self.act(r.activation, &t)?;
+                let t = self.dense(&t, denses[2 + 2 * b])?;
+                h = self.g.add(&h, &t);
+            }
+            self.dense(&h, denses[last])
+        } else {
+            let mut h = input.to_owned();
+            for dense in &denses[..last] {
+                let y = self.dense(&h, dense)?;
+                h = self.act(r.activation, &y)?;
+            }
+            self.dense(&h, denses[last])
+        }
+    }
+
+    /// The int8 conditioner, integer for integer (docs/FORMAT.md, "Quantized
+    /// conditioners").
+    fn int8_conditioner(&mut self, r: &LayerRecord, t: &[Tensor], input: &str) -> Result<String> {
+        let layers = usize::from(r.blocks) + 1;
+        if r.residual() || r.activation != Activation::Relu || t.len() != 1 + 3 * layers {
+            return Err(FloeError::Internal("ONNX export: int8 conditioner layout"));
+        }
+        let table = t[0].f32()?;
+        let a = |row: usize, col: usize| table.get(2 * row + col).copied().ok_or(FloeError::Internal("int8 table"));
+        // 1. q = clamp(round(u / s0) + z0, -128, 127) − z0, round half away
+        // from zero (exactly: floor(|p|) plus one where the fraction is ≥ ½).
+        let (inv_s0, z0) = (a(0, 0)?, a(0, 1)?);
+        let inv = self.g.f32(inv_s0);
+        let p = self.g.mul(input, &inv);
+        let abs = self.g.unary("Abs", &p);
+        let fl = self.g.unary("Floor", &abs);
+        let frac = self.g.sub(&abs, &fl);
+        let half = self.g.f32(0.5);
+        let up = self.g.op("GreaterOrEqual", &[&frac, &half], &[]);
+        let up = self.g.cast(&up, DataType::FLOAT);
+        let mag = self.g.add(&fl, &up);
+        let sign = self.g.unary("Sign", &p);
+        let rnd = self.g.mul(&sign, &mag);
+        let (lo, hi) = (self.g.f32(-128.0 - z0), self.g.f32(127.0 - z0));
+        let mut q = self.g.op("Clip", &[&rnd, &lo, &hi], &[]);
+        for l in 0..layers {
+            let (w, s, b) = (&t[1 + 3 * l], &t[2 + 3 * l], &t[3 + 3 * l]);
+            let (Data::I8(wv), Data::I32(bv)) = (&w.data, &b.data) else {
+                return Err(FloeError::Internal("ONNX export: int8 dense dtypes"));
+            };
+            // Every partial sum of |w| ≤ 127 times |q − z| ≤ 255 is an integer
+            // below 2^24, so the f32 product is exact in any order.
+            if w.cols * 127 * 255 >= 1 << 24 {
+                return Err(unsupported(format!("an int8 dense with {} inputs (exact only below 518)", w.cols)));
+            }
+            let wf: Vec<f32> = wv.iter().map(|&v| f32::from(v)).collect();
+            let wt = self.g.f32s("w8", &[w.cols as i64, w.rows as i64], &transposed(&wf, w.rows, w.cols));
+            let dot = self.g.op("MatMul", &[&q, &wt], &[]);
+            let dot = self.g.cast(&dot, DataType::INT32);
+            let bias = self.g.i32s("bias", &[b.rows as i64], bv);
+            let acc = self.g.add(&dot, &bias);
+            let scales = s.f32()?;
+            if l + 1 < layers {
+                // 3. requantize: ⌊(acc·M + 2^(t−1)) / 2^t⌋ then the ReLU clamp.
+                // ONNX's integer Div truncates; it differs from the floor only
+                // for a negative quotient, which the clamp at 0 maps to 0 either way.
+                let (ratio, z) = (a(1 + l, 0)?, a(1 + l, 1)?);
+                let (mut ms, mut rs, mut ds) = (Vec::new(), Vec::new(), Vec::new());
+                for &si in scales {
+                    let (m, sh) = multiplier(si * ratio);
+                    let total = 31 - sh;
+                    if m == 0 || total > 62 {
+                        ms.push(0);
+                        rs.push(0);
+                        ds.push(1);
+                    } else if total <= 0 {
+                        return Err(unsupported(format!("an int8 requantization multiplier ≥ 1 ({})", si * ratio)));
+                    } else {
+                        ms.push(i64::from(m));
+                        rs.push(1i64 << (total - 1));
+                        ds.push(1i64 << total);
+                    }
+                }
+                let n = ms.len() as i64;
+                let (mm, rr, dd) =
+                    (self.g.i64s("m", &[n], &ms), self.g.i64s("r", &[n], &rs), self.g.i64s("d", &[n], &ds));
+                let wide = self.g.cast(&acc, DataType::INT64);
+                let prod = self.g.mul(&wide, &mm);
+                let num = self.g.add(&prod, &rr);
+                let y = self.g.div(&num, &dd);
+                let zero = self.g.i64s("zero", &[], &[0]);
+                let top = self.g.i64s("top", &[], &[127 - z as i64]);
+                let y = self.g.op("Max", &[&y, &zero], &[]);
+                let y = self.g.op("Min", &[&y, &top], &[]);
+                q = self.g.cast(&y, DataType::FLOAT);
+            } else {
+                // 4. out = (f32(acc)·s_i)·s_L.
+                let s_last = a(layers, 0)?;
+                let accf = self.g.cast(&acc, DataType::FLOAT);
+                let ss = self.g.f32s("s", &[s.rows as i64], scales);
+                let y = self.g.mul(&accf, &ss);
+                let sl = self.g.f32(s_last);
+                return Ok(self.g.mul(&y, &sl));
+            }
+        }
+        Err(FloeError::Internal("ONNX export: int8 conditioner without layers"))
+    }
+
+    /// The conditioner's input: `[x_cond, context]`.
+    fn with_context(&mut self, x: &str) -> String {
+        match self.context.clone() {
+            Some(c) => self.g.concat(&[x, &c], 1),
+            None => x.to_owned(),
+        }
+    }
+
+    /// Affine map of `x` (`[N, n]`) with parameters `out` (`[N, 2n]`, `[t, s]`
+    /// per coordinate): `z = x·e^{A·tanh(s/A)} + t`.
+    fn affine(&mut self, x: &str, out: &str, n: usize, clamp: f32) -> String {
+        let p = self.g.reshape(out, &[0, n as i64, 2]);
+        let t = self.g.slice(&p, 2, 0, 1);
+        let t = self.g.reshape(&t, &[0, n as i64]);
+        let s = self.g.slice(&p, 2, 1, 2);
+        let s = self.g.reshape(&s, &[0, n as i64]);
+        let a = self.g.f32(clamp);
+        let s = self.g.div(&s, &a);
+        let s = self.g.unary("Tanh", &s);
+        let log_sigma = self.g.mul(&a, &s);
+        let ld = self.g.sum_last(&log_sigma);
+        self.ld_terms.push(ld);
+        let e = self.g.unary("Exp", &log_sigma);
+        let z = self.g.mul(x, &e);
+        self.g.add(&z, &t)
+    }
+
+    /// Widths (or heights) `m + (1 − mK)·softmax(raw)` and their knots
+    /// `[−B, 2B·cumsum − B …, B]`, `[N, n, K + 1]`, in the runtime's order of
+    /// operations: `e^{r − max r}`, their sum left to right, each `e / sum`.
+    fn knots(&mut self, raw: &str, k: usize, min: f32, bound: f32) -> String {
+        let max = self.g.op("ReduceMax", &[raw], &[Attr::Ints("axes", vec![2]), Attr::Int("keepdims", 1)]);
+        let centred = self.g.sub(raw, &max);
+        let e = self.g.unary("Exp", &centred);
+        let mut sum = self.g.slice(&e, 2, 0, 1);
+        for j in 1..k as i64 {
+            let t = self.g.slice(&e, 2, j, j + 1);
+            sum = self.g.add(&sum, &t);
+        }
+        let p = self.g.div(&e, &sum);
+        let scale = self.g.f32(1.0 - min * k as f32);
+        let w = self.g.mul(&scale, &p);
+        let m = self.g.f32(min);
+        let w = self.g.add(&m, &w);
+        let axis = self.g.i64s("axis", &[], &[2]);
+        let cum = self.g.op("CumSum", &[&w, &axis], &[Attr::Int("exclusive", 1)]);
+        let two_b = self.g.f32(2.0 * bound);
+        let b = self.g.f32(bound);
+        let inner = self.g.mul(&two_b, &cum);
+        let inner = self.g.sub(&inner, &b);
+        let first = self.g.slice(&w, 2, 0, 1);
+        let zero = self.g.f32(0.0);
+        let last = self.g.mul(&first, &zero);
+        let last = self.g.add(&last, &b);
+        self.g.concat(&[&inner, &last], 2)
+    }
+
+    /// The rational-quadratic spline of `x` (`[N, n]`) with parameters `out`
+    /// (`[N, n(3K − 1)]`), identity outside `[−B, B]`.
+    fn spline(&mut self, x: &str, out: &str, n: usize, k: usize, bound: f32) -> String {
+        let kk = k as i64;
+        let p = self.g.reshape(out, &[0, n as i64, 3 * kk - 1]);
+        let wr = self.g.slice(&p, 2, 0, kk);
+        let hr = self.g.slice(&p, 2, kk, 2 * kk);
+        let dr = self.g.slice(&p, 2, 2 * kk, 3 * kk - 1);
+        let xs = self.knots(&wr, k, MIN_BIN_WIDTH, bound);
+        let ys = self.knots(&hr, k, MIN_BIN_HEIGHT, bound);
+        let shift = self.g.f32(DERIVATIVE_SHIFT);
+        let d = self.g.add(&dr, &shift);
+        let d = self.g.unary("Softplus", &d);
+        let md = self.g.f32(MIN_DERIVATIVE);
+        let d = self.g.add(&md, &d);
+        let first = self.g.slice(&xs, 2, 0, 1);
+        let zero = self.g.f32(0.0);
+        let one = self.g.f32(1.0);
+        let ones = self.g.mul(&first, &zero);
+        let ones = self.g.add(&ones, &one);
+        let ds = self.g.concat(&[&ones, &d, &ones], 2);
+        // Inside [−B, B]: the spline; outside: the identity.
+        let (lo, hi) = (self.g.f32(-bound), self.g.f32(bound));
+        let ge = self.g.op("GreaterOrEqual", &[x, &lo], &[]);
+        let le = self.g.op("LessOrEqual", &[x, &hi], &[]);
+        let inside = self.g.op("And", &[&ge, &le], &[]);
+        let v = self.g.op("Clip", &[x, &lo, &hi], &[]);
+        let v = self.g.reshape(&v, &[0, n as i64, 1]);
+        // The bin: how many of x_0 … x_{K−1} are ≤ v, minus one.
+        let left = self.g.slice(&xs, 2, 0, kk);
+        let below = self.g.op("LessOrEqual", &[&left, &v], &[]);
+        let below = self.g.cast(&below, DataType::INT64);
+        let axis = self.g.ints(&[2]);
+        let count = self.g.op("ReduceSum", &[&below, &axis], &[Attr::Int("keepdims", 1)]);
+        let one_i = self.g.i64s("one", &[], &[1]);
+        let bin = self.g.sub(&count, &one_i);
+        let at = |g: &mut Graph, t: &str, i: &str| g.op("GatherElements", &[t, i], &[Attr::Int("axis", 2)]);
+        let (x0, x1) = (at(&mut self.g, &xs, &bin), at(&mut self.g, &xs, &count));
+        let (y0, y1) = (at(&mut self.g, &ys, &bin), at(&mut self.g, &ys, &count));
+        let (d0, d1) = (at(&mut self.g, &ds, &bin), at(&mut self.g, &ds, &count));
+        let g = &mut self.g;
+        let w = g.sub(&x1, &x0);
+        let h = g.sub(&y1, &y0);
+        let delta = g.div(&h, &w);
+        let two = g.f32(2.0);
+        let two_delta = g.mul(&two, &delta);
+        let s = g.add(&d1, &d0);
+        let s = g.sub(&s, &two_delta);
+        let th = g.sub(&v, &x0);
+        let th = g.div(&th, &w);
+        let one_m = g.sub(&one, &th);
+        let t1 = g.mul(&th, &one_m);
+        // The runtime's order of operations (transforms/spline.rs):
+        // y = y_k + h·((δ·θ)·θ + d_k·θ(1−θ)) / (δ + s·θ(1−θ))
+        let dth = g.mul(&delta, &th);
+        let dth2 = g.mul(&dth, &th);
+        let dk_t1 = g.mul(&d0, &t1);
+        let inner_y = g.add(&dth2, &dk_t1);
+        let num = g.mul(&h, &inner_y);
+        let st1 = g.mul(&s, &t1);
+        let den = g.add(&delta, &st1);
+        let frac = g.div(&num, &den);
+        let y = g.add(&y0, &frac);
+        // log|det| = ln((δ·δ)·((d_{k+1}·θ)·θ + 2δ·θ(1−θ) + (d_k·(1−θ))·(1−θ))) − 2·ln(δ + s·θ(1−θ))
+        let a1 = g.mul(&d1, &th);
+        let a1 = g.mul(&a1, &th);
+        let a2 = g.mul(&two_delta, &t1);
+        let a3 = g.mul(&d0, &one_m);
+        let a3 = g.mul(&a3, &one_m);
+        let inner = g.add(&a1, &a2);
+        let inner = g.add(&inner, &a3);
+        let dd = g.mul(&delta, &delta);
+        let inner = g.mul(&dd, &inner);
+        let l1 = g.unary("Log", &inner);
+        let l2 = g.unary("Log", &den);
+        let l2 = g.mul(&two, &l2);
+        let ld = g.sub(&l1, &l2);
+        let y = g.reshape(&y, &[0, n as i64]);
+        let ld = g.reshape(&ld, &[0, n as i64]);
+        let y = g.op("Where", &[&inside, &y, x], &[]);
+        let ld = g.op("Where", &[&inside, &ld, &zero], &[]);
+        let ld = g.sum_last(&ld);
+        self.ld_terms.push(ld);
+        y
+    }
+
+    /// Layer `i` applied to `state` (`[N, D]`); the new state.
+    fn layer(&mut self, i: usize, state: &str) -> Result<String> {
+        let r = self.src.model.layer_info(i)?.record;
+        let d = self.d;
+        let tensor = |b: &Builder<'_>, k: u32| b.src.tensor(r.first_tensor + k);
+        match r.kind {
+            LayerKind::LuLinear => {
+                let (lu, ldiag, bias) = (tensor(self, 0)?, tensor(self, 1)?, tensor(self, 2)?);
+                let (lu, ldiag, bias) = (lu.f32()?, ldiag.f32()?, bias.f32()?);
+                // W = L·(U + diag(e^{log_diag})), in f64, then f32.
+                let mut w = vec![0.0f64; d * d];
+                for row in 0..d {
+                    for col in 0..d {
+                        let mut acc = 0.0f64;
+                        for k in 0..=row.min(col) {
+                            let l = if k == row { 1.0 } else { f64::from(lu[row * d + k]) };
+                            let u = if k == col { f64::from(ldiag[k]).exp() } else { f64::from(lu[k * d + col]) };
+                            acc += l * u;
+                        }
+                        w[row * d + col] = acc;
+                    }
+                }
+                let wf: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+                let wt = self.g.f32s("lu", &[d as i64, d as i64], &transposed(&wf, d, d));
+                let b = self.g.f32s("bias", &[d as i64], bias);
+                self.ld_const += ldiag.iter().map(|&v| f64::from(v)).sum::<f64>();
+                let y = self.g.op("MatMul", &[state, &wt], &[]);
+                Ok(self.g.add(&y, &b))
+            }
+            LayerKind::Permute | LayerKind::Reverse => {
+                let idx: Vec<i64> = if r.kind == LayerKind::Reverse {
+                    (0..d as i64).rev().collect()
+                } else {
+                    match tensor(self, 0)?.data {
+                        Data::U16(p) => p.iter().map(|&v| i64::from(v)).collect(),
+                        _ => return Err(FloeError::Internal("ONNX export: permutation dtype")),
+                    }
+                };
+                let idx = self.g.ints(&idx);
+                Ok(self.g.op("Gather", &[state, &idx], &[Attr::Int("axis", 1)]))
+            }
+            LayerKind::ActNorm => {
+                let (ls, shift) = (tensor(self, 0)?, tensor(self, 1)?);
+                let (ls, shift) = (ls.f32()?, shift.f32()?);
+                self.ld_const += ls.iter().map(|&v| f64::from(v)).sum::<f64>();
+                let e: Vec<f32> = ls.iter().map(|&v| v.exp()).collect();
+                let e = self.g.f32s("scale", &[d as i64], &e);
+                let s = self.g.f32s("shift", &[d as i64], shift);
+                let y = self.g.mul(state, &e);
+                Ok(self.g.add(&y, &s))
+            }
+            LayerKind::AffineCoupling | LayerKind::SplineCoupling => {
+                let split = usize::from(r.split);
+                let n = d - split;
+                let xa = self.g.slice(state, 1, 0, split as i64);
+                let xb = self.g.slice(state, 1, split as i64, d as i64);
+                let input = self.with_context(&xa);
+                let out = self.conditioner(&r, &input)?;
+                let zb = if r.kind == LayerKind::AffineCoupling {
+                    self.affine(&xb, &out, n, r.param)
+                } else {
+                    self.spline(&xb, &out, n, usize::from(r.bins), r.param)
+                };
+                Ok(self.g.concat(&[&xa, &zb], 1))
+            }
+            LayerKind::MadeAffine | LayerKind::MadeSpline => {
+                let input = self.with_context(state);
+                let out = self.conditioner(&r, &input)?;
+                Ok(if r.kind == LayerKind::MadeAffine {
+                    self.affine(state, &out, d, r.param)
+                } else {
+                    self.spline(state, &out, d, usize::from(r.bins), r.param)
+                })
+            }
+            LayerKind::Encoder => Err(FloeError::Internal("ONNX export: an encoder inside the flow")),
+        }
+    }
+
+    /// `log p_base(z)` (`[N]`), its constant part included.
+    fn base(&mut self, z: &str) -> Result<String> {
+        let d = self.d;
+        let model = self.src.model;
+        let first_base = 4u32;
+        let half = self.g.f32(-0.5);
+        Ok(match model.base_kind() {
+            BaseKind::StdNormal => {
+                let sq = self.g.mul(z, z);
+                let s = self.g.sum_last(&sq);
+                self.ld_const -= d as f64 * HALF_LN_2PI;
+                self.g.mul(&s, &half)
+            }
+            BaseKind::DiagNormal => {
+                let (loc, ls) = (self.src.tensor(first_base)?, self.src.tensor(first_base + 1)?);
+                let (loc, ls) = (loc.f32()?, ls.f32()?);
+                self.ld_const -= d as f64 * HALF_LN_2PI + ls.iter().map(|&v| f64::from(v)).sum::<f64>();
+                let loc = self.g.f32s("loc", &[d as i64], loc);
+                let inv: Vec<f32> = ls.iter().map(|&v| (-v).exp()).collect();
+                let inv = self.g.f32s("inv_scale", &[d as i64], &inv);
+                let u = self.g.sub(z, &loc);
+                let u = self.g.mul(&u, &inv);
+                let sq = self.g.mul(&u, &u);
+                let s = self.g.sum_last(&sq);
+                self.g.mul(&s, &half)
+            }
+            BaseKind::StudentT => {
+                let df = self.src.tensor(first_base)?;
+                let df = df.f32()?;
+                for &v in df {
+                    let v = f64::from(v);
+                    self.ld_const +=
+                        libm::lgamma(0.5 * (v + 1.0)) - libm::lgamma(0.5 * v) - 0.5 * (v * std::f64::consts::PI).ln();
+                }
+                let nu = self.g.f32s("df", &[d as i64], df);
+                let coef: Vec<f32> = df.iter().map(|&v| -0.5 * (v + 1.0)).collect();
+                let coef = self.g.f32s("coef", &[d as i64], &coef);
+                let sq = self.g.mul(z, z);
+                let q = self.g.div(&sq, &nu);
+                let one = self.g.f32(1.0);
+                let q = self.g.add(&one, &q);
+                let l = self.g.unary("Log", &q);
+                let l = self.g.mul(&l, &coef);
+                self.g.sum_last(&l)
+            }
+            BaseKind::Mixture => {
+                let (w, loc, ls) =
+                    (self.src.tensor(first_base)?, self.src.tensor(first_base + 1)?, self.src.tensor(first_base + 2)?);
+                let k = w.rows;
+                let (w, locv, lsv) = (w.f32()?, loc.f32()?, ls.f32()?);
+                let max = w.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+                let lse = max + w.iter().map(|&v| (f64::from(v) - max).exp()).sum::<f64>().ln();
+                self.ld_const -= d as f64 * HALF_LN_2PI + lse;
+                let loc = self.g.f32s("loc", &[k as i64, d as i64], locv);
+                let inv: Vec<f32> = lsv.iter().map(|&v| (-v).exp()).collect();
+                let inv = self.g.f32s("inv_scale", &[k as i64, d as i64], &inv);
+                let lsc = self.g.f32s("log_scale", &[k as i64, d as i64], lsv);
+                let z3 = self.g.reshape(z, &[0, 1, d as i64]);
+                let u = self.g.sub(&z3, &loc);
+                let u = self.g.mul(&u, &inv);
+                let sq = self.g.mul(&u, &u);
+                let sq = self.g.mul(&sq, &half);
+                let t = self.g.sub(&sq, &lsc);
+                let t = self.g.sum_last(&t);
+                let logits = self.g.f32s("logits", &[k as i64], w);
+                let t = self.g.add(&t, &logits);
+                self.g.op("ReduceLogSumExp", &[&t], &[Attr::Ints("axes", vec![1]), Attr::Int("keepdims", 0)])
+            }
+        })
+    }
+}
+
+/// The layers `Model::log_prob` runs: all of them, or a trajectory file's
+/// first step flow (after its encoder).
+fn flow_layers(model: &Model<'_>) -> std::ops::Range<usize> {
+    let n = model.n_layers();
+    match model.trajectory_layout() {
+        Some(t) if t.per_step => 1..1 + (n - 1) / usize::from(t.horizon).max(1),
+        Some(_) => 1..n,
+        None => 0..n,
+    }
+}
+
+/// The ONNX model of `model` (whose file is `bytes`).
+pub fn export(model: &Model<'_>, bytes: &[u8]) -> Result<ModelProto> {
+    let (d, c) = (model.dim(), model.context_dim());
+    let mut b = Builder {
+        g: Graph::default(),
+        src: Source { model, bytes },
+        d,
+        context: None,
+        ld_terms: Vec::new(),
+        ld_const: 0.0,
+    };
+    let x = b.g.input("x", &[None, Some(d as i64)]);
+    let (mean, std) = model.standardization();
+    b.ld_const -= std.iter().map(|&s| f64::from(s).ln()).sum::<f64>();
+    let m = b.g.f32s("x_mean", &[d as i64], mean);
+    let s = b.g.f32s("x_std", &[d as i64], std);
+    let u = b.g.sub(&x, &m);
+    let mut state = b.g.div(&u, &s);
+    if c > 0 {
+        let ctx = b.g.input("context", &[None, Some(c as i64)]);
+        let (cm, cs) = model.context_standardization();
+        let cm = b.g.f32s("c_mean", &[c as i64], cm);
+        let cs = b.g.f32s("c_std", &[c as i64], cs);
+        let v = b.g.sub(&ctx, &cm);
+        b.context = Some(b.g.div(&v, &cs));
+    }
+    for i in flow_layers(model) {
+        state = b.layer(i, &state)?;
+    }
+    let mut lp = b.base(&state)?;
+    for t in std::mem::take(&mut b.ld_terms) {
+        lp = b.g.add(&lp, &t);
+    }
+    let k = b.g.f32(b.ld_const as f32);
+    let lp = b.g.add(&lp, &k);
+    b.g.output(&lp, "log_prob", &[None]);
+    let doc = format!(
+        "floe model: log p(x{}) in nats. Inputs: x [N, {d}]{}. Output: log_prob [N].",
+        if c > 0 { " | context" } else { "" },
+        if c > 0 { format!(", context [N, {c}]") } else { String::new() }
+    );
+    Ok(b.g.model(doc))
+}
+
+/// [`export`] serialized (the `.onnx` file's bytes).
+pub fn export_bytes(model: &Model<'_>, bytes: &[u8]) -> Result<Vec<u8>> {
+    export(model, bytes)?.write_to_bytes().map_err(|e| FloeError::Onnx(format!("protobuf: {e}")))
+}

@@ -181,7 +181,7 @@ static int check_model(const char *name, const struct check_blob *file, const st
   error("short-input", 0, floe_log_prob(&model, x, d - 1, NULL, 0, scratch, SCRATCH, &lp));
   error("small-scratch", 0, floe_log_prob(&model, x, d, NULL, 0, scratch, 1, &lp));
   error("context", 0, floe_log_prob(&model, x, d, x, 2, scratch, SCRATCH, &lp));
-  x[d / 2] = 0.0f / 0.0f;
+  x[d / 2] = __builtin_nanf("");
   error("nan-input", 0, floe_log_prob(&model, x, d, NULL, 0, scratch, SCRATCH, &lp));
   error("null-input", 0, floe_log_prob(&model, NULL, d, NULL, 0, scratch, SCRATCH, &lp));
   error("null-output", 0, floe_log_prob(&model, all, d, NULL, 0, scratch, SCRATCH, NULL));
@@ -202,13 +202,13 @@ static int check_stream(const struct check_blob *file, const struct check_blob *
   MUST(floe_model_info(&model, &info));
   MUST(floe_stream_init(&stream, &model));
   size_t c = info.stream_channels;
-  if (c == 0 || c > 8) return 1;
+  if (c == 0 || c > 8 || info.scratch_len > SCRATCH) return 1;
   head("stream", (uint32_t)info.stream_window, (uint32_t)c);
   put_f(info.threshold);
   end_line();
   size_t n = series->len / (4 * c);
   uint32_t windows = 0, raised = 0, top_t = 0;
-  float top = -1.0f / 0.0f;
+  float top = -__builtin_inff();
   for (size_t t = 0; t < n; t++) {
     for (size_t j = 0; j < c; j++) sample[j] = f32_at(series, t * c + j);
     MUST(floe_stream_push_seq(&stream, (uint32_t)t, sample, c, scratch, info.scratch_len, &s, &scored));
@@ -232,7 +232,7 @@ static int check_stream(const struct check_blob *file, const struct check_blob *
   for (size_t j = 0; j < c; j++) sample[j] = 0.5f;
   error("stream-seq", 0, floe_stream_push_seq(&stream, 3, sample, c, scratch, SCRATCH, &s, &scored));
   error("stream-width", 0, floe_stream_push(&stream, sample, c + 1, scratch, SCRATCH, &s, &scored));
-  sample[0] = 1.0f / 0.0f;
+  sample[0] = __builtin_inff();
   error("stream-inf", 0, floe_stream_push(&stream, sample, c, scratch, SCRATCH, &s, &scored));
   MUST(floe_stream_reset(&stream));
   size_t need;
@@ -253,7 +253,7 @@ static int check_tracker(const struct check_blob *file, const struct check_blob 
   MUST(floe_tracker_init(&tracker, &model, 2024));
   size_t obs = info.trajectory_observed;
   size_t per = 2 * (obs + FLOE_TRACKER_HORIZON);
-  if (obs > 32 || info.trajectory_horizon != FLOE_TRACKER_HORIZON) return 1;
+  if (obs > 32 || info.trajectory_horizon != FLOE_TRACKER_HORIZON || info.scratch_len > SCRATCH) return 1;
   size_t n = windows->len / (4 * per);
   for (size_t k = 0; k < n; k++) {
     uint32_t i = (uint32_t)k;

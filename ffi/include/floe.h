@@ -19,8 +19,8 @@
 // Particles of a `FloeTracker`.
 #define FLOE_TRACKER_PARTICLES 64
 
-// Steps a `FloeTracker` predicts: a trajectory model of another horizon is
-// refused with `FLOE_CODE_HORIZON_MISMATCH`.
+// Steps a `FloeTracker` predicts: a trajectory model of any other horizon,
+// shorter or longer, is refused with `FLOE_CODE_HORIZON_MISMATCH`.
 #define FLOE_TRACKER_HORIZON 12
 
 // 8-byte words of a `FloeModel`.
@@ -111,9 +111,10 @@ typedef struct FloeStatus {
   uint32_t detail[2];
 } FloeStatus;
 
-// Storage for a loaded model. Fill it with `floe_model_load`; it borrows the
-// model bytes, which must stay alive and unchanged while it (or a stream or
-// tracker made from it) is used. It may be copied byte for byte.
+// Storage for a loaded model. Zero it (or use static storage), then fill it
+// with `floe_model_load`; it borrows the model bytes, which must stay alive and
+// unchanged while it (or a stream or tracker made from it) is used. It may be
+// copied byte for byte.
 typedef struct FloeModel {
   uint64_t opaque[FLOE_MODEL_WORDS];
 } FloeModel;
@@ -231,7 +232,7 @@ struct FloeStatus floe_log_prob(const struct FloeModel *model,
 // by row, several rows in SIMD lanes on the host and on phones.
 //
 // # Safety
-// As `floe_log_prob`; `log_p` holds `rows` floats.
+// As `floe_log_prob`; `log_p` holds `rows` floats and overlaps nothing else.
 struct FloeStatus floe_log_prob_batch(const struct FloeModel *model,
                                       const float *x,
                                       size_t x_len,
@@ -322,7 +323,8 @@ struct FloeStatus floe_stream_init(struct FloeStream *stream, const struct FloeM
 //
 // # Safety
 // `stream` points to an initialized `FloeStream`; the buffers are valid for
-// their lengths; `score` and `scored` are writable.
+// their lengths and `scratch` overlaps nothing else; `score` and `scored` are
+// writable.
 struct FloeStatus floe_stream_push(struct FloeStream *stream,
                                    const float *sample,
                                    size_t channels,

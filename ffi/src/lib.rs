@@ -11,6 +11,11 @@
 //! null pointer, a handle that was never initialized). Outputs are written only
 //! on success.
 //!
+//! Handles must be zero-initialized (`FloeModel m = {0};`, or static storage)
+//! or filled by a successful `floe_model_load` / `floe_*_init` before any other
+//! call: the `FLOE_CODE_UNINITIALIZED` check reads a tag the `load`/`init` call
+//! writes, which catches zeroed and failed handles, not arbitrary stack garbage.
+//!
 //! The crate is `no_std` and uses only `core`; the `std` feature (default) links
 //! std's panic runtime for hosted targets, `panic-halt` supplies a halting panic
 //! handler for bare metal. The runtime itself cannot panic on any input.
@@ -44,8 +49,8 @@ pub const FLOE_ABI_VERSION: u32 = 1;
 pub const FLOE_STREAM_CAPACITY: usize = 256;
 /// Particles of a `FloeTracker`.
 pub const FLOE_TRACKER_PARTICLES: usize = 64;
-/// Steps a `FloeTracker` predicts: a trajectory model of another horizon is
-/// refused with `FLOE_CODE_HORIZON_MISMATCH`.
+/// Steps a `FloeTracker` predicts: a trajectory model of any other horizon,
+/// shorter or longer, is refused with `FLOE_CODE_HORIZON_MISMATCH`.
 pub const FLOE_TRACKER_HORIZON: usize = 12;
 /// 8-byte words of a `FloeModel`.
 pub const FLOE_MODEL_WORDS: usize = 40;
@@ -175,9 +180,10 @@ fn status(r: R<()>) -> FloeStatus {
     }
 }
 
-/// Storage for a loaded model. Fill it with `floe_model_load`; it borrows the
-/// model bytes, which must stay alive and unchanged while it (or a stream or
-/// tracker made from it) is used. It may be copied byte for byte.
+/// Storage for a loaded model. Zero it (or use static storage), then fill it
+/// with `floe_model_load`; it borrows the model bytes, which must stay alive and
+/// unchanged while it (or a stream or tracker made from it) is used. It may be
+/// copied byte for byte.
 #[repr(C)]
 pub struct FloeModel {
     opaque: [u64; FLOE_MODEL_WORDS],
@@ -523,7 +529,7 @@ pub unsafe extern "C" fn floe_log_prob(
 /// by row, several rows in SIMD lanes on the host and on phones.
 ///
 /// # Safety
-/// As `floe_log_prob`; `log_p` holds `rows` floats.
+/// As `floe_log_prob`; `log_p` holds `rows` floats and overlaps nothing else.
 #[no_mangle]
 pub unsafe extern "C" fn floe_log_prob_batch(
     model: *const FloeModel,
@@ -574,6 +580,9 @@ unsafe fn map(
     log_det: *mut f32,
 ) -> FloeStatus {
     status((|| {
+        if log_det.is_null() {
+            return Err(Fail::Null);
+        }
         // SAFETY: the caller's contract, for each argument.
         let (m, a, c, o, s) = unsafe {
             (
@@ -689,6 +698,9 @@ pub unsafe extern "C" fn floe_sample(
     log_p: *mut f32,
 ) -> FloeStatus {
     status((|| {
+        if log_p.is_null() {
+            return Err(Fail::Null);
+        }
         // SAFETY: the caller's contract, for each argument.
         let (m, g, c, x, s) = unsafe {
             (
@@ -796,7 +808,8 @@ unsafe fn push(
 ///
 /// # Safety
 /// `stream` points to an initialized `FloeStream`; the buffers are valid for
-/// their lengths; `score` and `scored` are writable.
+/// their lengths and `scratch` overlaps nothing else; `score` and `scored` are
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn floe_stream_push(
     stream: *mut FloeStream,
@@ -951,7 +964,7 @@ pub unsafe extern "C" fn floe_tracker_position(
         } else if particle >= FLOE_TRACKER_PARTICLES {
             Error::InvalidArgument
         } else {
-            Error::StepOutOfRange { step: step as u32, steps: steps as u32 }
+            Error::StepOutOfRange { step: u32::try_from(step).unwrap_or(u32::MAX), steps: steps as u32 }
         })?;
         // SAFETY: the caller's contract: two floats.
         let o = unsafe { slice_mut(xy, 2) }?;

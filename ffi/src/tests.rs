@@ -234,6 +234,37 @@ fn model_calls_match_the_runtime_bit_for_bit() {
             );
             assert_eq!(st.code, FloeCode::NullArgument as i32);
             assert_eq!(lp, -7.0);
+            // A null scalar output: refused before anything is written.
+            let mut z = std::vec![-3.0f32; d];
+            let st = floe_forward(
+                &fm,
+                x.as_ptr(),
+                d,
+                core::ptr::null(),
+                0,
+                z.as_mut_ptr(),
+                d,
+                scratch.as_mut_ptr(),
+                scratch.len(),
+                core::ptr::null_mut(),
+            );
+            assert_eq!(st.code, FloeCode::NullArgument as i32);
+            assert!(z.iter().all(|&v| v == -3.0));
+            let mut rng0: FloeRng = zeroed();
+            assert_eq!(floe_rng_init(&mut rng0, 1), FloeStatus::OK);
+            let st = floe_sample(
+                &fm,
+                &mut rng0,
+                core::ptr::null(),
+                0,
+                z.as_mut_ptr(),
+                d,
+                scratch.as_mut_ptr(),
+                scratch.len(),
+                core::ptr::null_mut(),
+            );
+            assert_eq!(st.code, FloeCode::NullArgument as i32);
+            assert!(z.iter().all(|&v| v == -3.0));
             // A stream or a tracker over a plain model: typed refusals.
             let mut s: FloeStream = zeroed();
             assert_eq!(floe_stream_init(&mut s, &fm), Error::NotAStreamModel.into());
@@ -404,6 +435,9 @@ fn the_tracker_matches_the_runtime_bit_for_bit() {
             }
             assert_eq!(floe_tracker_position(&ft, 64, 1, xy.as_mut_ptr()), Error::InvalidArgument.into());
             assert_eq!(floe_tracker_position(&ft, 0, 13, xy.as_mut_ptr()).code, FloeCode::StepOutOfRange as i32);
+            // A step the size of the address space is out of range, not a wrapped index.
+            let st = floe_tracker_position(&ft, 0, usize::MAX, xy.as_mut_ptr());
+            assert_eq!((st.code, st.detail[0]), (FloeCode::StepOutOfRange as i32, u32::MAX));
             let st =
                 floe_tracker_log_prob_future(&ft, f.as_ptr(), fut.len(), scratch.as_mut_ptr(), scratch.len(), &mut lp);
             assert_eq!(st, FloeStatus::OK);

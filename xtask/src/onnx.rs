@@ -1,8 +1,9 @@
 //! `cargo xtask onnx`: `floe export onnx` checked by ONNX Runtime.
 //!
-//! Every bundled model (the files `firmware/assets/*.txt` list: the demo
-//! models, the stream models, the trajectory model and the fuzz seeds — every
-//! transform, base and conditioner precision, with and without a context) is
+//! Every bundled model (the files `firmware/assets/*.txt` list — the demo
+//! models, the stream models, the trajectory model — and every fuzz seed:
+//! every transform, base and conditioner precision, with and without a
+//! context) is
 //! exported with the `floe` CLI; rows are drawn from each model with the
 //! runtime's seeded sampler (a quarter of them pushed three times further from
 //! the mean, past the splines' bounds), plus the bundled real rows where there
@@ -51,6 +52,22 @@ fn bundled() -> BTreeMap<String, (PathBuf, Option<PathBuf>)> {
             // Real rows only where they are rows of the model (models.txt).
             let rows = rows.filter(|_| list == "models.txt").map(|r| dir.join(r));
             out.insert(name.to_owned(), (model, rows));
+        }
+    }
+    // The fuzz seeds the lists leave out (the mixture base's).
+    let seeds = root().join("fuzz").join("seeds");
+    let mut extra: Vec<PathBuf> = std::fs::read_dir(&seeds)
+        .unwrap_or_else(|e| fail(format!("{}: {e}", seeds.display())))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "floe"))
+        .collect();
+    extra.sort();
+    for p in extra {
+        let known = out.values().any(|(m, _)| std::fs::canonicalize(m).ok() == std::fs::canonicalize(&p).ok());
+        if !known {
+            let name = p.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            out.insert(name, (p, None));
         }
     }
     out

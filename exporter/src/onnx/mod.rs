@@ -221,9 +221,10 @@ impl Builder<'_> {
                 return Err(FloeError::Internal("ONNX export: int8 dense dtypes"));
             };
             // Every partial sum of |w| ≤ 127 times |q − z| ≤ 255 is an integer
-            // below 2^24, so the f32 product is exact in any order.
-            if w.cols * 127 * 255 >= 1 << 24 {
-                return Err(unsupported(format!("an int8 dense with {} inputs (exact only below 518)", w.cols)));
+            // of magnitude at most 2^24, exact in f32, so the product is exact
+            // in any order: up to 518 inputs.
+            if w.cols * 127 * 255 > 1 << 24 {
+                return Err(unsupported(format!("an int8 dense with {} inputs (exact up to 518)", w.cols)));
             }
             let wf: Vec<f32> = wv.iter().map(|&v| f32::from(v)).collect();
             let wt = self.g.f32s("w8", &[w.cols as i64, w.rows as i64], &transposed(&wf, w.rows, w.cols));
@@ -246,7 +247,7 @@ impl Builder<'_> {
                         rs.push(0);
                         ds.push(1);
                     } else if total <= 0 {
-                        return Err(unsupported(format!("an int8 requantization multiplier ≥ 1 ({})", si * ratio)));
+                        return Err(unsupported(format!("an int8 requantization multiplier ≥ 2^30 ({})", si * ratio)));
                     } else {
                         ms.push(i64::from(m));
                         rs.push(1i64 << (total - 1));
@@ -538,9 +539,16 @@ impl Builder<'_> {
                 let coef = self.g.f32s("coef", &[d as i64], &coef);
                 let sq = self.g.mul(z, z);
                 let q = self.g.div(&sq, &nu);
+                // log1p(q) as the runtime has it, accurately for small q:
+                // with u = 1 + q, log(u)·q/(u − 1), and q itself where u == 1.
                 let one = self.g.f32(1.0);
-                let q = self.g.add(&one, &q);
-                let l = self.g.unary("Log", &q);
+                let u = self.g.add(&one, &q);
+                let lu = self.g.unary("Log", &u);
+                let um1 = self.g.sub(&u, &one);
+                let l = self.g.mul(&lu, &q);
+                let l = self.g.div(&l, &um1);
+                let exact = self.g.op("Equal", &[&u, &one], &[]);
+                let l = self.g.op("Where", &[&exact, &q, &l], &[]);
                 let l = self.g.mul(&l, &coef);
                 self.g.sum_last(&l)
             }

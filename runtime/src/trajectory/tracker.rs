@@ -118,7 +118,8 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
 
     /// Particle `i`'s position `step` steps from now (1-based), world frame.
     pub fn position(&self, i: usize, step: usize) -> Option<Point> {
-        let s = (self.done + step).checked_sub(1)?;
+        // Checked: `step` comes from the caller (a C caller may pass SIZE_MAX).
+        let s = self.done.checked_add(step)?.checked_sub(1)?;
         let p = self.paths.get(i)?.get(s)?;
         (step >= 1 && self.predicted).then(|| self.frame.to_world(*p))
     }
@@ -308,7 +309,8 @@ impl<'m, const N: usize, const T: usize> Tracker<'m, N, T> {
         }
         let left = T - self.done;
         if step == 0 || step > left {
-            return Err(Error::StepOutOfRange { step: step as u32, steps: left as u32 });
+            let step = u32::try_from(step).unwrap_or(u32::MAX);
+            return Err(Error::StepOutOfRange { step, steps: left as u32 });
         }
         if !(q[0].is_finite() && q[1].is_finite()) {
             return Err(Error::NonFiniteInput);

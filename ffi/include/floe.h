@@ -193,6 +193,14 @@ typedef struct FloeTracker {
 extern "C" {
 #endif // __cplusplus
 
+// Writes what `status` means, in English, NUL-terminated, into `buf` (at most
+// `len` bytes, cut short if needed; nothing when `len` is 0), and returns the
+// message's full length without the NUL, as `snprintf` does.
+//
+// # Safety
+// `buf` is null with `len` 0, or valid for `len` writable bytes.
+size_t floe_status_message(struct FloeStatus status, char *buf, size_t len);
+
 // The ABI version this library implements (`FLOE_ABI_VERSION`).
 uint32_t floe_abi_version(void);
 
@@ -439,14 +447,6 @@ struct FloeStatus floe_tracker_update(struct FloeTracker *tracker,
                                       float y,
                                       float sigma,
                                       float *ess);
-
-// Writes what `status` means, in English, NUL-terminated, into `buf` (at most
-// `len` bytes, cut short if needed; nothing when `len` is 0), and returns the
-// message's full length without the NUL, as `snprintf` does.
-//
-// # Safety
-// `buf` is null with `len` 0, or valid for `len` writable bytes.
-size_t floe_status_message(struct FloeStatus status, char *buf, size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -4,6 +4,11 @@
 use std::vec::Vec;
 use std::{format, string::String};
 
+use core::mem::size_of;
+
+use floe_runtime::trajectory::{Point, Tracker};
+use floe_runtime::{Model, Rng, Stream};
+
 use super::*;
 
 /// Every `FloeCode` but the C-only ones, in order.

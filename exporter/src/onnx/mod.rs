@@ -18,13 +18,12 @@
 //! runtime on every bundled model.
 
 mod graph;
+mod int8;
+mod spline;
 
 use floe_runtime::exporter_hooks::tensor_record;
-use floe_runtime::format::spline::{DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE};
 use floe_runtime::format::{Activation, BaseKind, DType, LayerKind, LayerRecord, Precision};
-use floe_runtime::kernels::quant::multiplier;
 use floe_runtime::Model;
-use onnx_protobuf::tensor_proto::DataType;
 use onnx_protobuf::{Message, ModelProto};
 
 use crate::error::{FloeError, Result};
@@ -190,95 +189,6 @@ impl Builder<'_> {
         }
     }
 
-    /// The int8 conditioner, integer for integer (docs/FORMAT.md, "Quantized
-    /// conditioners").
-    fn int8_conditioner(&mut self, r: &LayerRecord, t: &[Tensor], input: &str) -> Result<String> {
-        let layers = usize::from(r.blocks) + 1;
-        if r.residual() || r.activation != Activation::Relu || t.len() != 1 + 3 * layers {
-            return Err(FloeError::Internal("ONNX export: int8 conditioner layout"));
-        }
-        let table = t[0].f32()?;
-        let a = |row: usize, col: usize| table.get(2 * row + col).copied().ok_or(FloeError::Internal("int8 table"));
-        // 1. q = clamp(round(u / s0) + z0, -128, 127) − z0, round half away
-        // from zero (exactly: floor(|p|) plus one where the fraction is ≥ ½).
-        let (inv_s0, z0) = (a(0, 0)?, a(0, 1)?);
-        let inv = self.g.f32(inv_s0);
-        let p = self.g.mul(input, &inv);
-        let abs = self.g.unary("Abs", &p);
-        let fl = self.g.unary("Floor", &abs);
-        let frac = self.g.sub(&abs, &fl);
-        let half = self.g.f32(0.5);
-        let up = self.g.op("GreaterOrEqual", &[&frac, &half], &[]);
-        let up = self.g.cast(&up, DataType::FLOAT);
-        let mag = self.g.add(&fl, &up);
-        let sign = self.g.unary("Sign", &p);
-        let rnd = self.g.mul(&sign, &mag);
-        let (lo, hi) = (self.g.f32(-128.0 - z0), self.g.f32(127.0 - z0));
-        let mut q = self.g.op("Clip", &[&rnd, &lo, &hi], &[]);
-        for l in 0..layers {
-            let (w, s, b) = (&t[1 + 3 * l], &t[2 + 3 * l], &t[3 + 3 * l]);
-            let (Data::I8(wv), Data::I32(bv)) = (&w.data, &b.data) else {
-                return Err(FloeError::Internal("ONNX export: int8 dense dtypes"));
-            };
-            // Every partial sum of |w| ≤ 127 times |q − z| ≤ 255 is an integer
-            // of magnitude at most 2^24, exact in f32, so the product is exact
-            // in any order: up to 518 inputs.
-            if w.cols * 127 * 255 > 1 << 24 {
-                return Err(unsupported(format!("an int8 dense with {} inputs (exact up to 518)", w.cols)));
-            }
-            let wf: Vec<f32> = wv.iter().map(|&v| f32::from(v)).collect();
-            let wt = self.g.f32s("w8", &[w.cols as i64, w.rows as i64], &transposed(&wf, w.rows, w.cols));
-            let dot = self.g.op("MatMul", &[&q, &wt], &[]);
-            let dot = self.g.cast(&dot, DataType::INT32);
-            let bias = self.g.i32s("bias", &[b.rows as i64], bv);
-            let acc = self.g.add(&dot, &bias);
-            let scales = s.f32()?;
-            if l + 1 < layers {
-                // 3. requantize: ⌊(acc·M + 2^(t−1)) / 2^t⌋ then the ReLU clamp.
-                // ONNX's integer Div truncates; it differs from the floor only
-                // for a negative quotient, which the clamp at 0 maps to 0 either way.
-                let (ratio, z) = (a(1 + l, 0)?, a(1 + l, 1)?);
-                let (mut ms, mut rs, mut ds) = (Vec::new(), Vec::new(), Vec::new());
-                for &si in scales {
-                    let (m, sh) = multiplier(si * ratio);
-                    let total = 31 - sh;
-                    if m == 0 || total > 62 {
-                        ms.push(0);
-                        rs.push(0);
-                        ds.push(1);
-                    } else if total <= 0 {
-                        return Err(unsupported(format!("an int8 requantization multiplier ≥ 2^30 ({})", si * ratio)));
-                    } else {
-                        ms.push(i64::from(m));
-                        rs.push(1i64 << (total - 1));
-                        ds.push(1i64 << total);
-                    }
-                }
-                let n = ms.len() as i64;
-                let (mm, rr, dd) =
-                    (self.g.i64s("m", &[n], &ms), self.g.i64s("r", &[n], &rs), self.g.i64s("d", &[n], &ds));
-                let wide = self.g.cast(&acc, DataType::INT64);
-                let prod = self.g.mul(&wide, &mm);
-                let num = self.g.add(&prod, &rr);
-                let y = self.g.div(&num, &dd);
-                let zero = self.g.i64s("zero", &[], &[0]);
-                let top = self.g.i64s("top", &[], &[127 - z as i64]);
-                let y = self.g.op("Max", &[&y, &zero], &[]);
-                let y = self.g.op("Min", &[&y, &top], &[]);
-                q = self.g.cast(&y, DataType::FLOAT);
-            } else {
-                // 4. out = (f32(acc)·s_i)·s_L.
-                let s_last = a(layers, 0)?;
-                let accf = self.g.cast(&acc, DataType::FLOAT);
-                let ss = self.g.f32s("s", &[s.rows as i64], scales);
-                let y = self.g.mul(&accf, &ss);
-                let sl = self.g.f32(s_last);
-                return Ok(self.g.mul(&y, &sl));
-            }
-        }
-        Err(FloeError::Internal("ONNX export: int8 conditioner without layers"))
-    }
-
     /// The conditioner's input: `[x_cond, context]`.
     fn with_context(&mut self, x: &str) -> String {
         match self.context.clone() {
@@ -304,122 +214,6 @@ impl Builder<'_> {
         let e = self.g.unary("Exp", &log_sigma);
         let z = self.g.mul(x, &e);
         self.g.add(&z, &t)
-    }
-
-    /// Widths (or heights) `m + (1 − mK)·softmax(raw)` and their knots
-    /// `[−B, 2B·cumsum − B …, B]`, `[N, n, K + 1]`, in the runtime's order of
-    /// operations: `e^{r − max r}`, their sum left to right, each `e / sum`.
-    fn knots(&mut self, raw: &str, k: usize, min: f32, bound: f32) -> String {
-        let max = self.g.op("ReduceMax", &[raw], &[Attr::Ints("axes", vec![2]), Attr::Int("keepdims", 1)]);
-        let centred = self.g.sub(raw, &max);
-        let e = self.g.unary("Exp", &centred);
-        let mut sum = self.g.slice(&e, 2, 0, 1);
-        for j in 1..k as i64 {
-            let t = self.g.slice(&e, 2, j, j + 1);
-            sum = self.g.add(&sum, &t);
-        }
-        let p = self.g.div(&e, &sum);
-        let scale = self.g.f32(1.0 - min * k as f32);
-        let w = self.g.mul(&scale, &p);
-        let m = self.g.f32(min);
-        let w = self.g.add(&m, &w);
-        let axis = self.g.i64s("axis", &[], &[2]);
-        let cum = self.g.op("CumSum", &[&w, &axis], &[Attr::Int("exclusive", 1)]);
-        let two_b = self.g.f32(2.0 * bound);
-        let b = self.g.f32(bound);
-        let inner = self.g.mul(&two_b, &cum);
-        let inner = self.g.sub(&inner, &b);
-        let first = self.g.slice(&w, 2, 0, 1);
-        let zero = self.g.f32(0.0);
-        let last = self.g.mul(&first, &zero);
-        let last = self.g.add(&last, &b);
-        self.g.concat(&[&inner, &last], 2)
-    }
-
-    /// The rational-quadratic spline of `x` (`[N, n]`) with parameters `out`
-    /// (`[N, n(3K − 1)]`), identity outside `[−B, B]`.
-    fn spline(&mut self, x: &str, out: &str, n: usize, k: usize, bound: f32) -> String {
-        let kk = k as i64;
-        let p = self.g.reshape(out, &[0, n as i64, 3 * kk - 1]);
-        let wr = self.g.slice(&p, 2, 0, kk);
-        let hr = self.g.slice(&p, 2, kk, 2 * kk);
-        let dr = self.g.slice(&p, 2, 2 * kk, 3 * kk - 1);
-        let xs = self.knots(&wr, k, MIN_BIN_WIDTH, bound);
-        let ys = self.knots(&hr, k, MIN_BIN_HEIGHT, bound);
-        let shift = self.g.f32(DERIVATIVE_SHIFT);
-        let d = self.g.add(&dr, &shift);
-        let d = self.g.unary("Softplus", &d);
-        let md = self.g.f32(MIN_DERIVATIVE);
-        let d = self.g.add(&md, &d);
-        let first = self.g.slice(&xs, 2, 0, 1);
-        let zero = self.g.f32(0.0);
-        let one = self.g.f32(1.0);
-        let ones = self.g.mul(&first, &zero);
-        let ones = self.g.add(&ones, &one);
-        let ds = self.g.concat(&[&ones, &d, &ones], 2);
-        // Inside [−B, B]: the spline; outside: the identity.
-        let (lo, hi) = (self.g.f32(-bound), self.g.f32(bound));
-        let ge = self.g.op("GreaterOrEqual", &[x, &lo], &[]);
-        let le = self.g.op("LessOrEqual", &[x, &hi], &[]);
-        let inside = self.g.op("And", &[&ge, &le], &[]);
-        let v = self.g.op("Clip", &[x, &lo, &hi], &[]);
-        let v = self.g.reshape(&v, &[0, n as i64, 1]);
-        // The bin: how many of x_0 … x_{K−1} are ≤ v, minus one.
-        let left = self.g.slice(&xs, 2, 0, kk);
-        let below = self.g.op("LessOrEqual", &[&left, &v], &[]);
-        let below = self.g.cast(&below, DataType::INT64);
-        let axis = self.g.ints(&[2]);
-        let count = self.g.op("ReduceSum", &[&below, &axis], &[Attr::Int("keepdims", 1)]);
-        let one_i = self.g.i64s("one", &[], &[1]);
-        let bin = self.g.sub(&count, &one_i);
-        let at = |g: &mut Graph, t: &str, i: &str| g.op("GatherElements", &[t, i], &[Attr::Int("axis", 2)]);
-        let (x0, x1) = (at(&mut self.g, &xs, &bin), at(&mut self.g, &xs, &count));
-        let (y0, y1) = (at(&mut self.g, &ys, &bin), at(&mut self.g, &ys, &count));
-        let (d0, d1) = (at(&mut self.g, &ds, &bin), at(&mut self.g, &ds, &count));
-        let g = &mut self.g;
-        let w = g.sub(&x1, &x0);
-        let h = g.sub(&y1, &y0);
-        let delta = g.div(&h, &w);
-        let two = g.f32(2.0);
-        let two_delta = g.mul(&two, &delta);
-        let s = g.add(&d1, &d0);
-        let s = g.sub(&s, &two_delta);
-        let th = g.sub(&v, &x0);
-        let th = g.div(&th, &w);
-        let one_m = g.sub(&one, &th);
-        let t1 = g.mul(&th, &one_m);
-        // The runtime's order of operations (transforms/spline.rs):
-        // y = y_k + h·((δ·θ)·θ + d_k·θ(1−θ)) / (δ + s·θ(1−θ))
-        let dth = g.mul(&delta, &th);
-        let dth2 = g.mul(&dth, &th);
-        let dk_t1 = g.mul(&d0, &t1);
-        let inner_y = g.add(&dth2, &dk_t1);
-        let num = g.mul(&h, &inner_y);
-        let st1 = g.mul(&s, &t1);
-        let den = g.add(&delta, &st1);
-        let frac = g.div(&num, &den);
-        let y = g.add(&y0, &frac);
-        // log|det| = ln((δ·δ)·((d_{k+1}·θ)·θ + 2δ·θ(1−θ) + (d_k·(1−θ))·(1−θ))) − 2·ln(δ + s·θ(1−θ))
-        let a1 = g.mul(&d1, &th);
-        let a1 = g.mul(&a1, &th);
-        let a2 = g.mul(&two_delta, &t1);
-        let a3 = g.mul(&d0, &one_m);
-        let a3 = g.mul(&a3, &one_m);
-        let inner = g.add(&a1, &a2);
-        let inner = g.add(&inner, &a3);
-        let dd = g.mul(&delta, &delta);
-        let inner = g.mul(&dd, &inner);
-        let l1 = g.unary("Log", &inner);
-        let l2 = g.unary("Log", &den);
-        let l2 = g.mul(&two, &l2);
-        let ld = g.sub(&l1, &l2);
-        let y = g.reshape(&y, &[0, n as i64]);
-        let ld = g.reshape(&ld, &[0, n as i64]);
-        let y = g.op("Where", &[&inside, &y, x], &[]);
-        let ld = g.op("Where", &[&inside, &ld, &zero], &[]);
-        let ld = g.sum_last(&ld);
-        self.ld_terms.push(ld);
-        y
     }
 
     /// Layer `i` applied to `state` (`[N, D]`); the new state.

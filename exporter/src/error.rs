@@ -94,6 +94,14 @@ pub enum FloeError {
         /// Bytes free on its filesystem, where known.
         free: Option<u64>,
     },
+    /// A PyTorch state dict that `floe import` cannot read or map exactly.
+    #[error("{}: import: {msg}", path.display())]
+    Import {
+        /// The state dict.
+        path: PathBuf,
+        /// What is wrong, naming the tensor or setting.
+        msg: String,
+    },
     /// A model the ONNX exporter cannot express exactly (`floe export onnx`).
     #[error("ONNX export: {0}")]
     Onnx(String),

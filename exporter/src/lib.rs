@@ -25,6 +25,7 @@ pub mod demo;
 pub mod error;
 pub mod flow;
 pub mod freeze;
+pub mod import;
 pub mod metrics;
 pub mod onnx;
 pub mod plot;

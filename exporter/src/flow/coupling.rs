@@ -7,15 +7,18 @@ use floe_runtime::format::spline::params_per_dim;
 use floe_runtime::format::LayerKind;
 
 use super::conditioner::{Mlp, MlpSpec};
-use super::spline::rqs_forward;
+use super::spline::{rqs_forward, rqs_forward_zuko, zuko_clip};
 
 /// The elementwise map shared by couplings and MADE layers.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Elementwise {
-    /// `z = x exp(A tanh(raw/A)) + t`.
+    /// `z = x exp(A tanh(raw/A)) + t` (zuko: `exp(raw / (1 + |raw/A|))`).
     Affine {
         /// Soft clamp A of the log-scale.
         clamp: f32,
+        /// zuko's parameterization (an imported flow, `FLAG_ZUKO`).
+        #[serde(default)]
+        zuko: bool,
     },
     /// Rational-quadratic spline.
     Spline {
@@ -23,6 +26,9 @@ pub enum Elementwise {
         bins: usize,
         /// B.
         bound: f32,
+        /// zuko's parameterization (an imported flow, `FLAG_ZUKO`).
+        #[serde(default)]
+        zuko: bool,
     },
 }
 
@@ -41,13 +47,14 @@ impl Elementwise {
         let p = params.reshape([n * m, self.ppd()]);
         let xf = x.reshape([n * m]);
         let (z, ld) = match *self {
-            Elementwise::Affine { clamp } => {
+            Elementwise::Affine { clamp, zuko } => {
                 let t = p.clone().slice([0..n * m, 0..1]).reshape([n * m]);
                 let raw = p.slice([0..n * m, 1..2]).reshape([n * m]);
-                let ls = raw.div_scalar(clamp).tanh().mul_scalar(clamp);
+                let ls = if zuko { zuko_clip(raw, 1.0, clamp) } else { raw.div_scalar(clamp).tanh().mul_scalar(clamp) };
                 (xf * ls.clone().exp() + t, ls)
             }
-            Elementwise::Spline { bins, bound } => rqs_forward(xf, p, bins, bound),
+            Elementwise::Spline { bins, bound, zuko: false } => rqs_forward(xf, p, bins, bound),
+            Elementwise::Spline { bins, bound, zuko: true } => rqs_forward_zuko(xf, p, bins, bound),
         };
         (z.reshape([n, m]), ld.reshape([n, m]).sum_dim(1).reshape([n]))
     }
@@ -55,8 +62,15 @@ impl Elementwise {
     /// `(bins, param)` as the layer record stores them.
     pub fn record_fields(&self) -> (u16, f32) {
         match *self {
-            Elementwise::Affine { clamp } => (0, clamp),
-            Elementwise::Spline { bins, bound } => (bins as u16, bound),
+            Elementwise::Affine { clamp, .. } => (0, clamp),
+            Elementwise::Spline { bins, bound, .. } => (bins as u16, bound),
+        }
+    }
+
+    /// Whether the map reads its parameters the way zuko does.
+    pub fn zuko(&self) -> bool {
+        match *self {
+            Elementwise::Affine { zuko, .. } | Elementwise::Spline { zuko, .. } => zuko,
         }
     }
 

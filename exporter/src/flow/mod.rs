@@ -78,9 +78,9 @@ impl Flow {
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5EED_F10E);
         let mut layers = Vec::new();
         let elem = if cfg.transform.layer_kind().is_spline() {
-            Elementwise::Spline { bins: cfg.bins, bound: cfg.tail_bound }
+            Elementwise::Spline { bins: cfg.bins, bound: cfg.tail_bound, zuko: false }
         } else {
-            Elementwise::Affine { clamp: cfg.clamp }
+            Elementwise::Affine { clamp: cfg.clamp, zuko: false }
         };
         for step in 0..cfg.steps {
             if step > 0 {

@@ -2,9 +2,17 @@
 //! constants of [`floe_runtime::format::spline`], as the runtime evaluates them.
 
 use burn::prelude::*;
-use floe_runtime::format::spline::{DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE};
+use floe_runtime::format::spline::{
+    DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE, ZUKO_NEG_LN_SLOPE,
+};
 
 use super::math::softplus;
+
+/// zuko's soft clip `r / (1 + |k·r / A|)` ([`floe_runtime::format::spline::zuko_clip`]).
+pub fn zuko_clip<const D: usize>(r: Tensor<D>, k: f32, a: f32) -> Tensor<D> {
+    let den = r.clone().mul_scalar(k).div_scalar(a).abs().add_scalar(1.0);
+    r / den
+}
 
 /// Knots `[E, K+1]` from raw logits `[E, K]`.
 fn knots(raw: Tensor<2>, k: usize, bound: f32, min: f32) -> Tensor<2> {
@@ -32,10 +40,35 @@ pub fn rqs_forward(x: Tensor<1>, raw: Tensor<2>, k: usize, bound: f32) -> (Tenso
 /// the CPU path.
 pub fn rqs_forward_reference(x: Tensor<1>, raw: Tensor<2>, k: usize, bound: f32) -> (Tensor<1>, Tensor<1>) {
     let [e] = x.dims();
-    let device = x.device();
     let cw = knots(raw.clone().slice([0..e, 0..k]), k, bound, MIN_BIN_WIDTH);
     let ch = knots(raw.clone().slice([0..e, k..2 * k]), k, bound, MIN_BIN_HEIGHT);
     let dint = softplus(raw.slice([0..e, 2 * k..3 * k - 1]).add_scalar(DERIVATIVE_SHIFT)).add_scalar(MIN_DERIVATIVE);
+    rqs_eval(x, cw, ch, dint, k, bound)
+}
+
+/// The spline with zuko's parameterization (`FLAG_ZUKO`): soft-clipped logits,
+/// no minimum bin size, `exp` of soft-clipped derivatives. Burn ops only (an
+/// imported flow is frozen on the CPU).
+pub fn rqs_forward_zuko(x: Tensor<1>, raw: Tensor<2>, k: usize, bound: f32) -> (Tensor<1>, Tensor<1>) {
+    let [e] = x.dims();
+    let clip = |t: Tensor<2>| zuko_clip(t, 2.0, ZUKO_NEG_LN_SLOPE);
+    let cw = knots(clip(raw.clone().slice([0..e, 0..k])), k, bound, 0.0);
+    let ch = knots(clip(raw.clone().slice([0..e, k..2 * k])), k, bound, 0.0);
+    let dint = zuko_clip(raw.slice([0..e, 2 * k..3 * k - 1]), 1.0, ZUKO_NEG_LN_SLOPE).exp();
+    rqs_eval(x, cw, ch, dint, k, bound)
+}
+
+/// The spline from its knots `[E, K+1]` and interior derivatives `[E, K−1]`.
+fn rqs_eval(
+    x: Tensor<1>,
+    cw: Tensor<2>,
+    ch: Tensor<2>,
+    dint: Tensor<2>,
+    k: usize,
+    bound: f32,
+) -> (Tensor<1>, Tensor<1>) {
+    let [e] = x.dims();
+    let device = x.device();
     let ones = Tensor::<2>::ones([e, 1], &device);
     let d = Tensor::cat(vec![ones.clone(), dint, ones], 1);
 

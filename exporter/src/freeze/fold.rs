@@ -153,6 +153,7 @@ fn conditioned(kind: LayerKind, split: usize, elem: &Elementwise, spec: &MlpSpec
         hidden: spec.hidden as u16,
         blocks: spec.blocks as u16,
         param,
+        zuko: elem.zuko(),
         tensors: mlp_tensors(mlp),
     }
 }

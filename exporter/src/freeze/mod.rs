@@ -131,6 +131,9 @@ pub struct FrozenLayer {
     pub blocks: u16,
     /// Spline tail bound or affine clamp (0 for other layers).
     pub param: f32,
+    /// The elementwise map reads its parameters the way zuko does (layer flag
+    /// `FLAG_ZUKO`; imported flows only).
+    pub zuko: bool,
     /// Tensors in the order docs/FORMAT.md gives for the kind.
     pub tensors: Vec<FrozenTensor>,
 }
@@ -148,6 +151,7 @@ impl FrozenLayer {
             hidden: 0,
             blocks: 0,
             param: 0.0,
+            zuko: false,
             tensors,
         }
     }
@@ -163,7 +167,7 @@ impl FrozenLayer {
         LayerRecord {
             kind: self.kind,
             activation: self.activation,
-            flags: residual | self.precision.flags(),
+            flags: residual | self.precision.flags() | if self.zuko { floe_runtime::format::FLAG_ZUKO } else { 0 },
             split: self.split,
             bins: self.bins,
             hidden: self.hidden,

@@ -198,17 +198,21 @@ impl Builder<'_> {
     }
 
     /// Affine map of `x` (`[N, n]`) with parameters `out` (`[N, 2n]`, `[t, s]`
-    /// per coordinate): `z = x·e^{A·tanh(s/A)} + t`.
-    fn affine(&mut self, x: &str, out: &str, n: usize, clamp: f32) -> String {
+    /// per coordinate): `z = x·e^{A·tanh(s/A)} + t` (zuko: `e^{s/(1 + |s/A|)}`).
+    fn affine(&mut self, x: &str, out: &str, n: usize, clamp: f32, zuko: bool) -> String {
         let p = self.g.reshape(out, &[0, n as i64, 2]);
         let t = self.g.slice(&p, 2, 0, 1);
         let t = self.g.reshape(&t, &[0, n as i64]);
         let s = self.g.slice(&p, 2, 1, 2);
         let s = self.g.reshape(&s, &[0, n as i64]);
-        let a = self.g.f32(clamp);
-        let s = self.g.div(&s, &a);
-        let s = self.g.unary("Tanh", &s);
-        let log_sigma = self.g.mul(&a, &s);
+        let log_sigma = if zuko {
+            self.zuko_clip(&s, 1.0, clamp)
+        } else {
+            let a = self.g.f32(clamp);
+            let s = self.g.div(&s, &a);
+            let s = self.g.unary("Tanh", &s);
+            self.g.mul(&a, &s)
+        };
         let ld = self.g.sum_last(&log_sigma);
         self.ld_terms.push(ld);
         let e = self.g.unary("Exp", &log_sigma);
@@ -219,6 +223,7 @@ impl Builder<'_> {
     /// Layer `i` applied to `state` (`[N, D]`); the new state.
     fn layer(&mut self, i: usize, state: &str) -> Result<String> {
         let r = self.src.model.layer_info(i)?.record;
+        let zuko = r.flags & floe_runtime::format::FLAG_ZUKO != 0;
         let d = self.d;
         let tensor = |b: &Builder<'_>, k: u32| b.src.tensor(r.first_tensor + k);
         match r.kind {
@@ -275,9 +280,9 @@ impl Builder<'_> {
                 let input = self.with_context(&xa);
                 let out = self.conditioner(&r, &input)?;
                 let zb = if r.kind == LayerKind::AffineCoupling {
-                    self.affine(&xb, &out, n, r.param)
+                    self.affine(&xb, &out, n, r.param, zuko)
                 } else {
-                    self.spline(&xb, &out, n, usize::from(r.bins), r.param)
+                    self.spline(&xb, &out, n, usize::from(r.bins), r.param, zuko)
                 };
                 Ok(self.g.concat(&[&xa, &zb], 1))
             }
@@ -285,9 +290,9 @@ impl Builder<'_> {
                 let input = self.with_context(state);
                 let out = self.conditioner(&r, &input)?;
                 Ok(if r.kind == LayerKind::MadeAffine {
-                    self.affine(state, &out, d, r.param)
+                    self.affine(state, &out, d, r.param, zuko)
                 } else {
-                    self.spline(state, &out, d, usize::from(r.bins), r.param)
+                    self.spline(state, &out, d, usize::from(r.bins), r.param, zuko)
                 })
             }
             LayerKind::Encoder => Err(FloeError::Internal("ONNX export: an encoder inside the flow")),

@@ -1,17 +1,34 @@
 //! The rational-quadratic spline as ONNX operators, in the runtime's order
 //! of operations (runtime/src/transforms/spline.rs).
 
-use floe_runtime::format::spline::{DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE};
+use floe_runtime::format::spline::{
+    DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE, ZUKO_NEG_LN_SLOPE,
+};
 use onnx_protobuf::tensor_proto::DataType;
 
 use super::graph::{Attr, Graph};
 use super::Builder;
 
 impl Builder<'_> {
+    /// zuko's soft clip `r / (1 + |k·r / A|)`, in the runtime's order of operations.
+    pub(super) fn zuko_clip(&mut self, r: &str, k: f32, a: f32) -> String {
+        let kk = self.g.f32(k);
+        let t = self.g.mul(&kk, r);
+        let aa = self.g.f32(a);
+        let t = self.g.div(&t, &aa);
+        let t = self.g.unary("Abs", &t);
+        let one = self.g.f32(1.0);
+        let t = self.g.add(&one, &t);
+        self.g.div(r, &t)
+    }
+
     /// Widths (or heights) `m + (1 − mK)·softmax(raw)` and their knots
     /// `[−B, 2B·cumsum − B …, B]`, `[N, n, K + 1]`, in the runtime's order of
     /// operations: `e^{r − max r}`, their sum left to right, each `e / sum`.
-    fn knots(&mut self, raw: &str, k: usize, min: f32, bound: f32) -> String {
+    /// With `zuko`, the logits are soft-clipped first and `m` is 0.
+    fn knots(&mut self, raw: &str, k: usize, min: f32, bound: f32, zuko: bool) -> String {
+        let (raw, min) = if zuko { (self.zuko_clip(raw, 2.0, ZUKO_NEG_LN_SLOPE), 0.0) } else { (raw.to_owned(), min) };
+        let raw = raw.as_str();
         let max = self.g.op("ReduceMax", &[raw], &[Attr::Ints("axes", vec![2]), Attr::Int("keepdims", 1)]);
         let centred = self.g.sub(raw, &max);
         let e = self.g.unary("Exp", &centred);
@@ -39,20 +56,26 @@ impl Builder<'_> {
     }
 
     /// The rational-quadratic spline of `x` (`[N, n]`) with parameters `out`
-    /// (`[N, n(3K − 1)]`), identity outside `[−B, B]`.
-    pub(super) fn spline(&mut self, x: &str, out: &str, n: usize, k: usize, bound: f32) -> String {
+    /// (`[N, n(3K − 1)]`), identity outside `[−B, B]`; `zuko`: zuko's
+    /// parameterization (`FLAG_ZUKO`).
+    pub(super) fn spline(&mut self, x: &str, out: &str, n: usize, k: usize, bound: f32, zuko: bool) -> String {
         let kk = k as i64;
         let p = self.g.reshape(out, &[0, n as i64, 3 * kk - 1]);
         let wr = self.g.slice(&p, 2, 0, kk);
         let hr = self.g.slice(&p, 2, kk, 2 * kk);
         let dr = self.g.slice(&p, 2, 2 * kk, 3 * kk - 1);
-        let xs = self.knots(&wr, k, MIN_BIN_WIDTH, bound);
-        let ys = self.knots(&hr, k, MIN_BIN_HEIGHT, bound);
-        let shift = self.g.f32(DERIVATIVE_SHIFT);
-        let d = self.g.add(&dr, &shift);
-        let d = self.g.unary("Softplus", &d);
-        let md = self.g.f32(MIN_DERIVATIVE);
-        let d = self.g.add(&md, &d);
+        let xs = self.knots(&wr, k, MIN_BIN_WIDTH, bound, zuko);
+        let ys = self.knots(&hr, k, MIN_BIN_HEIGHT, bound, zuko);
+        let d = if zuko {
+            let c = self.zuko_clip(&dr, 1.0, ZUKO_NEG_LN_SLOPE);
+            self.g.unary("Exp", &c)
+        } else {
+            let shift = self.g.f32(DERIVATIVE_SHIFT);
+            let d = self.g.add(&dr, &shift);
+            let d = self.g.unary("Softplus", &d);
+            let md = self.g.f32(MIN_DERIVATIVE);
+            self.g.add(&md, &d)
+        };
         let first = self.g.slice(&xs, 2, 0, 1);
         let zero = self.g.f32(0.0);
         let one = self.g.f32(1.0);

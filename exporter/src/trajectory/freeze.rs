@@ -57,6 +57,7 @@ pub fn fold_trajectory(model: &TrajectoryFlow, cfg: &TrajectoryConfig, stats: &S
         hidden: spec.hidden as u16,
         blocks: spec.blocks as u16,
         param: 0.0,
+        zuko: false,
         tensors,
     };
     let mut layers = vec![encoder];

@@ -117,8 +117,14 @@ pub const FLAG_RESIDUAL: u8 = 1;
 pub const FLAG_W8: u8 = 2;
 /// Layer flag: the conditioner is fully int8 ([`Precision::Int8`]).
 pub const FLAG_INT8: u8 = 4;
+/// Layer flag: the elementwise map reads its raw parameters the way zuko
+/// (probabilists/zuko 1.x) does — spline: soft-clipped logits, no minimum bin
+/// size, `exp` derivatives; affine: `log σ = s / (1 + |s|/A)` — so a flow trained
+/// in zuko runs unchanged ([`spline`] has the constants). Couplings and MADE
+/// layers only.
+pub const FLAG_ZUKO: u8 = 8;
 /// Every layer flag bit version 1 defines.
-pub(crate) const KNOWN_LAYER_FLAGS: u8 = FLAG_RESIDUAL | FLAG_W8 | FLAG_INT8;
+pub(crate) const KNOWN_LAYER_FLAGS: u8 = FLAG_RESIDUAL | FLAG_W8 | FLAG_INT8 | FLAG_ZUKO;
 
 /// Widen a bfloat16 (the high half of an f32) to f32, exactly.
 pub const fn bf16_to_f32(v: u16) -> f32 {

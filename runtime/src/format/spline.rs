@@ -22,3 +22,17 @@ pub const DERIVATIVE_SHIFT: f32 = 0.539_742_4;
 pub const fn params_per_dim(bins: usize) -> usize {
     (3 * bins).saturating_sub(1)
 }
+
+/// zuko's minimum slope (its `slope = 1e-3` default), as `A = −ln(slope)`: under
+/// [`super::FLAG_ZUKO`] a spline's raw widths and heights are soft-clipped
+/// `r / (1 + 2|r|/A)` before the softmax (no minimum bin size is added), its raw
+/// interior derivatives `r / (1 + |r|/A)` and then exponentiated, so every
+/// derivative lies in `(1e-3, 1e3)`. An affine map's `param` holds the same `A`.
+pub const ZUKO_NEG_LN_SLOPE: f32 = 6.907_755_4;
+
+/// zuko's soft clip `r / (1 + |k·r / A|)`, in its order of operations (`k` = 2
+/// for bin logits, 1 for derivatives and affine log-scales).
+#[inline]
+pub fn zuko_clip(r: f32, k: f32, a: f32) -> f32 {
+    r / (1.0 + libm::fabsf(k * r / a))
+}

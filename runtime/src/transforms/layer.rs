@@ -139,6 +139,7 @@ impl Plan {
             Plan::Made { shape, elem } => rec.split == 0 && shape.record_ok(rec) && elem.check() && bins_ok,
             Plan::Encoder { shape, .. } => {
                 (1..=MAX_ENCODING).contains(&shape.n_out)
+                    && rec.flags & crate::format::FLAG_ZUKO == 0
                     && rec.bins == 0
                     && rec.param.to_bits() == 0
                     && shape.record_ok(rec)

@@ -23,28 +23,36 @@ use crate::error::{Error, Result};
 use crate::format::LayerRecord;
 use crate::kernels::sub;
 
-/// Soft clamp of affine log-scales: `log s = A tanh(raw / A)`.
+/// Soft clamp of affine log-scales: `log s = A tanh(raw / A)`, or zuko's
+/// `raw / (1 + |raw / A|)` ([`crate::format::FLAG_ZUKO`]).
 #[inline]
-pub(crate) fn soft_clamp(raw: f32, a: f32) -> f32 {
-    a * libm::tanhf(raw / a)
+pub(crate) fn soft_clamp(raw: f32, a: f32, zuko: bool) -> f32 {
+    if zuko {
+        crate::format::spline::zuko_clip(raw, 1.0, a)
+    } else {
+        a * libm::tanhf(raw / a)
+    }
 }
 
 /// The elementwise map a conditioner parameterizes: affine or spline.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Elementwise {
-    /// `z = x exp(A tanh(raw_s / A)) + t`, params per coordinate `[t, raw_s]`.
-    Affine { clamp: f32 },
-    /// Rational-quadratic spline, `3K - 1` params per coordinate.
-    Spline { bins: usize, bound: f32 },
+    /// `z = x exp(A tanh(raw_s / A)) + t`, params per coordinate `[t, raw_s]`
+    /// (`zuko`: `exp(raw_s / (1 + |raw_s / A|))`).
+    Affine { clamp: f32, zuko: bool },
+    /// Rational-quadratic spline, `3K - 1` params per coordinate (`zuko`: read
+    /// the way zuko does, [`crate::format::spline::ZUKO_NEG_LN_SLOPE`]).
+    Spline { bins: usize, bound: f32, zuko: bool },
 }
 
 impl Elementwise {
     /// The map of a conditioned layer's record.
     pub(crate) fn of(rec: &LayerRecord) -> Elementwise {
+        let zuko = rec.flags & crate::format::FLAG_ZUKO != 0;
         if rec.kind.is_spline() {
-            Elementwise::Spline { bins: rec.bins as usize, bound: rec.param }
+            Elementwise::Spline { bins: rec.bins as usize, bound: rec.param, zuko }
         } else {
-            Elementwise::Affine { clamp: rec.param }
+            Elementwise::Affine { clamp: rec.param, zuko }
         }
     }
     /// Raw parameters per transformed coordinate.
@@ -64,8 +72,8 @@ impl Elementwise {
     /// Check the record's parameters.
     pub(crate) fn check(&self) -> bool {
         match *self {
-            Elementwise::Affine { clamp } => clamp.is_finite() && clamp > 0.0,
-            Elementwise::Spline { bins, bound } => {
+            Elementwise::Affine { clamp, .. } => clamp.is_finite() && clamp > 0.0,
+            Elementwise::Spline { bins, bound, .. } => {
                 (1..=crate::format::MAX_BINS).contains(&bins) && bound.is_finite() && bound > 0.0
             }
         }
@@ -74,24 +82,24 @@ impl Elementwise {
     pub(crate) fn forward(&self, x: f32, params: &[f32], j: usize, work: &mut [f32]) -> Result<(f32, f32)> {
         let p = sub(params, j * self.params_per_dim(), self.params_per_dim())?;
         match *self {
-            Elementwise::Affine { clamp } => {
+            Elementwise::Affine { clamp, zuko } => {
                 let t = p.first().copied().ok_or(Error::Internal)?;
-                let ls = soft_clamp(p.get(1).copied().ok_or(Error::Internal)?, clamp);
+                let ls = soft_clamp(p.get(1).copied().ok_or(Error::Internal)?, clamp, zuko);
                 Ok((x * crate::kernels::math::exp(ls) + t, ls))
             }
-            Elementwise::Spline { bins, bound } => spline::forward(x, p, bins, bound, work),
+            Elementwise::Spline { bins, bound, zuko } => spline::forward(x, p, bins, bound, zuko, work),
         }
     }
     /// Inverse of [`Elementwise::forward`]; returns `(x, log|dz/dx|)`.
     pub(crate) fn inverse(&self, z: f32, params: &[f32], j: usize, work: &mut [f32]) -> Result<(f32, f32)> {
         let p = sub(params, j * self.params_per_dim(), self.params_per_dim())?;
         match *self {
-            Elementwise::Affine { clamp } => {
+            Elementwise::Affine { clamp, zuko } => {
                 let t = p.first().copied().ok_or(Error::Internal)?;
-                let ls = soft_clamp(p.get(1).copied().ok_or(Error::Internal)?, clamp);
+                let ls = soft_clamp(p.get(1).copied().ok_or(Error::Internal)?, clamp, zuko);
                 Ok(((z - t) * crate::kernels::math::exp(-ls), ls))
             }
-            Elementwise::Spline { bins, bound } => spline::inverse(z, p, bins, bound, work),
+            Elementwise::Spline { bins, bound, zuko } => spline::inverse(z, p, bins, bound, zuko, work),
         }
     }
 }

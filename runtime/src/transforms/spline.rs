@@ -13,7 +13,9 @@
 //! the identity map.
 
 use crate::error::{Error, Result};
-use crate::format::spline::{params_per_dim, DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE};
+use crate::format::spline::{
+    params_per_dim, zuko_clip, DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE, ZUKO_NEG_LN_SLOPE,
+};
 use crate::kernels::math::exp;
 use crate::kernels::{at, softplus, sub, take};
 
@@ -23,14 +25,17 @@ pub(crate) const fn work_len(bins: usize) -> usize {
 }
 
 /// Knot positions from raw logits: softmax, minimum size, cumulative sum, scaled
-/// to `[-B, B]`. `knots` has `K + 1` entries.
-fn knots(raw: &[f32], min: f32, bound: f32, knots: &mut [f32]) -> Result<()> {
+/// to `[-B, B]`. `knots` has `K + 1` entries. With `zuko` the logits are
+/// soft-clipped first and the minimum size is 0 (zuko's parameterization).
+fn knots(raw: &[f32], min: f32, bound: f32, zuko: bool, knots: &mut [f32]) -> Result<()> {
     let k = raw.len();
     if knots.len() != k + 1 || k == 0 {
         return Err(Error::Internal);
     }
+    let (min, logit) = if zuko { (0.0, clip_logit as fn(f32) -> f32) } else { (min, keep as fn(f32) -> f32) };
     let mut m = f32::NEG_INFINITY;
     for &r in raw {
+        let r = logit(r);
         if r > m {
             m = r;
         }
@@ -38,7 +43,7 @@ fn knots(raw: &[f32], min: f32, bound: f32, knots: &mut [f32]) -> Result<()> {
     // e^(r − m) once per bin, parked in knots[1..] until the sum is known.
     let mut sum = 0.0f32;
     for (&r, kn) in raw.iter().zip(knots.iter_mut().skip(1)) {
-        let e = exp(r - m);
+        let e = exp(logit(r) - m);
         *kn = e;
         sum += e;
     }
@@ -59,8 +64,26 @@ fn knots(raw: &[f32], min: f32, bound: f32, knots: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
+fn keep(r: f32) -> f32 {
+    r
+}
+
+/// zuko's soft clip of a bin logit.
+fn clip_logit(r: f32) -> f32 {
+    zuko_clip(r, 2.0, ZUKO_NEG_LN_SLOPE)
+}
+
+/// One interior knot derivative from its raw value.
+fn derivative(r: f32, zuko: bool) -> f32 {
+    if zuko {
+        exp(zuko_clip(r, 1.0, ZUKO_NEG_LN_SLOPE))
+    } else {
+        MIN_DERIVATIVE + softplus(r + DERIVATIVE_SHIFT)
+    }
+}
+
 /// Fill `d` (K + 1 entries) with the knot derivatives.
-fn derivatives(raw: &[f32], d: &mut [f32]) -> Result<()> {
+fn derivatives(raw: &[f32], zuko: bool, d: &mut [f32]) -> Result<()> {
     if d.len() != raw.len() + 2 {
         return Err(Error::Internal);
     }
@@ -69,7 +92,7 @@ fn derivatives(raw: &[f32], d: &mut [f32]) -> Result<()> {
         *first = 1.0;
     }
     for (&r, di) in raw.iter().zip(it) {
-        *di = MIN_DERIVATIVE + softplus(r + DERIVATIVE_SHIFT);
+        *di = derivative(r, zuko);
     }
     if let Some(last) = d.last_mut() {
         *last = 1.0;
@@ -98,7 +121,7 @@ struct Bin {
     dk1: f32,
 }
 
-fn setup(raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<()> {
+fn setup(raw: &[f32], bins: usize, bound: f32, zuko: bool, work: &mut [f32]) -> Result<()> {
     if raw.len() != params_per_dim(bins) {
         return Err(Error::Internal);
     }
@@ -106,9 +129,9 @@ fn setup(raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<()> {
     let cw = take(&mut w, bins + 1)?;
     let ch = take(&mut w, bins + 1)?;
     let d = take(&mut w, bins + 1)?;
-    knots(sub(raw, 0, bins)?, MIN_BIN_WIDTH, bound, cw)?;
-    knots(sub(raw, bins, bins)?, MIN_BIN_HEIGHT, bound, ch)?;
-    derivatives(sub(raw, 2 * bins, bins.saturating_sub(1))?, d)
+    knots(sub(raw, 0, bins)?, MIN_BIN_WIDTH, bound, zuko, cw)?;
+    knots(sub(raw, bins, bins)?, MIN_BIN_HEIGHT, bound, zuko, ch)?;
+    derivatives(sub(raw, 2 * bins, bins.saturating_sub(1))?, zuko, d)
 }
 
 fn bin_at(work: &[f32], bins: usize, idx: usize) -> Result<Bin> {
@@ -131,11 +154,19 @@ fn log_deriv(b: &Bin, theta: f32) -> f32 {
 }
 
 /// Forward map `y = s(x)` and `log |dy/dx|`. `work` holds [`work_len`] values.
-pub(crate) fn forward(x: f32, raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<(f32, f32)> {
+/// `zuko` selects zuko's parameterization ([`crate::format::FLAG_ZUKO`]).
+pub(crate) fn forward(
+    x: f32,
+    raw: &[f32],
+    bins: usize,
+    bound: f32,
+    zuko: bool,
+    work: &mut [f32],
+) -> Result<(f32, f32)> {
     if !(x >= -bound && x <= bound) {
         return Ok((x, 0.0));
     }
-    setup(raw, bins, bound, work)?;
+    setup(raw, bins, bound, zuko, work)?;
     let idx = bin_index(sub(work, 0, bins + 1)?, x);
     let b = bin_at(work, bins, idx)?;
     let delta = b.hk / b.wk;
@@ -147,11 +178,18 @@ pub(crate) fn forward(x: f32, raw: &[f32], bins: usize, bound: f32, work: &mut [
 }
 
 /// Inverse map `x = s^-1(y)` and the *forward* `log |dy/dx|` at that `x`.
-pub(crate) fn inverse(y: f32, raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<(f32, f32)> {
+pub(crate) fn inverse(
+    y: f32,
+    raw: &[f32],
+    bins: usize,
+    bound: f32,
+    zuko: bool,
+    work: &mut [f32],
+) -> Result<(f32, f32)> {
     if !(y >= -bound && y <= bound) {
         return Ok((y, 0.0));
     }
-    setup(raw, bins, bound, work)?;
+    setup(raw, bins, bound, zuko, work)?;
     let idx = bin_index(sub(work, bins + 1, bins + 1)?, y);
     let b = bin_at(work, bins, idx)?;
     let delta = b.hk / b.wk;
@@ -187,7 +225,7 @@ mod tests {
         let r = [0.0f32; 23];
         let mut w = [0.0f32; 27];
         for &x in &[-2.9f32, -1.0, 0.0, 0.3, 2.5] {
-            let (y, ld) = forward(x, &r, k, 3.0, &mut w).unwrap();
+            let (y, ld) = forward(x, &r, k, 3.0, false, &mut w).unwrap();
             assert!((y - x).abs() < 1e-5, "{x} -> {y}");
             assert!(ld.abs() < 1e-5);
         }
@@ -202,8 +240,8 @@ mod tests {
             let r = &r[..3 * k - 1];
             for i in 0..41 {
                 let x = -4.0 + 0.2 * i as f32;
-                let (y, ld) = forward(x, r, k, 3.0, &mut w).unwrap();
-                let (x2, ld2) = inverse(y, r, k, 3.0, &mut w).unwrap();
+                let (y, ld) = forward(x, r, k, 3.0, false, &mut w).unwrap();
+                let (x2, ld2) = inverse(y, r, k, 3.0, false, &mut w).unwrap();
                 assert!((x - x2).abs() < 1e-5, "seed {seed} x {x} y {y} x2 {x2}");
                 assert!((ld - ld2).abs() < 1e-4);
                 if x.abs() > 3.0 {
@@ -222,9 +260,9 @@ mod tests {
         for i in 1..30 {
             let x = -2.9 + 0.2 * i as f32;
             let h = 1e-2f32;
-            let (yp, _) = forward(x + h, r, k, 3.0, &mut w).unwrap();
-            let (ym, _) = forward(x - h, r, k, 3.0, &mut w).unwrap();
-            let (_, ld) = forward(x, r, k, 3.0, &mut w).unwrap();
+            let (yp, _) = forward(x + h, r, k, 3.0, false, &mut w).unwrap();
+            let (ym, _) = forward(x - h, r, k, 3.0, false, &mut w).unwrap();
+            let (_, ld) = forward(x, r, k, 3.0, false, &mut w).unwrap();
             let fd = ((yp - ym) / (2.0 * h)).ln();
             assert!((fd - ld).abs() < 2e-2, "x {x}: fd {fd} analytic {ld}");
         }
@@ -236,12 +274,12 @@ mod tests {
         let mut w = [0.0f32; 18];
         let r = raw(k, 3);
         let r = &r[..3 * k - 1];
-        let (lo, _) = forward(-2.0, r, k, 2.0, &mut w).unwrap();
-        let (hi, _) = forward(2.0, r, k, 2.0, &mut w).unwrap();
+        let (lo, _) = forward(-2.0, r, k, 2.0, false, &mut w).unwrap();
+        let (hi, _) = forward(2.0, r, k, 2.0, false, &mut w).unwrap();
         assert!((lo + 2.0).abs() < 1e-5 && (hi - 2.0).abs() < 1e-5);
         let mut prev = f32::NEG_INFINITY;
         for i in 0..=400 {
-            let (y, _) = forward(-2.0 + 0.01 * i as f32, r, k, 2.0, &mut w).unwrap();
+            let (y, _) = forward(-2.0 + 0.01 * i as f32, r, k, 2.0, false, &mut w).unwrap();
             assert!(y > prev);
             prev = y;
         }

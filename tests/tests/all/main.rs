@@ -10,6 +10,7 @@ mod batch;
 mod flows;
 mod format;
 mod gpu;
+mod interop;
 mod layering;
 mod mixture;
 mod onnx;

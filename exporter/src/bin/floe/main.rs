@@ -9,6 +9,7 @@ mod demo;
 mod eval;
 mod export;
 mod freeze;
+mod import;
 mod inspect;
 mod plot;
 mod sample;
@@ -40,6 +41,9 @@ enum Cmd {
     /// Export a model file to another format (ONNX).
     #[command(subcommand)]
     Export(export::Cmd),
+    /// Bring in a flow trained in PyTorch (zuko NSF / MAF, nflows spline
+    /// coupling) from its state dict; writes a checked model file.
+    Import(import::Args),
     /// Describe a model file: header, layers, parameters, bytes, scratch.
     Inspect(inspect::Args),
     /// Draw samples from a model file with the runtime's seeded sampler.
@@ -64,6 +68,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Freeze(a) => freeze::run(a),
         Cmd::Eval(a) => eval::run(a),
         Cmd::Export(c) => export::run(c),
+        Cmd::Import(a) => import::run(a),
         Cmd::Inspect(a) => inspect::run(a),
         Cmd::Sample(a) => sample::run(a),
         Cmd::Plot(a) => plot::run(a),

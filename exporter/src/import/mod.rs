@@ -1,0 +1,251 @@
+//! `floe import`: flows trained in PyTorch — zuko's NSF / MAF and nflows'
+//! spline coupling flows — read from their `state_dict()` (safetensors, or a
+//! `torch.save` pickle) through Burn's `burn-store`, mapped exactly onto floe's
+//! Burn modules ([`crate::flow`]), and frozen with the usual parity check.
+//!
+//! The mapping is exact, not approximate: zuko's parameterization of the
+//! spline and affine maps is its own layer flag in the file
+//! (`floe_runtime::format::FLAG_ZUKO`), evaluated by the runtime; nflows'
+//! spline is floe's, up to two constants folded into the last dense layer (the
+//! `1/√H` scale of its bin logits and the derivative shift). Feature orders
+//! and coupling masks become permutation layers around the transform.
+//! `tests/tests/all/interop.rs` checks the runtime against the libraries' own
+//! `log_prob` on committed fixtures (`cargo xtask interop` makes them).
+
+mod nflows;
+mod state;
+mod zuko;
+
+use std::path::Path;
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::prelude::*;
+use floe_runtime::Rng;
+
+pub use state::StateDict;
+
+use crate::data::{Rows, Standardization};
+use crate::error::{FloeError, Result};
+use crate::flow::{Flow, Layer, Mlp, MlpSpec, Permute};
+use crate::freeze::{self, LoadedModel, Parity, PARITY_TOLERANCE};
+
+/// The library a state dict comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Library {
+    /// probabilists/zuko 1.x: `zuko.flows.NSF` and `zuko.flows.MAF`.
+    Zuko,
+    /// bayesiains/nflows 0.14: `Flow` of permutations and
+    /// `PiecewiseRationalQuadraticCouplingTransform` with `ResidualNet`
+    /// conditioners, linear tails, over a `StandardNormal`.
+    Nflows,
+}
+
+impl Library {
+    /// The name the library goes by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Library::Zuko => "zuko",
+            Library::Nflows => "nflows",
+        }
+    }
+}
+
+/// What a state dict does not carry. Unset fields come from the file's
+/// metadata (`tail_bound`, `bound`, `activation`, `univariate`), then the
+/// library's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// nflows: the spline's `tail_bound` (required: nflows' default is 1).
+    /// zuko: the spline's `bound` (zuko's default 5).
+    pub bound: Option<f32>,
+    /// The conditioner's activation: `relu` (both libraries' default) or `tanh`.
+    pub activation: Option<String>,
+}
+
+/// A flow brought in, before freezing.
+#[derive(Debug)]
+pub struct Imported {
+    /// The flow as floe's Burn modules.
+    pub flow: Flow,
+    /// One line per source transform: what it became.
+    pub summary: Vec<String>,
+}
+
+/// Read `path` and map it onto floe's modules.
+pub fn import(lib: Library, path: &Path, opts: &ImportOptions, device: &Device) -> Result<Imported> {
+    import_state(lib, &StateDict::read(path)?, opts, device)
+}
+
+/// Map a state dict already read onto floe's modules.
+pub fn import_state(lib: Library, sd: &StateDict, opts: &ImportOptions, device: &Device) -> Result<Imported> {
+    if let Some(l) = sd.metadata.get("library") {
+        if l != lib.name() {
+            return Err(sd.err(format!("the file's metadata names library {l:?}, not {}", lib.name())));
+        }
+    }
+    let tanh = match opts.activation.as_deref().or(sd.metadata.get("activation").map(String::as_str)) {
+        None | Some("relu") => false,
+        Some("tanh") => true,
+        Some(a) => return Err(sd.err(format!("activation {a:?}: floe's conditioners have relu or tanh"))),
+    };
+    let mut imported = match lib {
+        Library::Zuko => zuko::import(sd, opts, tanh, device)?,
+        Library::Nflows => nflows::import(sd, opts, tanh, device)?,
+    };
+    imported.flow.layers = merge_permutations(std::mem::take(&mut imported.flow.layers), imported.flow.dim);
+    Ok(imported)
+}
+
+/// Rows the parity check runs on: `n` rows where the model puts its mass —
+/// base draws with every coordinate within ±3 (redrawn beyond), mapped to data
+/// space by the runtime's inverse — and `n` standard normal rows scaled by 2,
+/// all seeded. (Untruncated samples reach the far tails, where a MAF's scales of
+/// up to e^6.9 leave no f32 evaluation, Burn's, the runtime's or the library's,
+/// within the parity rule of the exact value.)
+pub fn check_rows(loaded: &LoadedModel, n: usize) -> Result<Rows> {
+    let m = loaded.model();
+    let d = m.dim();
+    let mut rng = Rng::new(0x1A9_0F7);
+    let mut scratch = vec![0.0f32; m.scratch_len()];
+    let mut x = Vec::with_capacity(2 * n * d);
+    let (mut z, mut row) = (vec![0.0f32; d], vec![0.0f32; d]);
+    for _ in 0..n {
+        for v in z.iter_mut() {
+            *v = rng.normal();
+            while v.abs() > 3.0 {
+                *v = rng.normal();
+            }
+        }
+        m.inverse(&z, &[], &mut row, &mut scratch)?;
+        x.extend_from_slice(&row);
+    }
+    for _ in 0..n * d {
+        x.push(2.0 * rng.normal());
+    }
+    Ok(Rows::new(d, x))
+}
+
+/// Freeze an imported flow (identity standardization: the flow's own units) and
+/// check the runtime against Burn on [`check_rows`]: the usual parity rule.
+pub fn freeze_imported(flow: &Flow) -> Result<(LoadedModel, Parity)> {
+    let xs = Standardization::identity(flow.dim);
+    let cs = Standardization::identity(0);
+    let first = freeze::fold(flow, &xs, &cs)?.load()?;
+    let rows = check_rows(&first, 512)?;
+    freeze::freeze(flow, &xs, &cs, &rows, PARITY_TOLERANCE)
+}
+
+/// A dense layer from PyTorch's `weight` (`out × in`, row-major) and `bias`.
+pub(crate) fn linear(w: &[f32], b: &[f32], n_out: usize, n_in: usize, device: &Device) -> Linear {
+    let mut t = vec![0.0f32; n_in * n_out];
+    for o in 0..n_out {
+        for i in 0..n_in {
+            t[i * n_out + o] = w[o * n_in + i];
+        }
+    }
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(t, [n_in, n_out]), device)),
+        bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(b.to_vec(), [n_out]), device))),
+    }
+}
+
+/// A conditioner of `spec` with the given dense layers (PyTorch layout:
+/// `(weight out × in, bias)` each), masked like a MADE layer when `made` is set.
+pub(crate) fn mlp(
+    spec: &MlpSpec,
+    n_in: usize,
+    n_out: usize,
+    made: Option<(usize, usize)>,
+    dense: &[(Vec<f32>, Vec<f32>)],
+    device: &Device,
+) -> Result<Mlp> {
+    let mut m = Mlp::new(spec, n_in, n_out, made, device);
+    if m.linears.len() != dense.len() {
+        return Err(FloeError::Internal("import: dense layer count"));
+    }
+    for (l, (w, b)) in m.linears.iter_mut().zip(dense) {
+        let [i, o] = l.weight.dims();
+        if w.len() != i * o || b.len() != o {
+            return Err(FloeError::Internal("import: dense layer shape"));
+        }
+        *l = linear(w, b, o, i, device);
+    }
+    Ok(m)
+}
+
+/// `perm` as a layer (`z_i = x_{perm_i}`).
+pub(crate) fn permute(perm: Vec<usize>) -> Layer {
+    let reverse = perm.iter().rev().copied().eq(0..perm.len());
+    Layer::Permute(Permute { perm, reverse })
+}
+
+/// The inverse permutation.
+pub(crate) fn inverse(perm: &[usize]) -> Vec<usize> {
+    let mut inv = vec![0; perm.len()];
+    for (t, &p) in perm.iter().enumerate() {
+        inv[p] = t;
+    }
+    inv
+}
+
+/// Compose runs of permutation layers into one, and drop identities: the
+/// conjugations around each imported transform mostly cancel.
+fn merge_permutations(layers: Vec<Layer>, d: usize) -> Vec<Layer> {
+    let mut out: Vec<Layer> = Vec::new();
+    let mut pending: Option<Vec<usize>> = None;
+    let flush = |out: &mut Vec<Layer>, p: Option<Vec<usize>>| {
+        if let Some(p) = p.filter(|p| !p.iter().copied().eq(0..d)) {
+            out.push(permute(p));
+        }
+    };
+    for l in layers {
+        match l {
+            Layer::Permute(p) => {
+                // After p1, y_i = x_{p1_i}; after p2, z_i = y_{p2_i} = x_{p1[p2_i]}.
+                pending = Some(match pending.take() {
+                    None => p.perm,
+                    Some(p1) => p.perm.iter().map(|&i| p1[i]).collect(),
+                });
+            }
+            other => {
+                flush(&mut out, pending.take());
+                out.push(other);
+            }
+        }
+    }
+    flush(&mut out, pending);
+    out
+}
+
+/// Whether `p` is a permutation of `0..d`.
+pub(crate) fn is_permutation(p: &[usize], d: usize) -> bool {
+    let mut seen = vec![false; d];
+    p.len() == d && p.iter().all(|&i| i < d && !std::mem::replace(&mut seen[i], true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutations_compose_and_cancel() {
+        let d = 4;
+        let p = vec![2, 0, 3, 1];
+        let layers = vec![permute(p.clone()), permute(inverse(&p))];
+        assert!(merge_permutations(layers, d).is_empty());
+        let q = vec![1, 2, 3, 0];
+        let merged = merge_permutations(vec![permute(p.clone()), permute(q.clone())], d);
+        let [Layer::Permute(m)] = merged.as_slice() else { panic!("one layer") };
+        let x = [10.0, 11.0, 12.0, 13.0];
+        let y: Vec<f64> = p.iter().map(|&i| x[i]).collect();
+        let z: Vec<f64> = q.iter().map(|&i| y[i]).collect();
+        let direct: Vec<f64> = m.perm.iter().map(|&i| x[i]).collect();
+        assert_eq!(z, direct);
+        assert!(is_permutation(&m.perm, d) && !is_permutation(&[0, 0, 1, 2], d));
+        assert!(matches!(
+            &merge_permutations(vec![permute(vec![3, 2, 1, 0])], d)[..],
+            [Layer::Permute(Permute { reverse: true, .. })]
+        ));
+    }
+}

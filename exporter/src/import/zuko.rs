@@ -1,0 +1,189 @@
+//! zuko 1.x `NSF` / `MAF`: `transform.transforms.{i}` are
+//! `MaskedAutoregressiveTransform`s (an `order` buffer and a `MaskedMLP` hyper
+//! network `hyper.{0,2,4,…}` with `weight`, `bias`, `mask`), `base` a
+//! `DiagNormal` (`loc`, `scale`).
+//!
+//! A transform with feature order `o` is the MADE layer of the natural order
+//! conjugated by the permutation that sorts `o`: feature `π_t` (the one with
+//! `o = t`) becomes coordinate t, its input column and its output block move
+//! there, and the hidden units stay. zuko's `MaskedMLP` then assigns hidden
+//! units exactly the MADE degrees floe's format fixes (`1 + (j mod (D−1))`), so
+//! its masks are floe's — checked weight by weight here and again by the
+//! runtime at load.
+
+use burn::prelude::*;
+use floe_runtime::format::made::{mask_allows, MaskLayer};
+use floe_runtime::format::spline::{params_per_dim, ZUKO_NEG_LN_SLOPE};
+use floe_runtime::format::BaseKind;
+
+use super::state::StateDict;
+use super::{inverse, is_permutation, mlp, permute, ImportOptions, Imported};
+use crate::error::Result;
+use crate::flow::{BaseDist, Elementwise, Flow, Layer, Made, MlpSpec};
+
+/// zuko's spline bound (`MonotonicRQSTransform(bound=5.0)`).
+const ZUKO_BOUND: f32 = 5.0;
+
+pub(super) fn import(sd: &StateDict, opts: &ImportOptions, tanh: bool, device: &Device) -> Result<Imported> {
+    let n = count(sd, "transform.transforms.", ".order");
+    if n == 0 {
+        return Err(sd.err("no zuko transforms (`transform.transforms.0.order`): not a zuko NSF/MAF state dict".into()));
+    }
+    let d = sd.get("transform.transforms.0.order")?.shape.first().copied().unwrap_or(0);
+    if d < 2 {
+        return Err(sd.err(format!("{d} features: floe's MADE layers need at least 2")));
+    }
+    let bound = match opts.bound {
+        Some(b) => b,
+        None => sd.meta_f32("bound")?.unwrap_or(ZUKO_BOUND),
+    };
+    if !(bound.is_finite() && bound > 0.0) {
+        return Err(sd.err(format!("spline bound {bound}: must be finite and > 0")));
+    }
+    let mut layers = Vec::new();
+    let mut summary = Vec::new();
+    for i in 0..n {
+        let pre = format!("transform.transforms.{i}.");
+        let order: Vec<usize> = sd.shaped(&format!("{pre}order"), &[d])?.iter().map(|&v| v as usize).collect();
+        if !is_permutation(&order, d) {
+            return Err(sd.err(format!(
+                "{pre}order {order:?} is not a permutation of 0..{d}: zuko transforms with passes < features \
+                 (coupling-style) are not supported"
+            )));
+        }
+        // π_t = the feature whose order is t.
+        let pi = inverse(&order);
+        let dense = hyper(sd, &pre)?;
+        let (h, n_in) = (dense[0].1, dense[0].2);
+        if n_in != d {
+            return Err(sd.err(format!(
+                "{pre}hyper takes {n_in} inputs for {d} features: conditional zuko flows are not supported"
+            )));
+        }
+        if dense[1..dense.len() - 1].iter().any(|x| x.1 != h || x.2 != h) || dense.len() < 2 {
+            return Err(sd.err(format!("{pre}hyper: floe's conditioners have equal hidden widths (≥ 1 hidden layer)")));
+        }
+        let last = &dense[dense.len() - 1];
+        if last.2 != h || last.1 % d != 0 {
+            return Err(sd.err(format!("{pre}hyper: last layer {}×{} for {d} features", last.1, last.2)));
+        }
+        let p = last.1 / d;
+        let univariate = sd.metadata.get("univariate").map(String::as_str);
+        let elem = match (p, univariate) {
+            (2, None | Some("affine")) => Elementwise::Affine { clamp: ZUKO_NEG_LN_SLOPE, zuko: true },
+            (p, None | Some("spline")) if p >= 2 && (p + 1) % 3 == 0 => {
+                Elementwise::Spline { bins: (p + 1) / 3, bound, zuko: true }
+            }
+            _ => {
+                return Err(sd.err(format!(
+                    "{pre}hyper: {p} parameters per feature is neither zuko's affine (2) nor a spline (3K − 1)"
+                )))
+            }
+        };
+        debug_assert_eq!(elem.ppd(), if p == 2 { 2 } else { params_per_dim((p + 1) / 3) });
+        // Conjugate: inputs and output blocks in the sorted order.
+        let mut ws: Vec<(Vec<f32>, Vec<f32>)> = dense.iter().map(|x| (x.3.clone(), x.4.clone())).collect();
+        let (w0, _) = &mut ws[0];
+        *w0 = (0..h).flat_map(|r| pi.iter().map(move |&c| (r, c))).map(|(r, c)| dense[0].3[r * d + c]).collect();
+        let lw = &last.3;
+        let lb = &last.4;
+        let (wl, bl) = ws.last_mut().expect("two dense layers at least");
+        for t in 0..d {
+            for q in 0..p {
+                let (to, from) = (t * p + q, pi[t] * p + q);
+                wl[to * h..(to + 1) * h].copy_from_slice(&lw[from * h..(from + 1) * h]);
+                bl[to] = lb[from];
+            }
+        }
+        // floe's MADE degrees must allow every weight zuko's masks kept.
+        let nd = ws.len();
+        for (k, (w, _)) in ws.iter().enumerate() {
+            let cols = if k == 0 { d } else { h };
+            let layer = MaskLayer::of(k, nd);
+            if let Some(j) =
+                w.iter().enumerate().position(|(j, &v)| v != 0.0 && !mask_allows(layer, d, p, j / cols, j % cols))
+            {
+                return Err(sd.err(format!(
+                    "{pre}hyper dense {k}: weight ({}, {}) connects what MADE's degree rule masks; \
+                     this MaskedMLP's hidden degrees are not the ones floe's format fixes",
+                    j / cols,
+                    j % cols
+                )));
+            }
+        }
+        let spec = MlpSpec { hidden: h, blocks: nd - 1, residual: false, tanh };
+        let cond = mlp(&spec, d, d * p, Some((d, p)), &ws, device)?;
+        layers.push(permute(pi.clone()));
+        layers.push(Layer::Made(Made { mlp: cond, dim: d, elem, spec }));
+        layers.push(permute(order.clone()));
+        summary.push(format!(
+            "transform {i}: order {order:?} → MADE {} ({} × {h}, {}) between permutations",
+            match elem {
+                Elementwise::Spline { bins, .. } => format!("spline K = {bins}, B = {bound}"),
+                Elementwise::Affine { .. } => "affine".into(),
+            },
+            nd - 1,
+            if tanh { "tanh" } else { "ReLU" }
+        ));
+    }
+    let base = base(sd, d, device)?;
+    summary.push(format!("base: {}", if base.kind == BaseKind::StdNormal { "N(0, I)" } else { "diagonal normal" }));
+    Ok(Imported { flow: Flow { layers, base, dim: d, context_dim: 0 }, summary })
+}
+
+/// How many `{prefix}{i}{suffix}` tensors exist for i = 0, 1, ….
+pub(super) fn count(sd: &StateDict, prefix: &str, suffix: &str) -> usize {
+    (0..).take_while(|i| sd.tensors.contains_key(&format!("{prefix}{i}{suffix}"))).count()
+}
+
+/// The hyper network's dense layers in order: `(index, rows, cols, masked
+/// weight, bias)`.
+#[allow(clippy::type_complexity)]
+fn hyper(sd: &StateDict, pre: &str) -> Result<Vec<(usize, usize, usize, Vec<f32>, Vec<f32>)>> {
+    let mut idx: Vec<usize> = sd
+        .names_under(&format!("{pre}hyper."))
+        .filter_map(|k| k.strip_prefix(&format!("{pre}hyper.")).and_then(|r| r.strip_suffix(".weight")))
+        .filter_map(|i| i.parse().ok())
+        .collect();
+    idx.sort_unstable();
+    if idx.len() < 2 {
+        return Err(sd.err(format!("{pre}hyper: fewer than two dense layers")));
+    }
+    let mut out = Vec::new();
+    for i in idx {
+        let w = sd.get(&format!("{pre}hyper.{i}.weight"))?;
+        let [rows, cols] = w.shape[..] else {
+            return Err(sd.err(format!("{pre}hyper.{i}.weight: shape {:?}", w.shape)));
+        };
+        let b = sd.shaped(&format!("{pre}hyper.{i}.bias"), &[rows])?;
+        let mut v = w.values.clone();
+        if let Some(m) = sd.tensors.get(&format!("{pre}hyper.{i}.mask")) {
+            if m.shape != w.shape {
+                return Err(sd.err(format!("{pre}hyper.{i}.mask: shape {:?} for a {rows}×{cols} weight", m.shape)));
+            }
+            for (x, &k) in v.iter_mut().zip(&m.values) {
+                if k == 0.0 {
+                    *x = 0.0;
+                }
+            }
+        }
+        out.push((i, rows, cols, v, b.to_vec()));
+    }
+    Ok(out)
+}
+
+/// `base.loc`, `base.scale`: N(0, I) when they are 0 and 1, else a diagonal normal.
+fn base(sd: &StateDict, d: usize, device: &Device) -> Result<BaseDist> {
+    let (loc, scale) = (sd.shaped("base.loc", &[d])?, sd.shaped("base.scale", &[d])?);
+    if let Some(s) = scale.iter().find(|&&s| !(s > 0.0 && s.is_finite())) {
+        return Err(sd.err(format!("base.scale holds {s}: scales must be finite and > 0")));
+    }
+    if loc.iter().all(|&v| v == 0.0) && scale.iter().all(|&v| v == 1.0) {
+        return Ok(BaseDist::new(BaseKind::StdNormal, d, 0, device));
+    }
+    let mut b = BaseDist::new(BaseKind::DiagNormal, d, 0, device);
+    let t = |v: Vec<f32>| burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(v, [d]), device));
+    b.loc = Some(t(loc.to_vec()));
+    b.log_scale = Some(t(scale.iter().map(|s| s.ln()).collect()));
+    Ok(b)
+}

@@ -52,6 +52,8 @@ pub const SEEDS: &[Seed] = &[
     Seed { name: "made-spline.floe", bytes: include_bytes!("../../fuzz/seeds/made-spline.floe") },
     Seed { name: "linear-mixture.floe", bytes: include_bytes!("../../fuzz/seeds/linear-mixture.floe") },
     Seed { name: "daphnet-int8.floe", bytes: include_bytes!("../../firmware/assets/daphnet-int8.floe") },
+    Seed { name: "zuko-nsf.floe", bytes: include_bytes!("../../fuzz/seeds/zuko-nsf.floe") },
+    Seed { name: "zuko-maf.floe", bytes: include_bytes!("../../fuzz/seeds/zuko-maf.floe") },
 ];
 
 /// A fuzz target: a function of the fuzzer's bytes.

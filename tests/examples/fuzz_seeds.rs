@@ -2,6 +2,9 @@
 //! precision, with and without a context — the structure-aware fuzz targets'
 //! starting points besides the bundled models (`floe_fuzz_checks::SEEDS`).
 //!
+//! Also the zuko flows of the interop fixtures, imported (`floe import zuko`):
+//! the layer flag of zuko's parameterization.
+//!
 //! `cargo run -p floe-tests --example fuzz_seeds`
 
 use floe_exporter::data::Rows;
@@ -43,5 +46,17 @@ fn main() {
             std::fs::write(&path, q.model.to_bytes().expect("bytes")).expect("write");
             println!("{}", path.display());
         }
+    }
+    let fixtures = dir.join("../../tests/fixtures/interop");
+    for name in ["zuko_nsf", "zuko_maf"] {
+        let opts = floe_exporter::import::ImportOptions::default();
+        let cpu = floe_exporter::train::device::cpu();
+        let state = fixtures.join(format!("{name}.safetensors"));
+        let imported =
+            floe_exporter::import::import(floe_exporter::import::Library::Zuko, &state, &opts, &cpu).expect("import");
+        let (loaded, _) = floe_exporter::import::freeze_imported(&imported.flow).expect("freeze");
+        let path = dir.join(format!("{}.floe", name.replace('_', "-")));
+        std::fs::write(&path, loaded.bytes()).expect("write");
+        println!("{}", path.display());
     }
 }

@@ -7,16 +7,18 @@ DIR/name.logp.f32. Prints one line per model and exits 1 when a check fails.
 
 The rule is the one `floe freeze` applies between Burn and the runtime:
 |diff| <= 1e-4 + 1e-6 |log p| nats on every row (the relative term covers
-far-tail rows, log p ~ -900, where one f32 ulp is 6e-5).
+far-tail rows, log p ~ -900, where one f32 ulp is 6e-5), plus, for a row that
+misses that, the freeze's allowance for the row's own f32 conditioning
+(DIR/name.allow.f32: layers + 1 times how far the runtime's log p moves when
+one input coordinate moves by one f32 step). Rows outside the plain rule are
+counted either way; a model fails when a row is outside the rule with its
+allowance.
 
-The trajectory model misses it, and the script says by how much. Its step
-densities are peaked (log p ~ 20 for two coordinates): its splines' slopes
-amplify the ulp-level differences between ONNX Runtime's exp/log and the
-runtime's, and its int8 conditioners round their input, so a pass-through
-value that moved by a rounding error can cross a quantization step (the int8
-flow is a step function of its input) and move log p by ~0.1 nats. For it the
-script requires the median row to meet the rule and every row to be within
-1 nat (a wrong layer or parameter moves every row by far more).
+The trajectory model misses the plain rule on about a quarter of its rows (its
+step densities are peaked, log p ~ 20 for two coordinates, and its int8
+conditioners round their input, so a value that moved by a rounding error can
+cross a quantization step): the allowance, measured on the runtime itself,
+covers every one of them, and it is held to the same rule as the others.
 """
 import sys
 from pathlib import Path
@@ -25,7 +27,6 @@ import numpy as np
 import onnxruntime as ort
 
 ABS, REL = 1e-4, 1e-6
-TRAJECTORY_MAX = 1.0
 
 
 def main(d: Path) -> int:
@@ -35,12 +36,13 @@ def main(d: Path) -> int:
     opts.log_severity_level = 3
     failed = []
     print(f"onnxruntime {ort.__version__}; rule |diff| <= {ABS} + {REL} |log p| nats")
-    print("| model | dim | context | rows | max abs diff (nats) | at log p | median | rows > 1e-4 | rows outside the rule |")
+    print("| model | dim | context | rows | max abs diff (nats) | at log p | median | rows > 1e-4 | rows outside 1e-4 + 1e-6·|log p| | of those, outside the allowance too |")
     for line in (d / "manifest.txt").read_text().splitlines():
         name, dim, cdim, rows, traj = line.split()
         dim, cdim, rows, traj = int(dim), int(cdim), int(rows), traj == "1"
         x = np.fromfile(d / f"{name}.x.f32", dtype="<f4").reshape(rows, dim)
         want = np.fromfile(d / f"{name}.logp.f32", dtype="<f4").astype(np.float64)
+        allow = np.fromfile(d / f"{name}.allow.f32", dtype="<f4").astype(np.float64)
         sess = ort.InferenceSession(str(d / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])
         feed = {"x": x}
         if cdim > 0:
@@ -49,20 +51,16 @@ def main(d: Path) -> int:
         got = got.astype(np.float64)
         diff = np.abs(got - want)
         diff[~np.isfinite(got)] = np.inf
-        allowed = ABS + REL * np.abs(want)
-        outside = diff > allowed
+        plain = diff > ABS + REL * np.abs(want)
+        outside = diff > ABS + REL * np.abs(want) + allow
         k = int(np.argmax(diff))
         print(
             f"| {name} | {dim} | {cdim} | {rows} | {diff[k]:.3g} | {want[k]:.4g} | {np.median(diff):.2g} "
-            f"| {int((diff > ABS).sum())} | {int(outside.sum())} |"
+            f"| {int((diff > ABS).sum())} | {int(plain.sum())} | {int(outside.sum())} |"
         )
-        if traj:
-            if np.median(diff) > ABS or diff.max() > TRAJECTORY_MAX:
-                failed.append(f"{name}: median {np.median(diff):.3g}, max {diff.max():.3g} nats (trajectory rule)")
-            elif outside.any():
-                print(f"  {name}: {int(outside.sum())} of {rows} rows outside the rule (trajectory model: see above)")
-        elif outside.any():
-            failed.append(f"{name}: row {k} differs by {diff[k]:.3g} nats (runtime {want[k]}, ONNX Runtime {got[k]})")
+        if outside.any():
+            i = int(np.flatnonzero(outside)[0])
+            failed.append(f"{name}: row {i} differs by {diff[i]:.3g} nats (runtime {want[i]}, ONNX Runtime {got[i]}, allowance {allow[i]:.3g})")
     for f in failed:
         print("FAIL", f)
     return 1 if failed else 0

@@ -78,19 +78,43 @@ fn write_f32(path: &Path, v: &[f32]) {
     std::fs::write(path, bytes).unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
 }
 
-/// Rows, contexts and the runtime's log-densities for one model.
-fn reference(model: &Model<'_>, real: Option<&[u8]>) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+/// The freeze's allowance for a row's own f32 conditioning
+/// (`floe_exporter::freeze::parity`): (layers + 1) × the largest change of the
+/// runtime's log p when one input coordinate moves by one f32 step (the larger
+/// of its ulp and ε·std).
+fn allowance(model: &Model<'_>, x: &[f32], ctx: &[f32], scratch: &mut [f32]) -> f32 {
+    let Ok(base) = model.log_prob(x, ctx, scratch) else { return 0.0 };
+    let (_, std) = model.standardization();
+    let mut worst = 0.0f64;
+    let mut y = x.to_vec();
+    for j in 0..x.len() {
+        let step = (x[j].abs() * f32::EPSILON).max(std.get(j).copied().unwrap_or(1.0) * f32::EPSILON);
+        for sign in [-1.0f32, 1.0] {
+            y[j] = x[j] + sign * step;
+            if let Ok(lp) = model.log_prob(&y, ctx, scratch) {
+                worst = worst.max((f64::from(lp) - f64::from(base)).abs());
+            }
+        }
+        y[j] = x[j];
+    }
+    ((model.n_layers() + 1) as f64 * worst) as f32
+}
+
+/// Rows, contexts, the runtime's log-densities and each row's [`allowance`] for
+/// one model.
+fn reference(model: &Model<'_>, real: Option<&[u8]>) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (d, c) = (model.dim(), model.context_dim());
     let mut scratch = vec![0.0f32; model.scratch_len()];
     let mut rng = Rng::new(0x4F4E_4E58);
     let (mean, _) = model.standardization();
     let (cmean, cstd) = model.context_standardization();
-    let (mut xs, mut cs, mut lps) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut xs, mut cs, mut lps, mut allow) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut push = |x: &[f32], ctx: &[f32], scratch: &mut [f32]| {
         let lp = model.log_prob(x, ctx, scratch).unwrap_or_else(|e| fail(format!("runtime log_prob: {e:?}")));
         xs.extend_from_slice(x);
         cs.extend_from_slice(ctx);
         lps.push(lp);
+        allow.push(allowance(model, x, ctx, scratch));
     };
     if let Some(real) = real {
         let v: Vec<f32> = real.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
@@ -112,7 +136,7 @@ fn reference(model: &Model<'_>, real: Option<&[u8]>) -> (Vec<f32>, Vec<f32>, Vec
         }
         push(&x, &ctx, &mut scratch);
     }
-    (xs, cs, lps)
+    (xs, cs, lps, allow)
 }
 
 /// The virtual environment's python, with ONNX Runtime installed.
@@ -164,10 +188,11 @@ pub fn onnx() {
         let model = Model::load(&bytemuck::cast_slice::<u128, u8>(&words)[..bytes.len()])
             .unwrap_or_else(|e| fail(format!("{}: {e:?}", path.display())));
         let real = rows.as_ref().map(|r| std::fs::read(r).unwrap_or_else(|e| fail(format!("{}: {e}", r.display()))));
-        let (xs, cs, lps) = reference(&model, real.as_deref());
+        let (xs, cs, lps, allow) = reference(&model, real.as_deref());
         write_f32(&out.join(format!("{name}.x.f32")), &xs);
         write_f32(&out.join(format!("{name}.context.f32")), &cs);
         write_f32(&out.join(format!("{name}.logp.f32")), &lps);
+        write_f32(&out.join(format!("{name}.allow.f32")), &allow);
         let trajectory = u8::from(model.trajectory_layout().is_some());
         manifest.push_str(&format!("{name} {} {} {} {trajectory}\n", model.dim(), model.context_dim(), lps.len()));
     }

@@ -284,4 +284,56 @@ mod tests {
             prev = y;
         }
     }
+
+    /// zuko's parameterization: zero raw values are the identity too, the map
+    /// is monotone onto [−B, B], inverse undoes forward, the log-derivative is
+    /// the slope's, and it differs from floe's own for the same raw values.
+    #[test]
+    fn zuko_parameterization_is_a_valid_spline() {
+        let k = 8;
+        let mut w = [0.0f32; 27];
+        let zero = [0.0f32; 23];
+        for &x in &[-4.9f32, -1.0, 0.0, 0.3, 4.5] {
+            let (y, ld) = forward(x, &zero, k, 5.0, true, &mut w).unwrap();
+            assert!((y - x).abs() < 1e-5 && ld.abs() < 1e-5, "{x} -> {y}, {ld}");
+        }
+        for seed in 0..20 {
+            let r = raw(k, seed);
+            // Large raw values too: zuko soft-clips them.
+            let r: [f32; 23] = core::array::from_fn(|i| r[i] * if seed % 2 == 0 { 1.0 } else { 40.0 });
+            let mut prev = f32::NEG_INFINITY;
+            for i in 0..=200 {
+                let x = -5.0 + 0.05 * i as f32;
+                let (y, ld) = forward(x, &r, k, 5.0, true, &mut w).unwrap();
+                assert!(y >= prev && y.is_finite() && ld.is_finite(), "seed {seed} x {x}");
+                prev = y;
+                // zuko's slopes span 1e-3 ..= 1e3: round trips are checked on
+                // the moderate parameters, the soft clip on the large ones.
+                if seed % 2 == 1 {
+                    assert!(ld.abs() < 30.0);
+                    continue;
+                }
+                let (x2, ld2) = inverse(y, &r, k, 5.0, true, &mut w).unwrap();
+                // In y units: where the slope is 1e-3 an f32 step of y is a
+                // thousand times larger in x.
+                assert!((x - x2).abs() * ld.exp() < 2e-5, "seed {seed} x {x} x2 {x2}");
+                // The inverse's log-derivative is the forward map's at its own x.
+                let (_, ld_at) = forward(x2, &r, k, 5.0, true, &mut w).unwrap();
+                assert!(x2.abs() >= 5.0 || (ld_at - ld2).abs() < 1e-3, "seed {seed} x {x}: {ld_at} vs {ld2}");
+                // zuko's derivatives lie in (1e-3, 1e3): |log slope| ≤ 2·ln 1e3 + ….
+                assert!(ld.abs() < 30.0);
+                if (1..200).contains(&i) {
+                    let h = 1e-2f32;
+                    let (yp, _) = forward(x + h, &r, k, 5.0, true, &mut w).unwrap();
+                    let (ym, _) = forward(x - h, &r, k, 5.0, true, &mut w).unwrap();
+                    let fd = ((yp - ym) / (2.0 * h)).ln();
+                    assert!((fd - ld).abs() < 5e-2, "seed {seed} x {x}: fd {fd} analytic {ld}");
+                }
+            }
+            assert!((prev - 5.0).abs() < 1e-4);
+            let (a, _) = forward(0.7, &r, k, 5.0, true, &mut w).unwrap();
+            let (b, _) = forward(0.7, &r, k, 5.0, false, &mut w).unwrap();
+            assert!(a != b);
+        }
+    }
 }

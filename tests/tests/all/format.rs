@@ -202,3 +202,38 @@ fn bad_call_arguments_get_typed_errors() {
         Err(Error::DimMismatch { .. })
     ));
 }
+
+/// Layer flag bit 3 (zuko's parameterization, `floe import zuko`) is valid on
+/// couplings and MADE layers only, and changes what they compute.
+#[test]
+fn the_zuko_flag_is_checked_and_takes_effect() {
+    use floe_runtime::format::FLAG_ZUKO;
+    let b = sample_model();
+    let m = Model::load(&b).unwrap();
+    let x = [0.1f32, -0.4, 0.3];
+    let mut s = vec![0.0; m.scratch_len()];
+    let base = m.log_prob(&x, &[0.5], &mut s).unwrap();
+    let mut conditioned = 0;
+    for i in 0..m.n_layers() {
+        let mut t = b.clone();
+        t[HEADER_LEN + i * LAYER_RECORD_LEN + layer::FLAGS] |= FLAG_ZUKO;
+        recrc(&mut t);
+        if m.layer_info(i).unwrap().record.kind.has_conditioner() {
+            let z = Model::load(&t).unwrap();
+            let mut s = vec![0.0; z.scratch_len()];
+            let lp = z.log_prob(&x, &[0.5], &mut s).unwrap();
+            assert!(lp.is_finite() && lp != base, "layer {i}: {lp} vs {base}");
+            conditioned += 1;
+        } else {
+            assert_eq!(Model::load(&t).err(), Some(Error::BadLayer(i as u16)), "layer {i}");
+        }
+    }
+    assert!(conditioned >= 2 && conditioned < m.n_layers());
+    // Nor on a trajectory model's history encoder (layer 0).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/assets");
+    let mut t = AlignedBytes::new(&std::fs::read(dir.join("traj-int8.floe")).unwrap());
+    assert!(Model::load(&t).is_ok());
+    t[HEADER_LEN + layer::FLAGS] |= FLAG_ZUKO;
+    recrc(&mut t);
+    assert_eq!(Model::load(&t).err(), Some(Error::BadLayer(0)));
+}

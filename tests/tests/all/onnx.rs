@@ -66,8 +66,12 @@ fn every_bundled_model_exports_a_well_formed_graph() {
         // A spline model's graph holds the bin search.
         let ops: HashSet<&str> = g.node.iter().map(|n| n.op_type.as_str()).collect();
         let kinds: Vec<_> = (0..m.n_layers()).map(|i| m.layer_info(i).unwrap().record.kind.name()).collect();
+        // Derivatives: softplus, or zuko's exp of a soft clip (layer flag).
+        let zuko =
+            (0..m.n_layers()).any(|i| m.layer_info(i).unwrap().record.flags & floe_runtime::format::FLAG_ZUKO != 0);
         if kinds.iter().any(|k| k.contains("spline")) {
-            for op in ["CumSum", "GatherElements", "LessOrEqual", "Softplus"] {
+            let derivative = if zuko { "Abs" } else { "Softplus" };
+            for op in ["CumSum", "GatherElements", "LessOrEqual", derivative] {
                 assert!(ops.contains(op), "{}: no {op}", path.display());
             }
         }

@@ -102,3 +102,39 @@ pub fn scratch_len(
 pub fn tensor_record(model: &Model<'_>, i: u32) -> Result<TensorRecord> {
     model.view().tensor(i)
 }
+
+/// How far [`Model::log_prob`] of row `x` moves when one input coordinate moves
+/// by one f32 rounding step (the largest over coordinates and both directions):
+/// the rounding noise any f32 evaluation of this row carries. The step is the
+/// larger of the coordinate's own ulp and `ε·std` (standardized units): a
+/// coordinate near zero carries no tiny ulp through a spline whose knots sit at
+/// ±B. `y` (D values) is work space. The exporter's parity rule and the ONNX
+/// check allow `(n_layers + 1)` times this on a row that misses their plain
+/// tolerance.
+pub fn ulp_sensitivity(model: &Model<'_>, x: &[f32], c: &[f32], y: &mut [f32], scratch: &mut [f32]) -> Result<f64> {
+    let base = f64::from(model.log_prob(x, c, scratch)?);
+    let (_, std) = model.standardization();
+    if y.len() != x.len() {
+        return Err(Error::DimMismatch { expected: x.len() as u32, got: y.len() as u32 });
+    }
+    y.copy_from_slice(x);
+    let mut worst = 0.0f64;
+    for (j, &xj) in x.iter().enumerate() {
+        let s = std.get(j).copied().unwrap_or(1.0);
+        let step = libm::fmaxf(libm::fabsf(xj) * f32::EPSILON, s * f32::EPSILON);
+        for sign in [-1.0f32, 1.0] {
+            let v = xj + sign * step;
+            if let Some(slot) = y.get_mut(j) {
+                *slot = v;
+            }
+            if v.is_finite() {
+                let lp = f64::from(model.log_prob(y, c, scratch)?);
+                worst = libm::fmax(worst, libm::fabs(lp - base));
+            }
+        }
+        if let Some(slot) = y.get_mut(j) {
+            *slot = xj;
+        }
+    }
+    Ok(worst)
+}

@@ -19,7 +19,11 @@
 //!   (`ffi.rs`, `ffi_ref.rs` the reference, `ffi_m4f.rs` the firmware).
 //! - `onnx`: `floe export onnx` of every bundled model, checked by ONNX
 //!   Runtime (a Python virtual environment under `target/onnx/`) against the
-//!   runtime's `log_prob`, ≤ 1e-4 nats (`onnx.rs`, `onnx/check.py`).
+//!   runtime's `log_prob` with the freeze's rule (`onnx.rs`, `onnx/check.py`).
+//! - `interop`: the fixtures of `floe import` made by torch, zuko 1.6.0 and
+//!   nflows 0.14 (a Python virtual environment under `target/interop/`), then
+//!   the import tests on them (`interop.rs`, `interop/make_fixtures.py`). Not in
+//!   CI: CI tests the committed fixtures.
 //! - `size`: build the firmware and print its section sizes (`elf.rs`).
 //! - `bench`: host kernel benchmark and QEMU instruction counts, int8 vs f32
 //!   (`bench.rs`).
@@ -48,6 +52,7 @@ mod ffi_m4f;
 mod ffi_ref;
 mod fuzz;
 mod host;
+mod interop;
 mod onnx;
 mod qemu;
 mod report;
@@ -68,10 +73,11 @@ fn main() {
         "aarch64" => aarch64::aarch64(),
         "ffi" => ffi::ffi(&std::env::args().skip(2).collect::<Vec<_>>()),
         "onnx" => onnx::onnx(),
+        "interop" => interop::interop(),
         "host-lines" => aarch64::print_lines(&std::env::args().nth(2).unwrap_or_default()),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | qemu | aarch64 | ffi [--write] | onnx | size | bench | bench-peers | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
+                "usage: cargo xtask ci | qemu | aarch64 | ffi [--write] | onnx | interop | size | bench | bench-peers | bench-train [ARGS] | assets | fuzz [SECONDS] | miri"
             );
             std::process::exit(2);
         }

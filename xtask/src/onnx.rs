@@ -83,21 +83,9 @@ fn write_f32(path: &Path, v: &[f32]) {
 /// runtime's log p when one input coordinate moves by one f32 step (the larger
 /// of its ulp and ε·std).
 fn allowance(model: &Model<'_>, x: &[f32], ctx: &[f32], scratch: &mut [f32]) -> f32 {
-    let Ok(base) = model.log_prob(x, ctx, scratch) else { return 0.0 };
-    let (_, std) = model.standardization();
-    let mut worst = 0.0f64;
-    let mut y = x.to_vec();
-    for j in 0..x.len() {
-        let step = (x[j].abs() * f32::EPSILON).max(std.get(j).copied().unwrap_or(1.0) * f32::EPSILON);
-        for sign in [-1.0f32, 1.0] {
-            y[j] = x[j] + sign * step;
-            if let Ok(lp) = model.log_prob(&y, ctx, scratch) {
-                worst = worst.max((f64::from(lp) - f64::from(base)).abs());
-            }
-        }
-        y[j] = x[j];
-    }
-    ((model.n_layers() + 1) as f64 * worst) as f32
+    let mut y = vec![0.0f32; x.len()];
+    let s = floe_runtime::exporter_hooks::ulp_sensitivity(model, x, ctx, &mut y, scratch).unwrap_or(0.0);
+    ((model.n_layers() + 1) as f64 * s) as f32
 }
 
 /// Rows, contexts, the runtime's log-densities and each row's [`allowance`] for

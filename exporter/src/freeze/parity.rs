@@ -45,21 +45,8 @@ pub struct Parity {
 /// through a spline whose knots sit at ±B.
 pub fn ulp_sensitivity(model: &Model<'_>, x: &[f32], c: &[f32]) -> std::result::Result<f64, floe_runtime::Error> {
     let mut scratch = vec![0.0f32; model.scratch_len()];
-    let base = model.log_prob(x, c, &mut scratch)? as f64;
-    let (_, std) = model.standardization();
-    let mut worst = 0.0f64;
-    let mut y = x.to_vec();
-    for j in 0..x.len() {
-        let step = (x[j].abs() * f32::EPSILON).max(std.get(j).copied().unwrap_or(1.0) * f32::EPSILON);
-        for sign in [-1.0f32, 1.0] {
-            y[j] = x[j] + sign * step;
-            if y[j].is_finite() {
-                worst = worst.max((model.log_prob(&y, c, &mut scratch)? as f64 - base).abs());
-            }
-        }
-        y[j] = x[j];
-    }
-    Ok(worst)
+    let mut y = vec![0.0f32; x.len()];
+    floe_runtime::exporter_hooks::ulp_sensitivity(model, x, c, &mut y, &mut scratch)
 }
 
 /// Multiple of [`ulp_sensitivity`] a row's difference may reach: one per place an

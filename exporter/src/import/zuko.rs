@@ -88,9 +88,9 @@ pub(super) fn import(sd: &StateDict, opts: &ImportOptions, tanh: bool, device: &
         let lw = &last.3;
         let lb = &last.4;
         let (wl, bl) = ws.last_mut().expect("two dense layers at least");
-        for t in 0..d {
+        for (t, &src) in pi.iter().enumerate() {
             for q in 0..p {
-                let (to, from) = (t * p + q, pi[t] * p + q);
+                let (to, from) = (t * p + q, src * p + q);
                 wl[to * h..(to + 1) * h].copy_from_slice(&lw[from * h..(from + 1) * h]);
                 bl[to] = lb[from];
             }

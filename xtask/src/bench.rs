@@ -112,22 +112,7 @@ pub fn bench_train(extra: &[String]) {
 /// virtual environment under `target/peers/` with FlowJAX from the package
 /// registry the first time. Not part of CI.
 pub fn bench_peers() {
-    let venv = root().join("target").join("peers").join("venv");
-    let python = venv.join("bin").join("python");
-    if !python.exists() {
-        step("python virtual environment", std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    }
-    if !std::process::Command::new(&python).args(["-c", "import flowjax, jax"]).status().is_ok_and(|s| s.success()) {
-        step(
-            "install FlowJAX 19 and JAX (CPU)",
-            std::process::Command::new(venv.join("bin").join("pip")).args([
-                "install",
-                "-q",
-                "flowjax==19.*",
-                "jax[cpu]",
-            ]),
-        );
-    }
+    let python = crate::tools::venv("peers", "flowjax, jax", &["flowjax==19.*", "jax[cpu]"]);
     let script = root().join("xtask").join("peers").join("flowjax_bench.py");
     let run_py = |threads: &str| -> std::collections::BTreeMap<String, String> {
         let out = std::process::Command::new(&python)

@@ -11,35 +11,14 @@
 use std::process::Command;
 
 use crate::boards::root;
-use crate::tools::{apt_install, cargo, have, step};
+use crate::tools::{cargo, step, venv};
 
 /// The libraries, pinned as the issue asks.
 const PACKAGES: &[&str] = &["torch", "zuko==1.6.0", "nflows==0.14", "safetensors", "numpy"];
 
 /// `cargo xtask interop`.
 pub fn interop() {
-    let venv = root().join("target").join("interop").join("venv");
-    let python = venv.join("bin").join("python");
-    if !python.exists() {
-        if !have("python3", "--version")
-            || !Command::new("python3").args(["-m", "venv", "--help"]).output().is_ok_and(|o| o.status.success())
-        {
-            apt_install("install Python 3 and venv", &["python3", "python3-venv"]);
-        }
-        step("python virtual environment", Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    }
-    if !Command::new(&python)
-        .args(["-c", "import torch, zuko, nflows, safetensors"])
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        step(
-            &format!("install {} (package registry)", PACKAGES.join(" ")),
-            Command::new(venv.join("bin").join("pip"))
-                .args(["install", "-q", "--disable-pip-version-check"])
-                .args(PACKAGES),
-        );
-    }
+    let python = venv("interop", "torch, zuko, nflows, safetensors", PACKAGES);
     let fixtures = root().join("tests").join("fixtures").join("interop");
     std::fs::create_dir_all(&fixtures).unwrap_or_else(|e| crate::tools::fail(format!("{}: {e}", fixtures.display())));
     step(

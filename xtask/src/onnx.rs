@@ -23,7 +23,7 @@ use floe_runtime::{Model, Rng};
 
 use crate::boards::{firmware_dir, root};
 use crate::host::aligned;
-use crate::tools::{apt_install, cargo, fail, have, step};
+use crate::tools::{cargo, fail, step};
 
 /// ONNX Runtime's version, pinned: the check's figures are for this one.
 const ORT: &str = "onnxruntime==1.32.0";
@@ -129,29 +129,7 @@ fn reference(model: &Model<'_>, real: Option<&[u8]>) -> (Vec<f32>, Vec<f32>, Vec
 
 /// The virtual environment's python, with ONNX Runtime installed.
 fn python() -> PathBuf {
-    let venv = root().join("target").join("onnx").join("venv");
-    let python = venv.join("bin").join("python");
-    if !python.exists() {
-        if !have("python3", "--version")
-            || !Command::new("python3").args(["-m", "venv", "--help"]).output().is_ok_and(|o| o.status.success())
-        {
-            apt_install("install Python 3 and venv", &["python3", "python3-venv"]);
-        }
-        step("python virtual environment", Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    }
-    if !Command::new(&python).args(["-c", "import onnxruntime, numpy"]).status().is_ok_and(|s| s.success()) {
-        step(
-            &format!("install {ORT} and numpy (package registry)"),
-            Command::new(venv.join("bin").join("pip")).args([
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                ORT,
-                "numpy",
-            ]),
-        );
-    }
-    python
+    crate::tools::venv("onnx", "onnxruntime, numpy", &[ORT, "numpy"])
 }
 
 /// `cargo xtask onnx`.

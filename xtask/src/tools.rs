@@ -124,3 +124,29 @@ pub fn defmt_print() -> String {
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
+
+/// A Python virtual environment at `target/<name>/venv` whose python can
+/// `import <modules>` (comma-separated), installing `packages` from the package
+/// registry when it cannot (and python3 with venv from apt when missing).
+/// Returns its python.
+pub fn venv(name: &str, modules: &str, packages: &[&str]) -> PathBuf {
+    let venv = root().join("target").join(name).join("venv");
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        if !have("python3", "--version")
+            || !Command::new("python3").args(["-m", "venv", "--help"]).output().is_ok_and(|o| o.status.success())
+        {
+            apt_install("install Python 3 and venv", &["python3", "python3-venv"]);
+        }
+        step("python virtual environment", Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    }
+    if !Command::new(&python).args(["-c", &format!("import {modules}")]).status().is_ok_and(|s| s.success()) {
+        step(
+            &format!("install {} (package registry)", packages.join(" ")),
+            Command::new(venv.join("bin").join("pip"))
+                .args(["install", "-q", "--disable-pip-version-check"])
+                .args(packages),
+        );
+    }
+    python
+}

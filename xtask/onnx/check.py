@@ -3,7 +3,9 @@
 For every model of DIR/manifest.txt ("name dim context_dim rows trajectory"),
 run DIR/name.onnx with ONNX Runtime (CPU, one thread) on DIR/name.x.f32 (and
 name.context.f32) and compare its log_prob with the floe runtime's,
-DIR/name.logp.f32. Prints one line per model and exits 1 when a check fails.
+DIR/name.logp.f32; then the sampler, DIR/name.sampler.onnx, on the rows' base
+points DIR/name.z.f32 against the runtime's inverse, DIR/name.xinv.f32. Prints
+one line per model and exits 1 when a check fails.
 
 The rule is the one `floe freeze` applies between Burn and the runtime:
 |diff| <= 1e-4 + 1e-6 |log p| nats on every row (the relative term covers
@@ -29,6 +31,16 @@ import onnxruntime as ort
 ABS, REL = 1e-4, 1e-6
 
 
+def run(d: Path, opts, name: str, graph: str, first: str, rows: int, dim: int, cdim: int, output: str):
+    """Run DIR/graph on DIR/name.first.f32 (and its context); the float64 output."""
+    sess = ort.InferenceSession(str(d / graph), opts, providers=["CPUExecutionProvider"])
+    feed = {first: np.fromfile(d / f"{name}.{first}.f32", dtype="<f4").reshape(rows, dim)}
+    if cdim > 0:
+        feed["context"] = np.fromfile(d / f"{name}.context.f32", dtype="<f4").reshape(rows, cdim)
+    (got,) = sess.run([output], feed)
+    return got.astype(np.float64)
+
+
 def main(d: Path) -> int:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -40,15 +52,9 @@ def main(d: Path) -> int:
     for line in (d / "manifest.txt").read_text().splitlines():
         name, dim, cdim, rows, traj = line.split()
         dim, cdim, rows, traj = int(dim), int(cdim), int(rows), traj == "1"
-        x = np.fromfile(d / f"{name}.x.f32", dtype="<f4").reshape(rows, dim)
         want = np.fromfile(d / f"{name}.logp.f32", dtype="<f4").astype(np.float64)
         allow = np.fromfile(d / f"{name}.allow.f32", dtype="<f4").astype(np.float64)
-        sess = ort.InferenceSession(str(d / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])
-        feed = {"x": x}
-        if cdim > 0:
-            feed["context"] = np.fromfile(d / f"{name}.context.f32", dtype="<f4").reshape(rows, cdim)
-        (got,) = sess.run(["log_prob"], feed)
-        got = got.astype(np.float64)
+        got = run(d, opts, name, f"{name}.onnx", "x", rows, dim, cdim, "log_prob")
         diff = np.abs(got - want)
         diff[~np.isfinite(got)] = np.inf
         plain = diff > ABS + REL * np.abs(want)
@@ -61,6 +67,27 @@ def main(d: Path) -> int:
         if outside.any():
             i = int(np.flatnonzero(outside)[0])
             failed.append(f"{name}: row {i} differs by {diff[i]:.3g} nats (runtime {want[i]}, ONNX Runtime {got[i]}, allowance {allow[i]:.3g})")
+    print()
+    print("The sampler (floe export onnx --sampler): x = f^-1(z) for z = the runtime's forward of the same rows,")
+    print(f"against the runtime's inverse, in standardized units u = (x - mean)/std; rule per coordinate")
+    print(f"|du| <= {ABS} + {REL} |u|, plus the row's allowance")
+    print("| model | rows | max abs diff (u) | median | coordinates outside the rule | rows outside the allowance too |")
+    for line in (d / "manifest.txt").read_text().splitlines():
+        name, dim, cdim, rows, _ = line.split()
+        dim, cdim, rows = int(dim), int(cdim), int(rows)
+        want = np.fromfile(d / f"{name}.xinv.f32", dtype="<f4").reshape(rows, dim).astype(np.float64)
+        allow = np.fromfile(d / f"{name}.xallow.f32", dtype="<f4").astype(np.float64)
+        got = run(d, opts, name, f"{name}.sampler.onnx", "z", rows, dim, cdim, "x")
+        std = np.fromfile(d / f"{name}.xstd.f32", dtype="<f4").astype(np.float64)
+        diff = np.abs(got - want) / std
+        diff[~np.isfinite(got)] = np.inf
+        u = np.abs(want) / std
+        plain = diff > ABS + REL * u
+        outside = (diff > ABS + REL * u + allow[:, None]).any(axis=1)
+        print(f"| {name} | {rows} | {diff.max():.3g} | {np.median(diff):.2g} | {int(plain.sum())} | {int(outside.sum())} |")
+        if outside.any():
+            i = int(np.flatnonzero(outside)[0])
+            failed.append(f"{name} sampler: row {i} differs by {diff[i].max():.3g} (allowance {allow[i]:.3g})")
     for f in failed:
         print("FAIL", f)
     return 1 if failed else 0

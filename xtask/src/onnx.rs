@@ -88,6 +88,43 @@ fn allowance(model: &Model<'_>, x: &[f32], ctx: &[f32], scratch: &mut [f32]) -> 
     ((model.n_layers() + 1) as f64 * s) as f32
 }
 
+/// The sampler's reference for the check rows `xs` (contexts `cs`): each row's
+/// base point `z` (the runtime's forward), the runtime's inverse of it, and the
+/// row's allowance in standardized units: (layers + 1) × the largest change of
+/// any coordinate of that inverse (divided by its std) when one coordinate of z
+/// moves by one f32 step.
+fn sampler_reference(model: &Model<'_>, xs: &[f32], cs: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (d, c) = (model.dim(), model.context_dim());
+    let mut scratch = vec![0.0f32; model.scratch_len()];
+    let (mut zs, mut xinv, mut allow) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut z, mut x, mut y, mut zz) = (vec![0.0f32; d], vec![0.0f32; d], vec![0.0f32; d], vec![0.0f32; d]);
+    let k = (model.n_layers() + 1) as f32;
+    for (i, row) in xs.chunks_exact(d).enumerate() {
+        let ctx = &cs[i * c..(i + 1) * c];
+        model.forward(row, ctx, &mut z, &mut scratch).unwrap_or_else(|e| fail(format!("runtime forward: {e:?}")));
+        model.inverse(&z, ctx, &mut x, &mut scratch).unwrap_or_else(|e| fail(format!("runtime inverse: {e:?}")));
+        let mut worst = 0.0f32;
+        for j in 0..d {
+            let step = (z[j].abs() * f32::EPSILON).max(f32::EPSILON);
+            for sign in [-1.0f32, 1.0] {
+                zz.copy_from_slice(&z);
+                zz[j] += sign * step;
+                if model.inverse(&zz, ctx, &mut y, &mut scratch).is_ok() {
+                    for ((a, b), s) in x.iter().zip(&y).zip(model.standardization().1) {
+                        if (a - b).is_finite() {
+                            worst = worst.max((a - b).abs() / s);
+                        }
+                    }
+                }
+            }
+        }
+        zs.extend_from_slice(&z);
+        xinv.extend_from_slice(&x);
+        allow.push(k * worst);
+    }
+    (zs, xinv, allow)
+}
+
 /// Rows, contexts, the runtime's log-densities and each row's [`allowance`] for
 /// one model.
 fn reference(model: &Model<'_>, real: Option<&[u8]>) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -159,6 +196,21 @@ pub fn onnx() {
         write_f32(&out.join(format!("{name}.context.f32")), &cs);
         write_f32(&out.join(format!("{name}.logp.f32")), &lps);
         write_f32(&out.join(format!("{name}.allow.f32")), &allow);
+        let sampler = out.join(format!("{name}.sampler.onnx"));
+        step(
+            &format!("floe export onnx --sampler {}", path.display()),
+            cargo()
+                .current_dir(root())
+                .args(["run", "-q", "-p", "floe-exporter", "--bin", "floe", "--", "export", "onnx", "--sampler"])
+                .arg(path)
+                .arg("--out")
+                .arg(&sampler),
+        );
+        let (zs, xinv, xallow) = sampler_reference(&model, &xs, &cs);
+        write_f32(&out.join(format!("{name}.z.f32")), &zs);
+        write_f32(&out.join(format!("{name}.xinv.f32")), &xinv);
+        write_f32(&out.join(format!("{name}.xallow.f32")), &xallow);
+        write_f32(&out.join(format!("{name}.xstd.f32")), model.standardization().1);
         let trajectory = u8::from(model.trajectory_layout().is_some());
         manifest.push_str(&format!("{name} {} {} {} {trajectory}\n", model.dim(), model.context_dim(), lps.len()));
     }

@@ -20,6 +20,10 @@ const IR_VERSION: i64 = 8;
 pub struct Graph {
     nodes: Vec<NodeProto>,
     inits: Vec<TensorProto>,
+    /// Initializers by `(type, dims, bytes)`: a constant is stored once however
+    /// often the graph uses it (a MADE layer's inverse evaluates its
+    /// conditioner D times with the same weights).
+    known: std::collections::HashMap<(i32, Vec<i64>, Vec<u8>), String>,
     inputs: Vec<ValueInfoProto>,
     outputs: Vec<ValueInfoProto>,
     next: usize,
@@ -73,7 +77,13 @@ impl Graph {
     }
 
     fn init(&mut self, hint: &str, elem: DataType, dims: &[i64], raw: Vec<u8>) -> String {
+        let key = (elem as i32, dims.to_vec(), raw);
+        if let Some(name) = self.known.get(&key) {
+            return name.clone();
+        }
+        let raw = key.2.clone();
         let name = self.fresh(hint);
+        self.known.insert(key, name.clone());
         self.inits.push(TensorProto {
             name: name.clone(),
             dims: dims.to_vec(),
@@ -104,6 +114,11 @@ impl Graph {
     /// A constant 1-D i64 vector.
     pub fn ints(&mut self, data: &[i64]) -> String {
         self.i64s("i", &[data.len() as i64], data)
+    }
+
+    /// A constant bool tensor.
+    pub fn bools(&mut self, hint: &str, dims: &[i64], data: &[bool]) -> String {
+        self.init(hint, DataType::BOOL, dims, data.iter().map(|&v| u8::from(v)).collect())
     }
 
     /// A constant i32 tensor.

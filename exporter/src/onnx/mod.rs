@@ -1,4 +1,4 @@
-//! `floe export onnx`: a model file's log-density as an ONNX graph (opset 17),
+//! `floe export onnx`: a model file's log-density (or its sampler) as an ONNX graph (opset 17),
 //! for ONNX Runtime on servers, phones and browsers.
 //!
 //! The graph computes what `Model::log_prob` computes, from the same file:
@@ -14,8 +14,10 @@
 //! int64 with the runtime's multipliers), and the base density (normal,
 //! diagonal normal, Student-t, mixture by `ReduceLogSumExp`). A trajectory
 //! file exports its first step's flow with the context the caller gives (as
-//! `Model::log_prob` does). `cargo xtask onnx` checks ONNX Runtime against the
-//! runtime on every bundled model.
+//! `Model::log_prob` does). [`export_sampler`] writes the inverse instead
+//! (base-space points in, data out: what `Model::inverse` computes). `cargo
+//! xtask onnx` checks ONNX Runtime against the runtime on every bundled model,
+//! both graphs.
 
 mod graph;
 mod int8;
@@ -197,9 +199,10 @@ impl Builder<'_> {
         }
     }
 
-    /// Affine map of `x` (`[N, n]`) with parameters `out` (`[N, 2n]`, `[t, s]`
-    /// per coordinate): `z = x·e^{A·tanh(s/A)} + t` (zuko: `e^{s/(1 + |s/A|)}`).
-    fn affine(&mut self, x: &str, out: &str, n: usize, clamp: f32, zuko: bool) -> String {
+    /// An affine map's `(t, log σ)` (`[N, n]` each) from its parameters `out`
+    /// (`[N, 2n]`, `[t, s]` per coordinate): `log σ = A·tanh(s/A)` (zuko:
+    /// `s/(1 + |s/A|)`).
+    fn affine_params(&mut self, out: &str, n: usize, clamp: f32, zuko: bool) -> (String, String) {
         let p = self.g.reshape(out, &[0, n as i64, 2]);
         let t = self.g.slice(&p, 2, 0, 1);
         let t = self.g.reshape(&t, &[0, n as i64]);
@@ -213,6 +216,12 @@ impl Builder<'_> {
             let s = self.g.unary("Tanh", &s);
             self.g.mul(&a, &s)
         };
+        (t, log_sigma)
+    }
+
+    /// Affine map of `x` (`[N, n]`): `z = x·e^{log σ} + t`.
+    fn affine(&mut self, x: &str, out: &str, n: usize, clamp: f32, zuko: bool) -> String {
+        let (t, log_sigma) = self.affine_params(out, n, clamp, zuko);
         let ld = self.g.sum_last(&log_sigma);
         self.ld_terms.push(ld);
         let e = self.g.unary("Exp", &log_sigma);
@@ -220,10 +229,108 @@ impl Builder<'_> {
         self.g.add(&z, &t)
     }
 
+    /// The inverse of [`Builder::affine`]: `x = (z − t)·e^{−log σ}`.
+    fn affine_inverse(&mut self, z: &str, out: &str, n: usize, clamp: f32, zuko: bool) -> String {
+        let (t, log_sigma) = self.affine_params(out, n, clamp, zuko);
+        let neg = self.g.unary("Neg", &log_sigma);
+        let e = self.g.unary("Exp", &neg);
+        let u = self.g.sub(z, &t);
+        self.g.mul(&u, &e)
+    }
+
+    /// The elementwise map of conditioned layer `r` on `v` (`[N, n]`) with
+    /// parameters `out`, forward or inverse.
+    fn elementwise(&mut self, r: &LayerRecord, v: &str, out: &str, n: usize, inverse: bool) -> String {
+        let zuko = r.flags & floe_runtime::format::FLAG_ZUKO != 0;
+        let (bins, p) = (usize::from(r.bins), r.param);
+        match (r.kind.is_spline(), inverse) {
+            (false, false) => self.affine(v, out, n, p, zuko),
+            (false, true) => self.affine_inverse(v, out, n, p, zuko),
+            (true, false) => self.spline(v, out, n, bins, p, zuko),
+            (true, true) => self.spline_inverse(v, out, n, bins, p, zuko),
+        }
+    }
+
+    /// A coupling layer `r` on `state`, forward or inverse: the pass-through
+    /// part conditions the map of the rest.
+    fn coupling(&mut self, r: &LayerRecord, state: &str, inverse: bool) -> Result<String> {
+        let (d, split) = (self.d, usize::from(r.split));
+        let a = self.g.slice(state, 1, 0, split as i64);
+        let b = self.g.slice(state, 1, split as i64, d as i64);
+        let input = self.with_context(&a);
+        let out = self.conditioner(r, &input)?;
+        let b = self.elementwise(r, &b, &out, d - split, inverse);
+        Ok(self.g.concat(&[&a, &b], 1))
+    }
+
+    /// A permutation layer's indices (`z_i = x_{perm_i}`).
+    fn permutation(&self, r: &LayerRecord) -> Result<Vec<usize>> {
+        if r.kind == LayerKind::Reverse {
+            return Ok((0..self.d).rev().collect());
+        }
+        match self.src.tensor(r.first_tensor)?.data {
+            Data::U16(p) => Ok(p.iter().map(|&v| usize::from(v)).collect()),
+            _ => Err(FloeError::Internal("ONNX export: permutation dtype")),
+        }
+    }
+
+    /// The inverse of layer `i` applied to `state` (`[N, D]`, its output):
+    /// its input, as `Model::inverse` computes it.
+    fn layer_inverse(&mut self, i: usize, state: &str) -> Result<String> {
+        let r = self.src.model.layer_info(i)?.record;
+        let d = self.d;
+        let tensor = |b: &Builder<'_>, k: u32| b.src.tensor(r.first_tensor + k);
+        match r.kind {
+            LayerKind::LuLinear => {
+                let (lu, ldiag, bias) = (tensor(self, 0)?, tensor(self, 1)?, tensor(self, 2)?);
+                let (lu, ldiag, bias) = (lu.f32()?, ldiag.f32()?, bias.f32()?);
+                let inv = lu_inverse(lu, ldiag, d);
+                let wt = self.g.f32s("lu_inv", &[d as i64, d as i64], &transposed(&inv, d, d));
+                let b = self.g.f32s("bias", &[d as i64], bias);
+                let u = self.g.sub(state, &b);
+                Ok(self.g.op("MatMul", &[&u, &wt], &[]))
+            }
+            LayerKind::Permute | LayerKind::Reverse => {
+                let perm = self.permutation(&r)?;
+                let mut inv = vec![0i64; d];
+                for (t, &p) in perm.iter().enumerate() {
+                    *inv.get_mut(p).ok_or(FloeError::Internal("ONNX export: permutation index"))? = t as i64;
+                }
+                let idx = self.g.ints(&inv);
+                Ok(self.g.op("Gather", &[state, &idx], &[Attr::Int("axis", 1)]))
+            }
+            LayerKind::ActNorm => {
+                let (ls, shift) = (tensor(self, 0)?, tensor(self, 1)?);
+                let (ls, shift) = (ls.f32()?, shift.f32()?);
+                let e: Vec<f32> = ls.iter().map(|&v| (-v).exp()).collect();
+                let e = self.g.f32s("inv_scale", &[d as i64], &e);
+                let s = self.g.f32s("shift", &[d as i64], shift);
+                let u = self.g.sub(state, &s);
+                Ok(self.g.mul(&u, &e))
+            }
+            LayerKind::AffineCoupling | LayerKind::SplineCoupling => self.coupling(&r, state, true),
+            LayerKind::MadeAffine | LayerKind::MadeSpline => {
+                // D passes, as the runtime: pass j sees x_0 … x_{j−1} (the
+                // rest 0) and fixes x_j.
+                let zero = self.g.f32(0.0);
+                let mut x = self.g.mul(state, &zero);
+                for j in 0..d {
+                    let input = self.with_context(&x);
+                    let out = self.conditioner(&r, &input)?;
+                    let all = self.elementwise(&r, state, &out, d, true);
+                    let pick: Vec<bool> = (0..d).map(|i| i == j).collect();
+                    let pick = self.g.bools("pass", &[d as i64], &pick);
+                    x = self.g.op("Where", &[&pick, &all, &x], &[]);
+                }
+                Ok(x)
+            }
+            LayerKind::Encoder => Err(FloeError::Internal("ONNX export: an encoder inside the flow")),
+        }
+    }
+
     /// Layer `i` applied to `state` (`[N, D]`); the new state.
     fn layer(&mut self, i: usize, state: &str) -> Result<String> {
         let r = self.src.model.layer_info(i)?.record;
-        let zuko = r.flags & floe_runtime::format::FLAG_ZUKO != 0;
         let d = self.d;
         let tensor = |b: &Builder<'_>, k: u32| b.src.tensor(r.first_tensor + k);
         match r.kind {
@@ -231,18 +338,7 @@ impl Builder<'_> {
                 let (lu, ldiag, bias) = (tensor(self, 0)?, tensor(self, 1)?, tensor(self, 2)?);
                 let (lu, ldiag, bias) = (lu.f32()?, ldiag.f32()?, bias.f32()?);
                 // W = L·(U + diag(e^{log_diag})), in f64, then f32.
-                let mut w = vec![0.0f64; d * d];
-                for row in 0..d {
-                    for col in 0..d {
-                        let mut acc = 0.0f64;
-                        for k in 0..=row.min(col) {
-                            let l = if k == row { 1.0 } else { f64::from(lu[row * d + k]) };
-                            let u = if k == col { f64::from(ldiag[k]).exp() } else { f64::from(lu[k * d + col]) };
-                            acc += l * u;
-                        }
-                        w[row * d + col] = acc;
-                    }
-                }
+                let w = lu_matrix(lu, ldiag, d);
                 let wf: Vec<f32> = w.iter().map(|&v| v as f32).collect();
                 let wt = self.g.f32s("lu", &[d as i64, d as i64], &transposed(&wf, d, d));
                 let b = self.g.f32s("bias", &[d as i64], bias);
@@ -251,14 +347,7 @@ impl Builder<'_> {
                 Ok(self.g.add(&y, &b))
             }
             LayerKind::Permute | LayerKind::Reverse => {
-                let idx: Vec<i64> = if r.kind == LayerKind::Reverse {
-                    (0..d as i64).rev().collect()
-                } else {
-                    match tensor(self, 0)?.data {
-                        Data::U16(p) => p.iter().map(|&v| i64::from(v)).collect(),
-                        _ => return Err(FloeError::Internal("ONNX export: permutation dtype")),
-                    }
-                };
+                let idx: Vec<i64> = self.permutation(&r)?.iter().map(|&v| v as i64).collect();
                 let idx = self.g.ints(&idx);
                 Ok(self.g.op("Gather", &[state, &idx], &[Attr::Int("axis", 1)]))
             }
@@ -272,28 +361,11 @@ impl Builder<'_> {
                 let y = self.g.mul(state, &e);
                 Ok(self.g.add(&y, &s))
             }
-            LayerKind::AffineCoupling | LayerKind::SplineCoupling => {
-                let split = usize::from(r.split);
-                let n = d - split;
-                let xa = self.g.slice(state, 1, 0, split as i64);
-                let xb = self.g.slice(state, 1, split as i64, d as i64);
-                let input = self.with_context(&xa);
-                let out = self.conditioner(&r, &input)?;
-                let zb = if r.kind == LayerKind::AffineCoupling {
-                    self.affine(&xb, &out, n, r.param, zuko)
-                } else {
-                    self.spline(&xb, &out, n, usize::from(r.bins), r.param, zuko)
-                };
-                Ok(self.g.concat(&[&xa, &zb], 1))
-            }
+            LayerKind::AffineCoupling | LayerKind::SplineCoupling => self.coupling(&r, state, false),
             LayerKind::MadeAffine | LayerKind::MadeSpline => {
                 let input = self.with_context(state);
                 let out = self.conditioner(&r, &input)?;
-                Ok(if r.kind == LayerKind::MadeAffine {
-                    self.affine(state, &out, d, r.param, zuko)
-                } else {
-                    self.spline(state, &out, d, usize::from(r.bins), r.param, zuko)
-                })
+                Ok(self.elementwise(&r, state, &out, d, false))
             }
             LayerKind::Encoder => Err(FloeError::Internal("ONNX export: an encoder inside the flow")),
         }
@@ -389,8 +461,9 @@ fn flow_layers(model: &Model<'_>) -> std::ops::Range<usize> {
     }
 }
 
-/// The ONNX model of `model` (whose file is `bytes`).
-pub fn export(model: &Model<'_>, bytes: &[u8]) -> Result<ModelProto> {
+/// A builder for `model`, with input `first` (`[N, D]`) and, for a
+/// conditional model, the input `context` standardized.
+fn builder<'m>(model: &'m Model<'m>, bytes: &'m [u8], first: &str) -> (Builder<'m>, String) {
     let (d, c) = (model.dim(), model.context_dim());
     let mut b = Builder {
         g: Graph::default(),
@@ -400,13 +473,7 @@ pub fn export(model: &Model<'_>, bytes: &[u8]) -> Result<ModelProto> {
         ld_terms: Vec::new(),
         ld_const: 0.0,
     };
-    let x = b.g.input("x", &[None, Some(d as i64)]);
-    let (mean, std) = model.standardization();
-    b.ld_const -= std.iter().map(|&s| f64::from(s).ln()).sum::<f64>();
-    let m = b.g.f32s("x_mean", &[d as i64], mean);
-    let s = b.g.f32s("x_std", &[d as i64], std);
-    let u = b.g.sub(&x, &m);
-    let mut state = b.g.div(&u, &s);
+    let x = b.g.input(first, &[None, Some(d as i64)]);
     if c > 0 {
         let ctx = b.g.input("context", &[None, Some(c as i64)]);
         let (cm, cs) = model.context_standardization();
@@ -415,6 +482,28 @@ pub fn export(model: &Model<'_>, bytes: &[u8]) -> Result<ModelProto> {
         let v = b.g.sub(&ctx, &cm);
         b.context = Some(b.g.div(&v, &cs));
     }
+    (b, x)
+}
+
+/// The graph's doc string: `what` (with `{c}` where " | context" goes for a
+/// conditional model), its inputs and its output.
+fn doc(model: &Model<'_>, what: &str, first: &str, out: &str) -> String {
+    let (d, c) = (model.dim(), model.context_dim());
+    let what = what.replace("{c}", if c > 0 { " | context" } else { "" });
+    let ctx = if c > 0 { format!(", context [N, {c}]") } else { String::new() };
+    format!("floe model: {what}. Inputs: {first} [N, {d}]{ctx}. Output: {out}.")
+}
+
+/// The ONNX model of `model` (whose file is `bytes`).
+pub fn export(model: &Model<'_>, bytes: &[u8]) -> Result<ModelProto> {
+    let d = model.dim();
+    let (mut b, x) = builder(model, bytes, "x");
+    let (mean, std) = model.standardization();
+    b.ld_const -= std.iter().map(|&s| f64::from(s).ln()).sum::<f64>();
+    let m = b.g.f32s("x_mean", &[d as i64], mean);
+    let s = b.g.f32s("x_std", &[d as i64], std);
+    let u = b.g.sub(&x, &m);
+    let mut state = b.g.div(&u, &s);
     for i in flow_layers(model) {
         state = b.layer(i, &state)?;
     }
@@ -425,12 +514,79 @@ pub fn export(model: &Model<'_>, bytes: &[u8]) -> Result<ModelProto> {
     let k = b.g.f32(b.ld_const as f32);
     let lp = b.g.add(&lp, &k);
     b.g.output(&lp, "log_prob", &[None]);
-    let doc = format!(
-        "floe model: log p(x{}) in nats. Inputs: x [N, {d}]{}. Output: log_prob [N].",
-        if c > 0 { " | context" } else { "" },
-        if c > 0 { format!(", context [N, {c}]") } else { String::new() }
-    );
-    Ok(b.g.model(doc))
+    Ok(b.g.model(doc(model, "log p(x{c}) in nats", "x", "log_prob [N]")))
+}
+
+/// An LU layer's `W = L·(U + diag(e^{log_diag}))` (row-major), in f64.
+fn lu_matrix(lu: &[f32], ldiag: &[f32], d: usize) -> Vec<f64> {
+    let mut w = vec![0.0f64; d * d];
+    for row in 0..d {
+        for col in 0..d {
+            let mut acc = 0.0f64;
+            for k in 0..=row.min(col) {
+                let l = if k == row { 1.0 } else { f64::from(lu[row * d + k]) };
+                let u = if k == col { f64::from(ldiag[k]).exp() } else { f64::from(lu[k * d + col]) };
+                acc += l * u;
+            }
+            w[row * d + col] = acc;
+        }
+    }
+    w
+}
+
+/// `W⁻¹` (row-major, f32) of an LU layer's [`lu_matrix`], inverted in f64 by
+/// Gauss–Jordan with partial pivoting.
+fn lu_inverse(lu: &[f32], ldiag: &[f32], d: usize) -> Vec<f32> {
+    let mut w = lu_matrix(lu, ldiag, d);
+    let mut inv: Vec<f64> = (0..d * d).map(|i| if i / d == i % d { 1.0 } else { 0.0 }).collect();
+    for c in 0..d {
+        let p = (c..d).max_by(|&a, &b| w[a * d + c].abs().total_cmp(&w[b * d + c].abs())).unwrap_or(c);
+        for k in 0..d {
+            w.swap(c * d + k, p * d + k);
+            inv.swap(c * d + k, p * d + k);
+        }
+        let piv = w[c * d + c];
+        for k in 0..d {
+            w[c * d + k] /= piv;
+            inv[c * d + k] /= piv;
+        }
+        for r in (0..d).filter(|&r| r != c) {
+            let f = w[r * d + c];
+            if f != 0.0 {
+                for k in 0..d {
+                    w[r * d + k] -= f * w[c * d + k];
+                    inv[r * d + k] -= f * inv[c * d + k];
+                }
+            }
+        }
+    }
+    inv.iter().map(|&v| v as f32).collect()
+}
+
+/// The sampler of `model` (whose file is `bytes`) as an ONNX graph: input `z`
+/// `[N, D]`, a point of the base distribution's space (for a normal base,
+/// standard normal draws; draw from the file's base otherwise), and `context`
+/// `[N, C]` for a conditional model; output `x` `[N, D]` in data units — what
+/// `Model::inverse` computes, every layer inverted in reverse order (a MADE
+/// layer in D passes of its conditioner), then the standardization undone.
+pub fn export_sampler(model: &Model<'_>, bytes: &[u8]) -> Result<ModelProto> {
+    let d = model.dim();
+    let (mut b, mut state) = builder(model, bytes, "z");
+    for i in flow_layers(model).rev() {
+        state = b.layer_inverse(i, &state)?;
+    }
+    let (mean, std) = model.standardization();
+    let m = b.g.f32s("x_mean", &[d as i64], mean);
+    let s = b.g.f32s("x_std", &[d as i64], std);
+    let u = b.g.mul(&state, &s);
+    let x = b.g.add(&u, &m);
+    b.g.output(&x, "x", &[None, Some(d as i64)]);
+    Ok(b.g.model(doc(model, "the sampler x = f^-1(z{c}), z a point of the base's space", "z", &format!("x [N, {d}]"))))
+}
+
+/// [`export_sampler`] serialized (the `.onnx` file's bytes).
+pub fn export_sampler_bytes(model: &Model<'_>, bytes: &[u8]) -> Result<Vec<u8>> {
+    export_sampler(model, bytes)?.write_to_bytes().map_err(|e| FloeError::Onnx(format!("protobuf: {e}")))
 }
 
 /// [`export`] serialized (the `.onnx` file's bytes).

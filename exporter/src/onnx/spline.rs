@@ -6,7 +6,7 @@ use floe_runtime::format::spline::{
 };
 use onnx_protobuf::tensor_proto::DataType;
 
-use super::graph::{Attr, Graph};
+use super::graph::Attr;
 use super::Builder;
 
 impl Builder<'_> {
@@ -55,10 +55,9 @@ impl Builder<'_> {
         self.g.concat(&[&inner, &last], 2)
     }
 
-    /// The rational-quadratic spline of `x` (`[N, n]`) with parameters `out`
-    /// (`[N, n(3K − 1)]`), identity outside `[−B, B]`; `zuko`: zuko's
-    /// parameterization (`FLAG_ZUKO`).
-    pub(super) fn spline(&mut self, x: &str, out: &str, n: usize, k: usize, bound: f32, zuko: bool) -> String {
+    /// The knots `x`, `y` and derivatives `d` (`[N, n, K + 1]` each) of the
+    /// splines whose raw parameters are `out` (`[N, n(3K − 1)]`).
+    fn spline_knots(&mut self, out: &str, n: usize, k: usize, bound: f32, zuko: bool) -> (String, String, String) {
         let kk = k as i64;
         let p = self.g.reshape(out, &[0, n as i64, 3 * kk - 1]);
         let wr = self.g.slice(&p, 2, 0, kk);
@@ -82,25 +81,95 @@ impl Builder<'_> {
         let ones = self.g.mul(&first, &zero);
         let ones = self.g.add(&ones, &one);
         let ds = self.g.concat(&[&ones, &d, &ones], 2);
-        // Inside [−B, B]: the spline; outside: the identity.
+        (xs, ys, ds)
+    }
+
+    /// `(inside [−B, B], the value clipped to it as [N, n, 1])`.
+    fn inside(&mut self, v: &str, n: usize, bound: f32) -> (String, String) {
         let (lo, hi) = (self.g.f32(-bound), self.g.f32(bound));
-        let ge = self.g.op("GreaterOrEqual", &[x, &lo], &[]);
-        let le = self.g.op("LessOrEqual", &[x, &hi], &[]);
+        let ge = self.g.op("GreaterOrEqual", &[v, &lo], &[]);
+        let le = self.g.op("LessOrEqual", &[v, &hi], &[]);
         let inside = self.g.op("And", &[&ge, &le], &[]);
-        let v = self.g.op("Clip", &[x, &lo, &hi], &[]);
-        let v = self.g.reshape(&v, &[0, n as i64, 1]);
-        // The bin: how many of x_0 … x_{K−1} are ≤ v, minus one.
-        let left = self.g.slice(&xs, 2, 0, kk);
-        let below = self.g.op("LessOrEqual", &[&left, &v], &[]);
+        let c = self.g.op("Clip", &[v, &lo, &hi], &[]);
+        (inside, self.g.reshape(&c, &[0, n as i64, 1]))
+    }
+
+    /// The bin of `v` (`[N, n, 1]`) among the knots `t`: how many of
+    /// `t_0 … t_{K−1}` are ≤ v, minus one; and that count (the bin's right end).
+    fn bin(&mut self, t: &str, v: &str, k: usize) -> (String, String) {
+        let left = self.g.slice(t, 2, 0, k as i64);
+        let below = self.g.op("LessOrEqual", &[&left, v], &[]);
         let below = self.g.cast(&below, DataType::INT64);
         let axis = self.g.ints(&[2]);
         let count = self.g.op("ReduceSum", &[&below, &axis], &[Attr::Int("keepdims", 1)]);
         let one_i = self.g.i64s("one", &[], &[1]);
-        let bin = self.g.sub(&count, &one_i);
-        let at = |g: &mut Graph, t: &str, i: &str| g.op("GatherElements", &[t, i], &[Attr::Int("axis", 2)]);
-        let (x0, x1) = (at(&mut self.g, &xs, &bin), at(&mut self.g, &xs, &count));
-        let (y0, y1) = (at(&mut self.g, &ys, &bin), at(&mut self.g, &ys, &count));
-        let (d0, d1) = (at(&mut self.g, &ds, &bin), at(&mut self.g, &ds, &count));
+        (self.g.sub(&count, &one_i), count)
+    }
+
+    /// The bin's ends `[x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}]`.
+    fn bin_values(&mut self, knots: [&str; 3], bin: &str, next: &str) -> [String; 6] {
+        let mut at = |t: &str, i: &str| self.g.op("GatherElements", &[t, i], &[Attr::Int("axis", 2)]);
+        let [xs, ys, ds] = knots;
+        [at(xs, bin), at(xs, next), at(ys, bin), at(ys, next), at(ds, bin), at(ds, next)]
+    }
+
+    /// The inverse of [`Builder::spline`]: `x` from `y` (`[N, n]`), in the
+    /// runtime's order of operations (transforms/spline.rs `inverse`): the bin
+    /// by the y-knots, then the stable root of the quadratic.
+    pub(super) fn spline_inverse(&mut self, y: &str, out: &str, n: usize, k: usize, bound: f32, zuko: bool) -> String {
+        let (xs, ys, ds) = self.spline_knots(out, n, k, bound, zuko);
+        let (inside, v) = self.inside(y, n, bound);
+        let (bin, count) = self.bin(&ys, &v, k);
+        let [x0, x1, y0, y1, d0, d1] = self.bin_values([&xs, &ys, &ds], &bin, &count);
+        let g = &mut self.g;
+        let w = g.sub(&x1, &x0);
+        let h = g.sub(&y1, &y0);
+        let delta = g.div(&h, &w);
+        let dy = g.sub(&v, &y0);
+        let two = g.f32(2.0);
+        let four = g.f32(4.0);
+        let zero = g.f32(0.0);
+        // s = d_{k+1} + d_k − 2δ
+        let s = g.add(&d1, &d0);
+        let two_delta = g.mul(&two, &delta);
+        let s = g.sub(&s, &two_delta);
+        // a = h(δ − d_k) + Δ·s, b = h·d_k − Δ·s, c = −δΔ
+        let dmd = g.sub(&delta, &d0);
+        let a = g.mul(&h, &dmd);
+        let dys = g.mul(&dy, &s);
+        let a = g.add(&a, &dys);
+        let b = g.mul(&h, &d0);
+        let b = g.sub(&b, &dys);
+        let c = g.mul(&delta, &dy);
+        let c = g.unary("Neg", &c);
+        // θ = 2c / (−b − √max(b² − 4ac, 0))
+        let bb = g.mul(&b, &b);
+        let fa = g.mul(&four, &a);
+        let fac = g.mul(&fa, &c);
+        let disc = g.sub(&bb, &fac);
+        let disc = g.op("Max", &[&disc, &zero], &[]);
+        let root = g.unary("Sqrt", &disc);
+        let nb = g.unary("Neg", &b);
+        let den = g.sub(&nb, &root);
+        let num = g.mul(&two, &c);
+        let theta = g.div(&num, &den);
+        let xw = g.mul(&theta, &w);
+        let x = g.add(&xw, &x0);
+        let x = g.reshape(&x, &[0, n as i64]);
+        g.op("Where", &[&inside, &x, y], &[])
+    }
+
+    /// The rational-quadratic spline of `x` (`[N, n]`) with parameters `out`
+    /// (`[N, n(3K − 1)]`), identity outside `[−B, B]`; `zuko`: zuko's
+    /// parameterization (`FLAG_ZUKO`).
+    pub(super) fn spline(&mut self, x: &str, out: &str, n: usize, k: usize, bound: f32, zuko: bool) -> String {
+        let (xs, ys, ds) = self.spline_knots(out, n, k, bound, zuko);
+        let one = self.g.f32(1.0);
+        let zero = self.g.f32(0.0);
+        // Inside [−B, B]: the spline; outside: the identity.
+        let (inside, v) = self.inside(x, n, bound);
+        let (bin, count) = self.bin(&xs, &v, k);
+        let [x0, x1, y0, y1, d0, d1] = self.bin_values([&xs, &ys, &ds], &bin, &count);
         let g = &mut self.g;
         let w = g.sub(&x1, &x0);
         let h = g.sub(&y1, &y0);

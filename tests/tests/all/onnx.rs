@@ -77,3 +77,44 @@ fn every_bundled_model_exports_a_well_formed_graph() {
         }
     }
 }
+
+#[test]
+fn every_bundled_model_exports_a_well_formed_sampler() {
+    for path in bundled() {
+        let loaded = LoadedModel::read(&path).unwrap();
+        let m = loaded.model();
+        let bytes = floe_exporter::onnx::export_sampler_bytes(m, loaded.bytes()).unwrap();
+        let proto = ModelProto::parse_from_bytes(&bytes).unwrap();
+        let g = proto.graph.as_ref().unwrap();
+        let inputs: Vec<&str> = g.input.iter().map(|v| v.name.as_str()).collect();
+        let want: &[&str] = if m.context_dim() > 0 { &["z", "context"] } else { &["z"] };
+        assert_eq!(inputs, want, "{}", path.display());
+        assert_eq!(g.output.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["x"]);
+        // Topologically sorted: every node input is an input, an initializer or
+        // an earlier node's output.
+        let mut known: HashSet<&str> = g.input.iter().map(|v| v.name.as_str()).collect();
+        known.extend(g.initializer.iter().map(|t| t.name.as_str()));
+        for n in &g.node {
+            for i in &n.input {
+                assert!(known.contains(i.as_str()), "{}: {} before it is made", path.display(), i);
+            }
+            known.extend(n.output.iter().map(String::as_str));
+        }
+        // Each constant once: the D passes of a MADE inverse share their weights.
+        let mut seen = HashSet::new();
+        for t in &g.initializer {
+            assert!(
+                seen.insert((t.data_type, t.dims.clone(), t.raw_data.clone())),
+                "{}: {} twice",
+                path.display(),
+                t.name
+            );
+        }
+        // A MADE layer is inverted in D passes of its conditioner.
+        let kinds: Vec<_> = (0..m.n_layers()).map(|i| m.layer_info(i).unwrap().record.kind.name()).collect();
+        if kinds.iter().any(|k| k.starts_with("made")) {
+            let passes = g.node.iter().filter(|n| n.op_type == "Where").count();
+            assert!(passes >= m.dim(), "{}: {passes} Where nodes", path.display());
+        }
+    }
+}

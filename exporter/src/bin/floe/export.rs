@@ -10,7 +10,8 @@ use floe_exporter::Result;
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
     /// Write the model's log-density as an ONNX graph (opset 17) for ONNX
-    /// Runtime: inputs `x` [N, D] (and `context` [N, C]), output `log_prob` [N].
+    /// Runtime: inputs `x` [N, D] (and `context` [N, C]), output `log_prob` [N];
+    /// with `--sampler`, its sampler given base-space points.
     /// `cargo xtask onnx` checks ONNX Runtime against the runtime on every
     /// bundled model.
     Onnx(OnnxArgs),
@@ -21,9 +22,15 @@ pub enum Cmd {
 pub struct OnnxArgs {
     /// Model file.
     model: PathBuf,
-    /// Output file (default: the model's path with extension `.onnx`).
+    /// Output file (default: the model's path with extension `.onnx`, or
+    /// `.sampler.onnx` with `--sampler`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Write the sampler instead: input `z` [N, D], points of the base
+    /// distribution's space (standard normal draws for a normal base), output
+    /// `x` [N, D] = the flow's inverse, in data units.
+    #[arg(long)]
+    sampler: bool,
 }
 
 pub fn run(c: Cmd) -> Result<()> {
@@ -34,8 +41,12 @@ pub fn run(c: Cmd) -> Result<()> {
 
 fn onnx(a: OnnxArgs) -> Result<()> {
     let loaded = LoadedModel::read(&a.model)?;
-    let bytes = floe_exporter::onnx::export_bytes(loaded.model(), loaded.bytes())?;
-    let out = a.out.unwrap_or_else(|| a.model.with_extension("onnx"));
+    let bytes = if a.sampler {
+        floe_exporter::onnx::export_sampler_bytes(loaded.model(), loaded.bytes())?
+    } else {
+        floe_exporter::onnx::export_bytes(loaded.model(), loaded.bytes())?
+    };
+    let out = a.out.unwrap_or_else(|| a.model.with_extension(if a.sampler { "sampler.onnx" } else { "onnx" }));
     if out == a.model {
         return Err(FloeError::Onnx(format!("{}: the output would overwrite the model file", out.display())));
     }
@@ -44,15 +55,13 @@ fn onnx(a: OnnxArgs) -> Result<()> {
     }
     std::fs::write(&out, &bytes).map_err(|e| FloeError::io(&out, e))?;
     let m = loaded.model();
-    println!(
-        "wrote {} ({} bytes, ONNX opset {}): log p(x{}) of {}, x [N, {}]{}",
-        out.display(),
-        bytes.len(),
-        floe_exporter::onnx::OPSET,
-        if m.context_dim() > 0 { " | context" } else { "" },
-        a.model.display(),
-        m.dim(),
-        if m.context_dim() > 0 { format!(", context [N, {}]", m.context_dim()) } else { String::new() }
-    );
+    let ctx = if m.context_dim() > 0 { format!(", context [N, {}]", m.context_dim()) } else { String::new() };
+    let bar = if m.context_dim() > 0 { " | context" } else { "" };
+    let what = if a.sampler {
+        format!("the sampler x = f⁻¹(z{bar}) of {}, z [N, {}]{ctx}", a.model.display(), m.dim())
+    } else {
+        format!("log p(x{bar}) of {}, x [N, {}]{ctx}", a.model.display(), m.dim())
+    };
+    println!("wrote {} ({} bytes, ONNX opset {}): {what}", out.display(), bytes.len(), floe_exporter::onnx::OPSET);
     Ok(())
 }

@@ -4,9 +4,10 @@ Run by `cargo xtask interop` (which makes the virtual environment under
 target/interop with torch, zuko 1.6.0 and nflows 0.14 from PyPI); the output is
 committed under tests/fixtures/interop so CI needs no Python. For each flow:
 
-- `<name>.safetensors`: the library's own `state_dict()` (f32), with metadata
-  naming the library and the settings a state dict does not carry
-  (nflows' tail bound, the conditioner activation);
+- `<name>.safetensors`: the library's own `state_dict()` (as the library keeps
+  it: f32 weights, bool masks, int64 orders), with metadata naming the library,
+  the flow and the settings a state dict does not carry (nflows' tail bound,
+  the conditioner activation);
 - `<name>.json`: the rows (standardized thyroid normals, bundled ADBench data),
   the library's own `log_prob` of each (in f32, as it runs, and in f64), and
   samples drawn by the library.
@@ -111,7 +112,7 @@ def main():
             flow.double()
             log_p64 = lp(torch.from_numpy(rows).double()).numpy()
             flow.float()
-        meta = {"library": lib, "activation": "relu"}
+        meta = {"library": lib, "flow": {"zuko_nsf": "nsf", "zuko_maf": "maf"}.get(name, "rq-coupling"), "activation": "relu"}
         if lib == "nflows":
             meta["tail_bound"] = "4.0"
         # The state dict as the library keeps it (bool masks, int64 orders).

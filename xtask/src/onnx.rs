@@ -211,6 +211,7 @@ pub fn onnx() {
         write_f32(&out.join(format!("{name}.xinv.f32")), &xinv);
         write_f32(&out.join(format!("{name}.xallow.f32")), &xallow);
         write_f32(&out.join(format!("{name}.xstd.f32")), model.standardization().1);
+        write_f32(&out.join(format!("{name}.xmean.f32")), model.standardization().0);
         let trajectory = u8::from(model.trajectory_layout().is_some());
         manifest.push_str(&format!("{name} {} {} {} {trajectory}\n", model.dim(), model.context_dim(), lps.len()));
     }

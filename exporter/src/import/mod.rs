@@ -3,7 +3,8 @@
 //! `torch.save` pickle) through Burn's `burn-store`, mapped exactly onto floe's
 //! Burn modules ([`crate::flow`]), and frozen with the usual parity check.
 //!
-//! The mapping is exact, not approximate: zuko's parameterization of the
+//! The mapping is exact (for the libraries' default constants, which a state
+//! dict does not record), not approximate: zuko's parameterization of the
 //! spline and affine maps is its own layer flag in the file
 //! (`floe_runtime::format::FLAG_ZUKO`), evaluated by the runtime; nflows'
 //! spline is floe's, up to two constants folded into the last dense layer (the
@@ -61,6 +62,63 @@ pub struct ImportOptions {
     pub bound: Option<f32>,
     /// The conditioner's activation: `relu` (both libraries' default) or `tanh`.
     pub activation: Option<String>,
+    /// Which flow the state dict is (metadata `flow`): zuko `nsf` or `maf`,
+    /// nflows `rq-coupling`. Required: zuko's NSF, BPF and UNAF, or nflows'
+    /// rational-quadratic, linear and quadratic couplings, have the same tensor
+    /// names and can have the same shapes.
+    pub flow: Option<String>,
+}
+
+/// The flows `floe import` maps, by the name `--flow` and the metadata use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlowKind {
+    /// zuko `NSF`: MADE rational-quadratic splines.
+    ZukoNsf,
+    /// zuko `MAF`: MADE affine maps.
+    ZukoMaf,
+    /// nflows rational-quadratic spline couplings (linear tails).
+    NflowsRq,
+}
+
+/// The flow kind asked for (option, then metadata), checked against the library.
+fn flow_kind(lib: Library, sd: &StateDict, opts: &ImportOptions) -> Result<FlowKind> {
+    let name = opts.flow.as_deref().or(sd.metadata.get("flow").map(String::as_str)).map(str::to_ascii_lowercase);
+    match (lib, name.as_deref()) {
+        (Library::Zuko, Some("nsf")) => Ok(FlowKind::ZukoNsf),
+        (Library::Zuko, Some("maf")) => Ok(FlowKind::ZukoMaf),
+        (Library::Nflows, Some("rq-coupling" | "nsf")) => Ok(FlowKind::NflowsRq),
+        (_, None) => Err(sd.err(format!(
+            "which {} flow is it? Pass --flow ({}) or save the state dict with metadata `flow`: \
+             the tensor names alone do not tell {}",
+            lib.name(),
+            if lib == Library::Zuko { "nsf or maf" } else { "rq-coupling" },
+            if lib == Library::Zuko {
+                "NSF from BPF or UNAF"
+            } else {
+                "rational-quadratic couplings from linear or quadratic ones"
+            }
+        ))),
+        (_, Some(f)) => Err(sd.err(format!(
+            "flow {f:?}: floe imports zuko's nsf and maf and nflows' rq-coupling (this is {})",
+            lib.name()
+        ))),
+    }
+}
+
+/// Every tensor name of `sd` must match `allowed` (its dot-separated parts):
+/// a tensor floe would not read means a structure it does not map (a residual
+/// hyper network, an extra transform, a learned base), refused rather than
+/// dropped.
+pub(crate) fn check_names(sd: &StateDict, what: &str, allowed: impl Fn(&[&str]) -> bool) -> Result<()> {
+    match sd.tensors.keys().find(|k| !allowed(&k.split('.').collect::<Vec<_>>())) {
+        None => Ok(()),
+        Some(k) => Err(sd.err(format!("tensor {k:?} is not part of {what} as floe maps it"))),
+    }
+}
+
+/// A name part that is an index below `n`.
+pub(crate) fn index_below(part: &str, n: usize) -> bool {
+    part.parse::<usize>().is_ok_and(|i| i < n) && !part.starts_with('+')
 }
 
 /// A flow brought in, before freezing.
@@ -89,8 +147,9 @@ pub fn import_state(lib: Library, sd: &StateDict, opts: &ImportOptions, device: 
         Some("tanh") => true,
         Some(a) => return Err(sd.err(format!("activation {a:?}: floe's conditioners have relu or tanh"))),
     };
+    let kind = flow_kind(lib, sd, opts)?;
     let mut imported = match lib {
-        Library::Zuko => zuko::import(sd, opts, tanh, device)?,
+        Library::Zuko => zuko::import(sd, opts, kind, tanh, device)?,
         Library::Nflows => nflows::import(sd, opts, tanh, device)?,
     };
     imported.flow.layers = merge_permutations(std::mem::take(&mut imported.flow.layers), imported.flow.dim);
@@ -98,12 +157,13 @@ pub fn import_state(lib: Library, sd: &StateDict, opts: &ImportOptions, device: 
 }
 
 /// Rows the parity check runs on: `n` rows where the model puts its mass —
-/// base draws with every coordinate within ±3 (redrawn beyond), mapped to data
+/// base draws with every coordinate within ±3 standard deviations (redrawn
+/// beyond; `base` = a diagonal normal base's `(loc, scale)`), mapped to data
 /// space by the runtime's inverse — and `n` standard normal rows scaled by 2,
 /// all seeded. (Untruncated samples reach the far tails, where a MAF's scales of
 /// up to e^6.9 leave no f32 evaluation, Burn's, the runtime's or the library's,
 /// within the parity rule of the exact value.)
-pub fn check_rows(loaded: &LoadedModel, n: usize) -> Result<Rows> {
+pub fn check_rows(loaded: &LoadedModel, n: usize, base: Option<(&[f32], &[f32])>) -> Result<Rows> {
     let m = loaded.model();
     let d = m.dim();
     let mut rng = Rng::new(0x1A9_0F7);
@@ -111,10 +171,13 @@ pub fn check_rows(loaded: &LoadedModel, n: usize) -> Result<Rows> {
     let mut x = Vec::with_capacity(2 * n * d);
     let (mut z, mut row) = (vec![0.0f32; d], vec![0.0f32; d]);
     for _ in 0..n {
-        for v in z.iter_mut() {
+        for (j, v) in z.iter_mut().enumerate() {
             *v = rng.normal();
             while v.abs() > 3.0 {
                 *v = rng.normal();
+            }
+            if let Some((loc, scale)) = base {
+                *v = loc[j] + scale[j] * *v;
             }
         }
         m.inverse(&z, &[], &mut row, &mut scratch)?;
@@ -132,7 +195,14 @@ pub fn freeze_imported(flow: &Flow) -> Result<(LoadedModel, Parity)> {
     let xs = Standardization::identity(flow.dim);
     let cs = Standardization::identity(0);
     let first = freeze::fold(flow, &xs, &cs)?.load()?;
-    let rows = check_rows(&first, 512)?;
+    let vec = |p: &Option<Param<Tensor<1>>>| p.as_ref().map(|p| crate::flow::math::to_vec(p.val()));
+    let (loc, log_scale) = (vec(&flow.base.loc), vec(&flow.base.log_scale));
+    let scale = log_scale.map(|l| l.iter().map(|v| v.exp()).collect::<Vec<f32>>());
+    let base = match (&loc, &scale) {
+        (Some(l), Some(s)) if l.len() == flow.dim && s.len() == flow.dim => Some((l.as_slice(), s.as_slice())),
+        _ => None,
+    };
+    let rows = check_rows(&first, 512, base)?;
     freeze::freeze(flow, &xs, &cs, &rows, PARITY_TOLERANCE)
 }
 

@@ -17,26 +17,39 @@ use floe_runtime::format::BaseKind;
 
 use super::state::StateDict;
 use super::zuko::count;
-use super::{inverse, is_permutation, mlp, permute, ImportOptions, Imported};
+use super::{check_names, index_below, inverse, is_permutation, mlp, permute, ImportOptions, Imported};
 use crate::error::Result;
 use crate::flow::{BaseDist, Coupling, Elementwise, Flow, MlpSpec};
 
 pub(super) fn import(sd: &StateDict, opts: &ImportOptions, tanh: bool, device: &Device) -> Result<Imported> {
     const T: &str = "_transform._transforms.";
-    let known = |k: &str| k.starts_with(T) || k.starts_with("_distribution.") || k.starts_with("_embedding_net.");
-    if let Some(k) = sd.tensors.keys().find(|k| !known(k)) {
-        return Err(sd.err(format!("tensor {k:?}: not an nflows Flow state dict (expected `{T}…`)")));
-    }
-    if let Some(k) = sd
-        .tensors
-        .keys()
-        .find(|k| k.starts_with("_embedding_net.") || k.starts_with("_distribution.") && !k.ends_with("_log_z"))
-    {
-        return Err(sd.err(format!("tensor {k:?}: only a StandardNormal base without embedding net is supported")));
-    }
     let n = (0..).take_while(|i| sd.tensors.keys().any(|k| k.starts_with(&format!("{T}{i}.")))).count();
     if n == 0 {
-        return Err(sd.err(format!("no transforms (`{T}0.…`)")));
+        return Err(sd.err(format!("no transforms (`{T}0.…`): not an nflows Flow state dict")));
+    }
+    // Exactly the tensors of permutations and RQ couplings with a ResidualNet
+    // (no batch norm, no context layer) over a StandardNormal without embedding
+    // net; a parameter-free transform between them leaves a gap that makes a
+    // later transform's index ≥ n.
+    check_names(sd, "an nflows flow of permutations and RQ spline couplings", |p| match p {
+        ["_distribution", "_log_z"] => true,
+        ["_transform", "_transforms", i, "_permutation" | "identity_features" | "transform_features"] => {
+            index_below(i, n)
+        }
+        ["_transform", "_transforms", i, "transform_net", "initial_layer" | "final_layer", "weight" | "bias"] => {
+            index_below(i, n)
+        }
+        ["_transform", "_transforms", i, "transform_net", "blocks", b, "linear_layers", "0" | "1", "weight" | "bias"] => {
+            index_below(i, n) && index_below(b, usize::MAX)
+        }
+        _ => false,
+    })?;
+    for key in ["min_bin_width", "min_bin_height", "min_derivative"] {
+        if let Some(v) = sd.meta_f32(key)? {
+            if v != 1e-3 {
+                return Err(sd.err(format!("{key} = {v}: floe's spline has nflows' default 1e-3")));
+            }
+        }
     }
     let bound = match opts.bound {
         Some(b) => Some(b),
@@ -95,6 +108,15 @@ pub(super) fn import(sd: &StateDict, opts: &ImportOptions, tanh: bool, device: &
             )));
         }
         let blocks = count(sd, &format!("{net}blocks."), ".linear_layers.0.weight");
+        if let Some(k) = sd.names_under(&format!("{net}blocks.{blocks}.")).next() {
+            return Err(sd.err(format!("{k}: residual block {blocks} is incomplete")));
+        }
+        if let Some(k) = sd
+            .names_under(&format!("{net}blocks."))
+            .find(|k| k.split('.').nth(5).and_then(|b| b.parse::<usize>().ok()).is_some_and(|b| b > blocks))
+        {
+            return Err(sd.err(format!("{k}: residual blocks are not numbered 0..{blocks}")));
+        }
         let mut dense = vec![dense_of(sd, &format!("{net}initial_layer"), h, split)?];
         for b in 0..blocks {
             for l in 0..2 {

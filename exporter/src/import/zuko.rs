@@ -17,17 +17,43 @@ use floe_runtime::format::spline::{params_per_dim, ZUKO_NEG_LN_SLOPE};
 use floe_runtime::format::BaseKind;
 
 use super::state::StateDict;
-use super::{inverse, is_permutation, mlp, permute, ImportOptions, Imported};
+use super::{check_names, index_below, inverse, is_permutation, mlp, permute, FlowKind, ImportOptions, Imported};
 use crate::error::Result;
 use crate::flow::{BaseDist, Elementwise, Flow, Layer, Made, MlpSpec};
 
 /// zuko's spline bound (`MonotonicRQSTransform(bound=5.0)`).
 const ZUKO_BOUND: f32 = 5.0;
 
-pub(super) fn import(sd: &StateDict, opts: &ImportOptions, tanh: bool, device: &Device) -> Result<Imported> {
+pub(super) fn import(
+    sd: &StateDict,
+    opts: &ImportOptions,
+    kind: FlowKind,
+    tanh: bool,
+    device: &Device,
+) -> Result<Imported> {
     let n = count(sd, "transform.transforms.", ".order");
     if n == 0 {
         return Err(sd.err("no zuko transforms (`transform.transforms.0.order`): not a zuko NSF/MAF state dict".into()));
+    }
+    // Exactly NSF's / MAF's tensors: transforms 0..n, each an order and a plain
+    // MaskedMLP (`hyper.{j}`; a residual one has `hyper.{j}.{k}`), and the base.
+    // A parameter-free transform between them (zuko's UNAF, NAF) leaves a gap
+    // that makes a later transform's index ≥ n.
+    check_names(sd, "a zuko NSF or MAF", |p| match p {
+        ["base", "loc" | "scale"] => true,
+        ["transform", "transforms", i, "order"] => index_below(i, n),
+        ["transform", "transforms", i, "hyper", j, "weight" | "bias" | "mask"] => {
+            index_below(i, n) && index_below(j, usize::MAX)
+        }
+        _ => false,
+    })?;
+    // zuko's minimum slope: its affine map's A is in the file, its spline's is
+    // the format's constant.
+    let slope = sd.meta_f32("slope")?.unwrap_or(1e-3);
+    if !(slope > 0.0 && slope < 1.0) || (kind == FlowKind::ZukoNsf && slope != 1e-3) {
+        return Err(sd.err(format!(
+            "slope {slope}: floe maps zuko's splines with slope 1e-3 (its default), MAF with 0 < slope < 1"
+        )));
     }
     let d = sd.get("transform.transforms.0.order")?.shape.first().copied().unwrap_or(0);
     if d < 2 {
@@ -68,15 +94,23 @@ pub(super) fn import(sd: &StateDict, opts: &ImportOptions, tanh: bool, device: &
             return Err(sd.err(format!("{pre}hyper: last layer {}×{} for {d} features", last.1, last.2)));
         }
         let p = last.1 / d;
-        let univariate = sd.metadata.get("univariate").map(String::as_str);
-        let elem = match (p, univariate) {
-            (2, None | Some("affine")) => Elementwise::Affine { clamp: ZUKO_NEG_LN_SLOPE, zuko: true },
-            (p, None | Some("spline")) if p >= 2 && (p + 1) % 3 == 0 => {
+        let elem = match kind {
+            FlowKind::ZukoMaf if p == 2 => Elementwise::Affine {
+                clamp: if slope == 1e-3 { ZUKO_NEG_LN_SLOPE } else { -(f64::from(slope).ln()) as f32 },
+                zuko: true,
+            },
+            FlowKind::ZukoNsf if p >= 2 && (p + 1) % 3 == 0 => {
                 Elementwise::Spline { bins: (p + 1) / 3, bound, zuko: true }
             }
             _ => {
                 return Err(sd.err(format!(
-                    "{pre}hyper: {p} parameters per feature is neither zuko's affine (2) nor a spline (3K − 1)"
+                    "{pre}hyper: {p} parameters per feature is not a zuko {} ({})",
+                    if kind == FlowKind::ZukoMaf { "MAF" } else { "NSF" },
+                    if kind == FlowKind::ZukoMaf {
+                        "2: shift, scale"
+                    } else {
+                        "3K − 1: widths, heights, derivatives"
+                    }
                 )))
             }
         };
@@ -146,6 +180,10 @@ fn hyper(sd: &StateDict, pre: &str) -> Result<Vec<(usize, usize, usize, Vec<f32>
         .filter_map(|i| i.parse().ok())
         .collect();
     idx.sort_unstable();
+    // zuko's Sequential alternates MaskedLinear and activation: 0, 2, 4, ….
+    if idx.iter().enumerate().any(|(k, &i)| i != 2 * k) {
+        return Err(sd.err(format!("{pre}hyper: dense layers at {idx:?}, not MaskedMLP's 0, 2, 4, …")));
+    }
     if idx.len() < 2 {
         return Err(sd.err(format!("{pre}hyper: fewer than two dense layers")));
     }

@@ -174,11 +174,14 @@ fn nflows_spline_coupling_reproduces_nflows() {
 fn a_torch_save_pickle_gives_the_same_file() {
     let from_st =
         import_file(Library::Nflows, &dir().join("nflows_nsf.safetensors"), &ImportOptions::default()).unwrap();
-    // A pickle has no metadata: the tail bound must be given.
+    // A pickle has no metadata: which flow it is, and the tail bound, must be given.
     let pt = dir().join("nflows_nsf.pt");
     let e = import_file(Library::Nflows, &pt, &ImportOptions::default()).unwrap_err();
+    assert!(matches!(&e, FloeError::Import { msg, .. } if msg.contains("--flow")), "{e}");
+    let opts = ImportOptions { flow: Some("rq-coupling".into()), ..Default::default() };
+    let e = import_file(Library::Nflows, &pt, &opts).unwrap_err();
     assert!(matches!(&e, FloeError::Import { msg, .. } if msg.contains("tail_bound")), "{e}");
-    let opts = ImportOptions { bound: Some(4.0), ..Default::default() };
+    let opts = ImportOptions { bound: Some(4.0), ..opts };
     let from_pt = import_file(Library::Nflows, &pt, &opts).unwrap();
     assert_eq!(from_st.bytes(), from_pt.bytes());
 }
@@ -216,5 +219,54 @@ fn bad_state_dicts_are_typed_errors() {
     w.values[cols - 1] = 0.5;
     let e = import::import_state(Library::Zuko, &sd, &opts, &cpu).unwrap_err();
     assert!(matches!(&e, FloeError::Import { msg, .. } if msg.contains("degree")), "{e}");
+
+    // Structures floe does not map are refused, not dropped: a residual
+    // MaskedMLP block, a transform after a parameter-free one (a gap), a tensor
+    // of another kind; and a flow named for the other library or none.
+    let sd = import::StateDict::read(&dir().join("zuko_nsf.safetensors")).unwrap();
+    let some = sd.tensors.values().next().unwrap().clone();
+    type Edit = Box<dyn Fn(&mut import::StateDict)>;
+    let edits: [(&str, Edit); 4] = [
+        (
+            "transform.transforms.0.hyper.1.0.weight",
+            Box::new(move |s| {
+                s.tensors.insert("transform.transforms.0.hyper.1.0.weight".into(), some.clone());
+            }),
+        ),
+        (
+            "transform.transforms.3.",
+            Box::new(|s| {
+                let moved: Vec<_> =
+                    s.tensors.keys().filter(|k| k.starts_with("transform.transforms.2.")).cloned().collect();
+                for k in moved {
+                    let v = s.tensors.remove(&k).unwrap();
+                    s.tensors.insert(k.replace("transforms.2.", "transforms.3."), v);
+                }
+            }),
+        ),
+        (
+            "flow",
+            Box::new(|s| {
+                s.metadata.remove("flow");
+            }),
+        ),
+        (
+            "this is zuko",
+            Box::new(|s| {
+                s.metadata.insert("flow".into(), "rq-coupling".into());
+            }),
+        ),
+    ];
+    for (needle, edit) in edits {
+        let mut bad = sd.clone();
+        edit(&mut bad);
+        let e = import::import_state(Library::Zuko, &bad, &opts, &cpu).unwrap_err();
+        assert!(matches!(&e, FloeError::Import { msg, .. } if msg.contains(needle)), "{needle}: {e}");
+    }
+    // nflows: an incomplete residual block.
+    let mut bad = import::StateDict::read(&dir().join("nflows_nsf.safetensors")).unwrap();
+    bad.tensors.retain(|k, _| !k.ends_with("blocks.1.linear_layers.0.weight") || !k.contains("_transforms.1."));
+    let e = import::import_state(Library::Nflows, &bad, &opts, &cpu).unwrap_err();
+    assert!(matches!(&e, FloeError::Import { msg, .. } if msg.contains("block")), "{e}");
     std::fs::remove_dir_all(&tmp).ok();
 }

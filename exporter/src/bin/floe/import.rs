@@ -18,6 +18,11 @@ pub struct Args {
     /// Output model file (default: the state dict's path with extension `.floe`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Which flow it is: zuko `nsf` or `maf`, nflows `rq-coupling` (or the
+    /// file's metadata `flow`): the tensor names alone do not tell zuko's NSF
+    /// from its BPF, or nflows' spline couplings from its linear ones.
+    #[arg(long, value_parser = ["nsf", "maf", "rq-coupling"])]
+    flow: Option<String>,
     /// Spline bound: nflows' `tail_bound` (required unless the file's metadata
     /// has `tail_bound`), zuko's `bound` (default 5).
     #[arg(long)]
@@ -30,7 +35,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let device = floe_exporter::train::device::cpu();
-    let opts = ImportOptions { bound: a.bound, activation: a.activation };
+    let opts = ImportOptions { bound: a.bound, activation: a.activation, flow: a.flow };
     let imported = import::import(a.library, &a.state, &opts, &device)?;
     for line in &imported.summary {
         println!("  {line}");

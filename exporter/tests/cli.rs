@@ -540,3 +540,27 @@ fn anomaly_bench_takes_any_folder_and_reports_the_held_out_nll() {
     assert_eq!(nll.len(), 2, "{row}");
     assert!(nll.iter().all(|v| v.is_finite()), "{row}");
 }
+
+#[test]
+fn import_writes_a_checked_model_and_refuses_bad_input() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/interop");
+    let st = fixtures.join("zuko_maf.safetensors");
+    let out = tmp("import").join("imported.floe");
+    let (ok, stdout, err) = floe(&["import", "zuko", st.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("wrote") && stdout.contains("parity"), "{stdout}");
+    // The file is an ordinary model: inspect and sample read it.
+    let (ok, stdout, err) = floe(&["inspect", out.to_str().unwrap()]);
+    assert!(ok && stdout.contains("made_affine"), "{stdout}{err}");
+    // Bad input: a missing file, the other library's flow, a bad --flow value,
+    // a pickle without its settings.
+    let (ok, _, err) = floe(&["import", "zuko", "missing.safetensors"]);
+    assert_clean_error(ok, &err, "missing.safetensors");
+    let (ok, _, err) = floe(&["import", "nflows", st.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_clean_error(ok, &err, "zuko");
+    let (ok, _, err) = floe(&["import", "zuko", st.to_str().unwrap(), "--flow", "bpf"]);
+    assert_clean_error(ok, &err, "bpf");
+    let pt = fixtures.join("nflows_nsf.pt");
+    let (ok, _, err) = floe(&["import", "nflows", pt.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_clean_error(ok, &err, "--flow");
+}

@@ -564,3 +564,47 @@ fn import_writes_a_checked_model_and_refuses_bad_input() {
     let (ok, _, err) = floe(&["import", "nflows", pt.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_clean_error(ok, &err, "--flow");
 }
+
+#[test]
+fn stream_column_all_takes_every_numeric_column() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let series = format!("{root}/data/streams/Daphnet_S06R02E0.csv");
+    let model = tmp("all-columns").join("all.floe");
+    let (ok, out, err) = floe(&[
+        "anomaly",
+        "stream",
+        "--train",
+        &series,
+        "--train-range",
+        "0..600",
+        "--test",
+        &series,
+        "--test-range",
+        "600..700",
+        "--column",
+        "all",
+        "--window",
+        "4",
+        "--diff",
+        "--epochs",
+        "2",
+        "--hidden",
+        "8",
+        "--steps",
+        "1",
+        "--bins",
+        "4",
+        "--quiet",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    // The nine sensor axes: not the timestamp, not the label.
+    assert!(out.contains("--column all: 9 channels (ankle_horiz_fwd,"), "{out}");
+    assert!(out.contains("trunk_horiz_lateral)") && !out.contains("timestamp") && !out.contains("is_anomaly)"), "{out}");
+    let (ok, info, err) = floe(&["inspect", model.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    // 9 channels × 3 first differences of a 4-sample window.
+    assert!(info.contains("window 4 x 9 channel(s), first differences"), "{info}");
+    assert!(info.lines().any(|l| l.split_whitespace().eq(["dim", "27"])), "{info}");
+}

@@ -31,7 +31,9 @@ pub struct Args {
     /// Score only these samples of the test series, `a..b`.
     #[arg(long, value_parser = parse_range)]
     test_range: Option<std::ops::Range<usize>>,
-    /// Column(s) holding the signal, comma-separated: one channel each.
+    /// Column(s) holding the signal, comma-separated: one channel each; `all`:
+    /// every numeric column but the label column (a timestamp column is left
+    /// out).
     #[arg(long, default_value = "value", value_delimiter = ',')]
     column: Vec<String>,
     /// Column holding 0/1 anomaly labels in the test series, if any.
@@ -78,7 +80,14 @@ pub fn run(a: Args) -> Result<()> {
         alarm: a.alarm,
     };
     // The settings first, then the files.
-    spec.layout(a.column.len())?;
+    let column = if a.column == ["all"] {
+        let c = floe_exporter::anomaly::stream::numeric_columns(&a.train, &a.label_column)?;
+        println!("--column all: {} channels ({})", c.len(), c.join(", "));
+        c
+    } else {
+        a.column.clone()
+    };
+    spec.layout(column.len())?;
     if a.flow.select {
         return Err(floe_exporter::error::ConfigError::invalid(
             "--select",
@@ -87,8 +96,8 @@ pub fn run(a: Args) -> Result<()> {
         )
         .into());
     }
-    let mut normal = read_series(&a.train, &a.column, &a.label_column)?;
-    let mut test = read_series(&a.test, &a.column, &a.label_column)?;
+    let mut normal = read_series(&a.train, &column, &a.label_column)?;
+    let mut test = read_series(&a.test, &column, &a.label_column)?;
     // A range must lie inside its series; sample numbers printed and written
     // below count from the start of the test file, not of the range.
     let within = |flag: &'static str, r: &Option<std::ops::Range<usize>>, n: usize| -> Result<()> {

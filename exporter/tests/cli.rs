@@ -601,7 +601,10 @@ fn stream_column_all_takes_every_numeric_column() {
     assert!(ok, "{out}{err}");
     // The nine sensor axes: not the timestamp, not the label.
     assert!(out.contains("--column all: 9 channels (ankle_horiz_fwd,"), "{out}");
-    assert!(out.contains("trunk_horiz_lateral)") && !out.contains("timestamp") && !out.contains("is_anomaly)"), "{out}");
+    assert!(
+        out.contains("trunk_horiz_lateral)") && !out.contains("timestamp") && !out.contains("is_anomaly)"),
+        "{out}"
+    );
     let (ok, info, err) = floe(&["inspect", model.to_str().unwrap()]);
     assert!(ok, "{err}");
     // 9 channels × 3 first differences of a 4-sample window.

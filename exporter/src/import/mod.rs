@@ -22,6 +22,7 @@ use std::path::Path;
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
+use floe_runtime::format::Precision;
 use floe_runtime::Rng;
 
 pub use state::StateDict;
@@ -204,6 +205,37 @@ pub fn freeze_imported(flow: &Flow) -> Result<(LoadedModel, Parity)> {
     };
     let rows = check_rows(&first, 512, base)?;
     freeze::freeze(flow, &xs, &cs, &rows, PARITY_TOLERANCE)
+}
+
+/// `n` rows drawn from the model by the runtime's sampler (seed `seed`).
+fn model_samples(loaded: &LoadedModel, n: usize, seed: u64) -> Result<Rows> {
+    let m = loaded.model();
+    let mut rng = Rng::new(seed);
+    let mut scratch = vec![0.0f32; m.scratch_len()];
+    let mut row = vec![0.0f32; m.dim()];
+    let mut x = Vec::with_capacity(n * m.dim());
+    for _ in 0..n {
+        m.sample(&mut rng, &[], &mut row, &mut scratch)?;
+        x.extend_from_slice(&row);
+    }
+    Ok(Rows::new(m.dim(), x))
+}
+
+/// An imported flow quantized without its training data: the int8 activation
+/// ranges are calibrated on 2,048 samples of the f32 model itself, each layer's
+/// choice (quantized or kept f32, `max_layer_cost` nats/dim) made on 512 more,
+/// and the runtime checked bit for bit against the reference arithmetic on
+/// another 512 — the model's own distribution standing in for the data it was
+/// trained on (give `floe eval` real rows to measure it there).
+pub fn quantize_imported(flow: &Flow, precision: Precision, max_layer_cost: f64) -> Result<crate::quant::Quantized> {
+    let xs = Standardization::identity(flow.dim);
+    let cs = Standardization::identity(0);
+    let frozen = freeze::fold(flow, &xs, &cs)?;
+    let f32_model = frozen.load()?;
+    let calib = model_samples(&f32_model, 2048, 0xCA11B)?;
+    let val = model_samples(&f32_model, 512, 0x7A1)?;
+    let check = model_samples(&f32_model, 512, 0xC4EC)?;
+    crate::quant::quantize(&frozen, crate::quant::QuantConfig { precision, max_layer_cost }, &calib, &val, &check)
 }
 
 /// A dense layer from PyTorch's `weight` (`out × in`, row-major) and `bias`.

@@ -270,3 +270,37 @@ fn bad_state_dicts_are_typed_errors() {
     assert!(matches!(&e, FloeError::Import { msg, .. } if msg.contains("block")), "{e}");
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// An imported flow quantized without its training data (calibrated on its own
+/// samples) stays close to the library on the real rows.
+#[test]
+fn imported_flows_quantize_to_int8_on_their_own_samples() {
+    use floe_runtime::format::Precision;
+    for name in ["zuko_nsf", "nflows_nsf"] {
+        let f = fixture(name);
+        let path = dir().join(format!("{name}.safetensors"));
+        let imported =
+            import::import(f.library, &path, &ImportOptions::default(), &floe_exporter::train::device::cpu()).unwrap();
+        let q = import::quantize_imported(&imported.flow, Precision::Int8, 0.01).unwrap();
+        assert!(q.verified.rows > 0 && q.verified.values > 0);
+        // Residual conditioners (nflows' ResidualNet) take w8: int8 is for plain ReLU ones.
+        let int8 = q.choices.iter().filter(|c| c.precision == Precision::Int8).count();
+        let w8 = q.choices.iter().filter(|c| c.precision == Precision::W8).count();
+        let m = q.loaded.model();
+        let mut scratch = vec![0.0f32; m.scratch_len()];
+        let ours: Vec<f64> = f.x.iter().map(|x| f64::from(m.log_prob(x, &[], &mut scratch).unwrap())).collect();
+        let n = ours.len() as f64;
+        let shift = (f.log_prob.iter().sum::<f64>() - ours.iter().sum::<f64>()) / n / f.dim as f64;
+        let mean_abs = ours.iter().zip(&f.log_prob).map(|(a, b)| (a - b).abs()).sum::<f64>() / n;
+        println!(
+            "{name} --quantize int8: {int8} of {} conditioners int8, {w8} w8, {} bytes; NLL on the fixture rows \
+             {:+.5} nats/dim vs {}, mean |Δ log p| {mean_abs:.4} nats",
+            q.choices.len(),
+            q.loaded.bytes().len(),
+            shift,
+            f.library.name()
+        );
+        assert!(int8 + w8 >= 1, "{name}: no layer quantized");
+        assert!(shift.abs() < 0.05 && mean_abs < 0.5, "{name}: shift {shift}, mean |Δ| {mean_abs}");
+    }
+}

@@ -54,6 +54,7 @@ pub const SEEDS: &[Seed] = &[
     Seed { name: "daphnet-int8.floe", bytes: include_bytes!("../../firmware/assets/daphnet-int8.floe") },
     Seed { name: "zuko-nsf.floe", bytes: include_bytes!("../../fuzz/seeds/zuko-nsf.floe") },
     Seed { name: "zuko-maf.floe", bytes: include_bytes!("../../fuzz/seeds/zuko-maf.floe") },
+    Seed { name: "zuko-cnsf.floe", bytes: include_bytes!("../../fuzz/seeds/zuko-cnsf.floe") },
 ];
 
 /// A fuzz target: a function of the fuzzer's bytes.

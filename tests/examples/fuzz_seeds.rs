@@ -48,7 +48,7 @@ fn main() {
         }
     }
     let fixtures = dir.join("../../tests/fixtures/interop");
-    for name in ["zuko_nsf", "zuko_maf"] {
+    for name in ["zuko_nsf", "zuko_maf", "zuko_cnsf"] {
         let opts = floe_exporter::import::ImportOptions::default();
         let cpu = floe_exporter::train::device::cpu();
         let state = fixtures.join(format!("{name}.safetensors"));

@@ -39,6 +39,7 @@ def load_rows(path):
 
 
 def train(log_prob, params, x, steps=STEPS):
+    """`log_prob(rows)` of [N, D + C] rows (features, then context)."""
     opt = torch.optim.Adam(params, lr=2e-3)
     g = torch.Generator().manual_seed(SEED)
     xt = torch.from_numpy(x)
@@ -52,12 +53,12 @@ def train(log_prob, params, x, steps=STEPS):
         return float(-log_prob(xt).mean())
 
 
-def zuko_flow(kind, d):
+def zuko_flow(kind, d, context=0):
     import zuko
 
     if kind == "nsf":
-        return zuko.flows.NSF(d, bins=8, transforms=3, hidden_features=(32, 32))
-    return zuko.flows.MAF(d, transforms=3, hidden_features=(32, 32))
+        return zuko.flows.NSF(d, context, bins=8, transforms=3, hidden_features=(32, 32))
+    return zuko.flows.MAF(d, context, transforms=3, hidden_features=(32, 32))
 
 
 def nflows_flow(d, tail_bound):
@@ -89,15 +90,22 @@ def main():
     x = load_rows(data)
     rng = np.random.default_rng(SEED)
     rows = x[rng.choice(x.shape[0], ROWS, replace=False)]
-    d = x.shape[1]
-    for name, lib, build in [
-        ("zuko_nsf", "zuko", lambda: zuko_flow("nsf", d)),
-        ("zuko_maf", "zuko", lambda: zuko_flow("maf", d)),
-        ("nflows_nsf", "nflows", lambda: nflows_flow(d, 4.0)),
+    full = x.shape[1]
+    # The conditional flow: the first 4 features given the last 2.
+    ctx_rows = x[rng.choice(x.shape[0], SAMPLES, replace=True)][:, 4:]
+    for name, lib, c, build in [
+        ("zuko_nsf", "zuko", 0, lambda: zuko_flow("nsf", full)),
+        ("zuko_maf", "zuko", 0, lambda: zuko_flow("maf", full)),
+        ("zuko_cnsf", "zuko", 2, lambda: zuko_flow("nsf", full - 2, 2)),
+        ("nflows_nsf", "nflows", 0, lambda: nflows_flow(full, 4.0)),
     ]:
+        d = full - c
         torch.manual_seed(SEED)
         flow = build()
-        if lib == "zuko":
+        if lib == "zuko" and c > 0:
+            lp = lambda t: flow(t[:, d:]).log_prob(t[:, :d])
+            sample = lambda n: flow(torch.from_numpy(ctx_rows[:n])).sample()
+        elif lib == "zuko":
             lp = lambda t: flow().log_prob(t)
             sample = lambda n: flow().sample((n,))
         else:
@@ -112,7 +120,7 @@ def main():
             flow.double()
             log_p64 = lp(torch.from_numpy(rows).double()).numpy()
             flow.float()
-        meta = {"library": lib, "flow": {"zuko_nsf": "nsf", "zuko_maf": "maf"}.get(name, "rq-coupling"), "activation": "relu"}
+        meta = {"library": lib, "flow": {"zuko_maf": "maf"}.get(name, "nsf" if lib == "zuko" else "rq-coupling"), "activation": "relu"}
         if lib == "nflows":
             meta["tail_bound"] = "4.0"
         # The state dict as the library keeps it (bool masks, int64 orders).
@@ -127,7 +135,10 @@ def main():
             "data": data.split("/")[-1] + " (normal rows, standardized)",
             "train_nll": nll,
             "dim": d,
-            "x": rows.tolist(),
+            "context_dim": c,
+            "x": rows[:, :d].tolist(),
+            "context": rows[:, d:].tolist(),
+            "sample_context": ctx_rows.tolist() if c > 0 else [],
             "log_prob": log_p.tolist(),
             "log_prob_f64": log_p64.tolist(),
             "samples": [[float(f"{v:.7g}") for v in r] for r in s.tolist()],

@@ -5,7 +5,7 @@
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use floe_runtime::format::made::{mask_allows, MaskLayer};
+use floe_runtime::format::made::{mask_allows_by, MaskLayer, MaskRule};
 use floe_runtime::format::Activation;
 
 /// Shape of a conditioner.
@@ -47,11 +47,20 @@ pub struct Mlp {
     pub blocks: usize,
 }
 
-fn mask(layer: MaskLayer, n_in: usize, n_out: usize, dim: usize, ppd: usize, device: &Device) -> Tensor<2> {
+#[allow(clippy::too_many_arguments)]
+fn mask(
+    rule: MaskRule,
+    layer: MaskLayer,
+    n_in: usize,
+    n_out: usize,
+    dim: usize,
+    ppd: usize,
+    device: &Device,
+) -> Tensor<2> {
     let mut v = Vec::with_capacity(n_in * n_out);
     for i in 0..n_in {
         for o in 0..n_out {
-            v.push(if mask_allows(layer, dim, ppd, o, i) { 1.0f32 } else { 0.0 });
+            v.push(if mask_allows_by(rule, layer, dim, ppd, o, i) { 1.0f32 } else { 0.0 });
         }
     }
     Tensor::from_data(TensorData::new(v, [n_in, n_out]), device)
@@ -61,6 +70,18 @@ impl Mlp {
     /// A conditioner `n_in -> n_out` whose last layer is zero (the transform starts
     /// as the identity). `made = Some((dim, params_per_dim))` masks it.
     pub fn new(spec: &MlpSpec, n_in: usize, n_out: usize, made: Option<(usize, usize)>, device: &Device) -> Mlp {
+        Mlp::new_by(spec, n_in, n_out, made.map(|(d, p)| (d, p, MaskRule::Made)), device)
+    }
+
+    /// [`Mlp::new`] with the MADE masks of `rule` (zuko's conditional MaskedMLP
+    /// for an imported flow).
+    pub fn new_by(
+        spec: &MlpSpec,
+        n_in: usize,
+        n_out: usize,
+        made: Option<(usize, usize, MaskRule)>,
+        device: &Device,
+    ) -> Mlp {
         let h = spec.hidden;
         let mut dims = vec![(n_in, h)];
         let n_hidden = if spec.residual { 2 * spec.blocks } else { spec.blocks.saturating_sub(1) };
@@ -81,10 +102,10 @@ impl Mlp {
             .collect();
         let masks = match made {
             None => vec![],
-            Some((dim, ppd)) => dims
+            Some((dim, ppd, rule)) => dims
                 .iter()
                 .enumerate()
-                .map(|(i, &(a, b))| mask(MaskLayer::of(i, last + 1), a, b, dim, ppd, device))
+                .map(|(i, &(a, b))| mask(rule, MaskLayer::of(i, last + 1), a, b, dim, ppd, device))
                 .collect(),
         };
         Mlp { linears, masks, residual: spec.residual, tanh: spec.tanh, blocks: spec.blocks }

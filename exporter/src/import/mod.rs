@@ -22,6 +22,7 @@ use std::path::Path;
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
+use floe_runtime::format::made::MaskRule;
 use floe_runtime::format::Precision;
 use floe_runtime::Rng;
 
@@ -157,7 +158,8 @@ pub fn import_state(lib: Library, sd: &StateDict, opts: &ImportOptions, device: 
     Ok(imported)
 }
 
-/// Rows the parity check runs on: `n` rows where the model puts its mass —
+/// Rows the parity check runs on (contexts, for a conditional flow, drawn from
+/// N(0, I): the libraries' flows take standardized contexts): `n` rows where the model puts its mass —
 /// base draws with every coordinate within ±3 standard deviations (redrawn
 /// beyond; `base` = a diagonal normal base's `(loc, scale)`), mapped to data
 /// space by the runtime's inverse — and `n` standard normal rows scaled by 2,
@@ -166,12 +168,13 @@ pub fn import_state(lib: Library, sd: &StateDict, opts: &ImportOptions, device: 
 /// within the parity rule of the exact value.)
 pub fn check_rows(loaded: &LoadedModel, n: usize, base: Option<(&[f32], &[f32])>) -> Result<Rows> {
     let m = loaded.model();
-    let d = m.dim();
+    let (d, c) = (m.dim(), m.context_dim());
     let mut rng = Rng::new(0x1A9_0F7);
     let mut scratch = vec![0.0f32; m.scratch_len()];
-    let mut x = Vec::with_capacity(2 * n * d);
-    let (mut z, mut row) = (vec![0.0f32; d], vec![0.0f32; d]);
+    let (mut x, mut cs) = (Vec::with_capacity(2 * n * d), Vec::with_capacity(2 * n * c));
+    let (mut z, mut row, mut ctx) = (vec![0.0f32; d], vec![0.0f32; d], vec![0.0f32; c]);
     for _ in 0..n {
+        ctx.iter_mut().for_each(|v| *v = rng.normal());
         for (j, v) in z.iter_mut().enumerate() {
             *v = rng.normal();
             while v.abs() > 3.0 {
@@ -181,20 +184,22 @@ pub fn check_rows(loaded: &LoadedModel, n: usize, base: Option<(&[f32], &[f32])>
                 *v = loc[j] + scale[j] * *v;
             }
         }
-        m.inverse(&z, &[], &mut row, &mut scratch)?;
+        m.inverse(&z, &ctx, &mut row, &mut scratch)?;
         x.extend_from_slice(&row);
+        cs.extend_from_slice(&ctx);
     }
-    for _ in 0..n * d {
-        x.push(2.0 * rng.normal());
+    for _ in 0..n {
+        x.extend((0..d).map(|_| 2.0 * rng.normal()));
+        cs.extend((0..c).map(|_| rng.normal()));
     }
-    Ok(Rows::new(d, x))
+    Ok(Rows { dim: d, context_dim: c, x, c: cs })
 }
 
 /// Freeze an imported flow (identity standardization: the flow's own units) and
 /// check the runtime against Burn on [`check_rows`]: the usual parity rule.
 pub fn freeze_imported(flow: &Flow) -> Result<(LoadedModel, Parity)> {
     let xs = Standardization::identity(flow.dim);
-    let cs = Standardization::identity(0);
+    let cs = Standardization::identity(flow.context_dim);
     let first = freeze::fold(flow, &xs, &cs)?.load()?;
     let vec = |p: &Option<Param<Tensor<1>>>| p.as_ref().map(|p| crate::flow::math::to_vec(p.val()));
     let (loc, log_scale) = (vec(&flow.base.loc), vec(&flow.base.log_scale));
@@ -207,18 +212,22 @@ pub fn freeze_imported(flow: &Flow) -> Result<(LoadedModel, Parity)> {
     freeze::freeze(flow, &xs, &cs, &rows, PARITY_TOLERANCE)
 }
 
-/// `n` rows drawn from the model by the runtime's sampler (seed `seed`).
+/// `n` rows drawn from the model by the runtime's sampler (seed `seed`; a
+/// conditional flow's contexts from N(0, I)).
 fn model_samples(loaded: &LoadedModel, n: usize, seed: u64) -> Result<Rows> {
     let m = loaded.model();
+    let (d, c) = (m.dim(), m.context_dim());
     let mut rng = Rng::new(seed);
     let mut scratch = vec![0.0f32; m.scratch_len()];
-    let mut row = vec![0.0f32; m.dim()];
-    let mut x = Vec::with_capacity(n * m.dim());
+    let (mut row, mut ctx) = (vec![0.0f32; d], vec![0.0f32; c]);
+    let (mut x, mut cs) = (Vec::with_capacity(n * d), Vec::with_capacity(n * c));
     for _ in 0..n {
-        m.sample(&mut rng, &[], &mut row, &mut scratch)?;
+        ctx.iter_mut().for_each(|v| *v = rng.normal());
+        m.sample(&mut rng, &ctx, &mut row, &mut scratch)?;
         x.extend_from_slice(&row);
+        cs.extend_from_slice(&ctx);
     }
-    Ok(Rows::new(m.dim(), x))
+    Ok(Rows { dim: d, context_dim: c, x, c: cs })
 }
 
 /// An imported flow quantized without its training data: the int8 activation
@@ -229,7 +238,7 @@ fn model_samples(loaded: &LoadedModel, n: usize, seed: u64) -> Result<Rows> {
 /// trained on (give `floe eval` real rows to measure it there).
 pub fn quantize_imported(flow: &Flow, precision: Precision, max_layer_cost: f64) -> Result<crate::quant::Quantized> {
     let xs = Standardization::identity(flow.dim);
-    let cs = Standardization::identity(0);
+    let cs = Standardization::identity(flow.context_dim);
     let frozen = freeze::fold(flow, &xs, &cs)?;
     let f32_model = frozen.load()?;
     let calib = model_samples(&f32_model, 2048, 0xCA11B)?;
@@ -258,11 +267,11 @@ pub(crate) fn mlp(
     spec: &MlpSpec,
     n_in: usize,
     n_out: usize,
-    made: Option<(usize, usize)>,
+    made: Option<(usize, usize, MaskRule)>,
     dense: &[(Vec<f32>, Vec<f32>)],
     device: &Device,
 ) -> Result<Mlp> {
-    let mut m = Mlp::new(spec, n_in, n_out, made, device);
+    let mut m = Mlp::new_by(spec, n_in, n_out, made, device);
     if m.linears.len() != dense.len() {
         return Err(FloeError::Internal("import: dense layer count"));
     }

@@ -7,12 +7,13 @@
 //! conjugated by the permutation that sorts `o`: feature `π_t` (the one with
 //! `o = t`) becomes coordinate t, its input column and its output block move
 //! there, and the hidden units stay. zuko's `MaskedMLP` then assigns hidden
-//! units exactly the MADE degrees floe's format fixes (`1 + (j mod (D−1))`), so
-//! its masks are floe's — checked weight by weight here and again by the
-//! runtime at load.
+//! units exactly the MADE degrees floe's format fixes (`1 + (j mod (D−1))`; with a
+//! context, `j mod D`, the format's zuko rule), so its masks are floe's —
+//! checked weight by weight here and again by the runtime at load. A context
+//! is the hyper network's inputs past the features, as zuko concatenates them.
 
 use burn::prelude::*;
-use floe_runtime::format::made::{mask_allows, MaskLayer};
+use floe_runtime::format::made::{mask_allows_by, MaskLayer, MaskRule};
 use floe_runtime::format::spline::{params_per_dim, ZUKO_NEG_LN_SLOPE};
 use floe_runtime::format::BaseKind;
 
@@ -68,6 +69,7 @@ pub(super) fn import(
     }
     let mut layers = Vec::new();
     let mut summary = Vec::new();
+    let mut context = 0;
     for i in 0..n {
         let pre = format!("transform.transforms.{i}.");
         let order: Vec<usize> = sd.shaped(&format!("{pre}order"), &[d])?.iter().map(|&v| v as usize).collect();
@@ -81,11 +83,14 @@ pub(super) fn import(
         let pi = inverse(&order);
         let dense = hyper(sd, &pre)?;
         let (h, n_in) = (dense[0].1, dense[0].2);
-        if n_in != d {
-            return Err(sd.err(format!(
-                "{pre}hyper takes {n_in} inputs for {d} features: conditional zuko flows are not supported"
-            )));
+        if n_in < d || (i > 0 && n_in != d + context) {
+            return Err(
+                sd.err(format!("{pre}hyper takes {n_in} inputs for {d} features and {context} context features"))
+            );
         }
+        // The context: the hyper network's inputs past the features.
+        context = n_in - d;
+        let rule = MaskRule::of(true, context);
         if dense[1..dense.len() - 1].iter().any(|x| x.1 != h || x.2 != h) || dense.len() < 2 {
             return Err(sd.err(format!("{pre}hyper: floe's conditioners have equal hidden widths (≥ 1 hidden layer)")));
         }
@@ -118,7 +123,8 @@ pub(super) fn import(
         // Conjugate: inputs and output blocks in the sorted order.
         let mut ws: Vec<(Vec<f32>, Vec<f32>)> = dense.iter().map(|x| (x.3.clone(), x.4.clone())).collect();
         let (w0, _) = &mut ws[0];
-        *w0 = (0..h).flat_map(|r| pi.iter().map(move |&c| (r, c))).map(|(r, c)| dense[0].3[r * d + c]).collect();
+        let cols: Vec<usize> = pi.iter().copied().chain(d..n_in).collect();
+        *w0 = (0..h).flat_map(|r| cols.iter().map(move |&c| (r, c))).map(|(r, c)| dense[0].3[r * n_in + c]).collect();
         let lw = &last.3;
         let lb = &last.4;
         let (wl, bl) = ws.last_mut().expect("two dense layers at least");
@@ -132,10 +138,12 @@ pub(super) fn import(
         // floe's MADE degrees must allow every weight zuko's masks kept.
         let nd = ws.len();
         for (k, (w, _)) in ws.iter().enumerate() {
-            let cols = if k == 0 { d } else { h };
+            let cols = if k == 0 { n_in } else { h };
             let layer = MaskLayer::of(k, nd);
-            if let Some(j) =
-                w.iter().enumerate().position(|(j, &v)| v != 0.0 && !mask_allows(layer, d, p, j / cols, j % cols))
+            if let Some(j) = w
+                .iter()
+                .enumerate()
+                .position(|(j, &v)| v != 0.0 && !mask_allows_by(rule, layer, d, p, j / cols, j % cols))
             {
                 return Err(sd.err(format!(
                     "{pre}hyper dense {k}: weight ({}, {}) connects what MADE's degree rule masks; \
@@ -146,7 +154,7 @@ pub(super) fn import(
             }
         }
         let spec = MlpSpec { hidden: h, blocks: nd - 1, residual: false, tanh };
-        let cond = mlp(&spec, d, d * p, Some((d, p)), &ws, device)?;
+        let cond = mlp(&spec, n_in, d * p, Some((d, p, rule)), &ws, device)?;
         layers.push(permute(pi.clone()));
         layers.push(Layer::Made(Made { mlp: cond, dim: d, elem, spec }));
         layers.push(permute(order.clone()));
@@ -162,7 +170,10 @@ pub(super) fn import(
     }
     let base = base(sd, d, device)?;
     summary.push(format!("base: {}", if base.kind == BaseKind::StdNormal { "N(0, I)" } else { "diagonal normal" }));
-    Ok(Imported { flow: Flow { layers, base, dim: d, context_dim: 0 }, summary })
+    if context > 0 {
+        summary.push(format!("context: {context} features (appended to every hyper network's input)"));
+    }
+    Ok(Imported { flow: Flow { layers, base, dim: d, context_dim: context }, summary })
 }
 
 /// How many `{prefix}{i}{suffix}` tensors exist for i = 0, 1, ….

@@ -10,7 +10,7 @@
 use super::conditioner::{Conditioner, Weights};
 use super::{Elementwise, Tracer};
 use crate::error::{Error, Result};
-use crate::format::made::{mask_allows, MaskLayer};
+use crate::format::made::{mask_allows_by, MaskLayer, MaskRule};
 use crate::kernels::{at, set, sub, sub_mut, take};
 
 /// A MADE layer bound to its conditioner.
@@ -25,10 +25,11 @@ impl Made<'_, '_> {
     pub(crate) fn check_masks(&self, dim: usize) -> Result<bool> {
         let shape = self.cond.shape();
         let ppd = self.elem.params_per_dim();
+        let rule = MaskRule::of(self.elem.zuko(), shape.n_in.saturating_sub(dim));
         for d in 0..shape.n_dense() {
             let (rows, cols) = shape.dense_shape(d);
             let layer = MaskLayer::of(d, shape.n_dense());
-            let allowed = |k: usize| mask_allows(layer, dim, ppd, k / cols.max(1), k % cols.max(1));
+            let allowed = |k: usize| mask_allows_by(rule, layer, dim, ppd, k / cols.max(1), k % cols.max(1));
             let ok = match self.cond.weights(d)? {
                 Weights::F32(w) => w.len() == rows * cols && w.iter().enumerate().all(|(k, &v)| v == 0.0 || allowed(k)),
                 Weights::I8(w) => w.len() == rows * cols && w.iter().enumerate().all(|(k, &v)| v == 0 || allowed(k)),

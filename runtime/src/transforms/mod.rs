@@ -55,6 +55,12 @@ impl Elementwise {
             Elementwise::Affine { clamp: rec.param, zuko }
         }
     }
+    /// Whether the map reads its parameters the way zuko does.
+    pub(crate) fn zuko(&self) -> bool {
+        match *self {
+            Elementwise::Affine { zuko, .. } | Elementwise::Spline { zuko, .. } => zuko,
+        }
+    }
     /// Raw parameters per transformed coordinate.
     pub(crate) fn params_per_dim(&self) -> usize {
         match *self {

@@ -24,6 +24,10 @@ fn dir() -> PathBuf {
 struct Fixture {
     library: Library,
     dim: usize,
+    /// Each row's context (empty rows for an unconditional flow).
+    context: Vec<Vec<f32>>,
+    /// The context of each library sample.
+    sample_context: Vec<Vec<f32>>,
     x: Vec<Vec<f32>>,
     log_prob: Vec<f64>,
     log_prob_f64: Vec<f64>,
@@ -47,6 +51,8 @@ fn fixture(name: &str) -> Fixture {
             l => panic!("library {l}"),
         },
         dim: v["dim"].as_u64().unwrap() as usize,
+        context: rows("context"),
+        sample_context: rows("sample_context"),
         x: rows("x"),
         log_prob: v["log_prob"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect(),
         log_prob_f64: v["log_prob_f64"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect(),
@@ -85,14 +91,16 @@ fn check(name: &str) {
     let imported =
         import::import(f.library, &path, &ImportOptions::default(), &floe_exporter::train::device::cpu()).unwrap();
     let id = floe_exporter::data::Standardization::identity;
-    let loaded = floe_exporter::freeze::fold(&imported.flow, &id(f.dim), &id(0)).unwrap().load().unwrap();
+    let c = f.context.first().map_or(0, Vec::len);
+    let loaded = floe_exporter::freeze::fold(&imported.flow, &id(f.dim), &id(c)).unwrap().load().unwrap();
     let m = loaded.model();
-    assert_eq!(m.dim(), f.dim);
+    assert_eq!((m.dim(), m.context_dim()), (f.dim, c));
     let mut scratch = vec![0.0f32; m.scratch_len()];
 
     // log-densities: the library's own values (f32, as it runs), row by row,
     // within the freeze rule.
-    let ours: Vec<f64> = f.x.iter().map(|x| f64::from(m.log_prob(x, &[], &mut scratch).unwrap())).collect();
+    let ours: Vec<f64> =
+        f.x.iter().zip(&f.context).map(|(x, c)| f64::from(m.log_prob(x, c, &mut scratch).unwrap())).collect();
     let lib = f.library.name();
     let (mut worst, mut beyond) = (0.0f64, 0);
     for ((x, &got), &want) in f.x.iter().zip(&ours).zip(&f.log_prob) {
@@ -111,11 +119,13 @@ fn check(name: &str) {
     // row's f32 sensitivity (rows where a steep spline amplifies f32 rounding,
     // whoever evaluates it).
     let (mut worst, mut worst_lib) = (0.0f64, 0.0f64);
-    for (((x, &got), &exact), &theirs) in f.x.iter().zip(&ours).zip(&f.log_prob_f64).zip(&f.log_prob) {
+    for ((((x, c), &got), &exact), &theirs) in
+        f.x.iter().zip(&f.context).zip(&ours).zip(&f.log_prob_f64).zip(&f.log_prob)
+    {
         let (e, e_lib) = ((got - exact).abs(), (theirs - exact).abs());
         // Failing that, the freeze's allowance for the row's own f32 sensitivity.
         let allowance = || {
-            let s = floe_exporter::freeze::parity::ulp_sensitivity(m, x, &[]).unwrap();
+            let s = floe_exporter::freeze::parity::ulp_sensitivity(m, x, c).unwrap();
             floe_exporter::freeze::parity::conditioning_factor(m) * s
         };
         assert!(
@@ -132,8 +142,10 @@ fn check(name: &str) {
     let n = f.samples.len();
     let mut rng = Rng::new(7);
     let mut ours = vec![vec![0.0f32; f.dim]; n];
-    for row in ours.iter_mut() {
-        m.sample(&mut rng, &[], row, &mut scratch).unwrap();
+    let none = vec![vec![]; n];
+    let sample_ctx = if f.sample_context.is_empty() { &none } else { &f.sample_context };
+    for (row, c) in ours.iter_mut().zip(sample_ctx) {
+        m.sample(&mut rng, c, row, &mut scratch).unwrap();
     }
     let critical = 1.95 * (2.0 / n as f64).sqrt();
     for j in 0..f.dim {
@@ -142,7 +154,8 @@ fn check(name: &str) {
         assert!(d < critical, "{name}: coordinate {j} KS distance {d} ≥ {critical}");
     }
     let lp = |rows: &[Vec<f32>], scratch: &mut [f32]| -> (f64, f64) {
-        let v: Vec<f64> = rows.iter().map(|r| f64::from(m.log_prob(r, &[], scratch).unwrap())).collect();
+        let v: Vec<f64> =
+            rows.iter().zip(sample_ctx).map(|(r, c)| f64::from(m.log_prob(r, c, scratch).unwrap())).collect();
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         (mean, v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64)
     };
@@ -163,6 +176,13 @@ fn zuko_nsf_reproduces_zuko() {
 #[test]
 fn zuko_maf_reproduces_zuko() {
     check("zuko_maf");
+}
+
+/// A conditional zuko NSF (p(x | c), the context appended to every hyper
+/// network's input; its MaskedMLP gives one hidden unit in D the context only).
+#[test]
+fn zuko_conditional_nsf_reproduces_zuko() {
+    check("zuko_cnsf");
 }
 
 #[test]
@@ -303,4 +323,24 @@ fn imported_flows_quantize_to_int8_on_their_own_samples() {
         assert!(int8 + w8 >= 1, "{name}: no layer quantized");
         assert!(shift.abs() < 0.05 && mean_abs < 0.5, "{name}: shift {shift}, mean |Δ| {mean_abs}");
     }
+}
+
+/// The conditional zuko flow's MADE layers rest on the format's zuko mask rule
+/// (hidden degrees `j mod D`): with the zuko flag cleared, the runtime's load
+/// finds weights the plain MADE rule masks, and refuses the file.
+#[test]
+fn a_conditional_zuko_flow_needs_the_zuko_mask_rule() {
+    use floe_runtime::format::layout::layer;
+    use floe_runtime::format::{crc32, LayerKind, FLAG_ZUKO, HEADER_LEN, LAYER_RECORD_LEN};
+    let path = dir().join("zuko_cnsf.safetensors");
+    let loaded = import_file(Library::Zuko, &path, &ImportOptions::default()).unwrap();
+    let m = loaded.model();
+    assert_eq!(m.context_dim(), 2);
+    let made = (0..m.n_layers()).find(|&i| m.layer_info(i).unwrap().record.kind == LayerKind::MadeSpline).unwrap();
+    let mut b = floe_exporter::freeze::AlignedBytes::new(loaded.bytes());
+    b[HEADER_LEN + made * LAYER_RECORD_LEN + layer::FLAGS] &= !FLAG_ZUKO;
+    let n = b.len();
+    let c = crc32(&b[..n - 4]);
+    b[n - 4..].copy_from_slice(&c.to_le_bytes());
+    assert_eq!(floe_runtime::Model::load(&b).err(), Some(floe_runtime::Error::InvalidParameter(made as u16)));
 }

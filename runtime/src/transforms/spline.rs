@@ -27,12 +27,13 @@ pub(crate) const fn work_len(bins: usize) -> usize {
 /// Knot positions from raw logits: softmax, minimum size, cumulative sum, scaled
 /// to `[-B, B]`. `knots` has `K + 1` entries. With `zuko` the logits are
 /// soft-clipped first and the minimum size is 0 (zuko's parameterization).
-fn knots(raw: &[f32], min: f32, bound: f32, zuko: bool, knots: &mut [f32]) -> Result<()> {
+fn knots<const ZUKO: bool>(raw: &[f32], min: f32, bound: f32, knots: &mut [f32]) -> Result<()> {
     let k = raw.len();
     if knots.len() != k + 1 || k == 0 {
         return Err(Error::Internal);
     }
-    let (min, logit) = if zuko { (0.0, clip_logit as fn(f32) -> f32) } else { (min, keep as fn(f32) -> f32) };
+    let min = if ZUKO { 0.0 } else { min };
+    let logit = |r: f32| if ZUKO { clip_logit(r) } else { r };
     let mut m = f32::NEG_INFINITY;
     for &r in raw {
         let r = logit(r);
@@ -64,18 +65,14 @@ fn knots(raw: &[f32], min: f32, bound: f32, zuko: bool, knots: &mut [f32]) -> Re
     Ok(())
 }
 
-fn keep(r: f32) -> f32 {
-    r
-}
-
 /// zuko's soft clip of a bin logit.
 fn clip_logit(r: f32) -> f32 {
     zuko_clip(r, 2.0, ZUKO_NEG_LN_SLOPE)
 }
 
 /// One interior knot derivative from its raw value.
-fn derivative(r: f32, zuko: bool) -> f32 {
-    if zuko {
+fn derivative<const ZUKO: bool>(r: f32) -> f32 {
+    if ZUKO {
         exp(zuko_clip(r, 1.0, ZUKO_NEG_LN_SLOPE))
     } else {
         MIN_DERIVATIVE + softplus(r + DERIVATIVE_SHIFT)
@@ -83,7 +80,7 @@ fn derivative(r: f32, zuko: bool) -> f32 {
 }
 
 /// Fill `d` (K + 1 entries) with the knot derivatives.
-fn derivatives(raw: &[f32], zuko: bool, d: &mut [f32]) -> Result<()> {
+fn derivatives<const ZUKO: bool>(raw: &[f32], d: &mut [f32]) -> Result<()> {
     if d.len() != raw.len() + 2 {
         return Err(Error::Internal);
     }
@@ -92,7 +89,7 @@ fn derivatives(raw: &[f32], zuko: bool, d: &mut [f32]) -> Result<()> {
         *first = 1.0;
     }
     for (&r, di) in raw.iter().zip(it) {
-        *di = derivative(r, zuko);
+        *di = derivative::<ZUKO>(r);
     }
     if let Some(last) = d.last_mut() {
         *last = 1.0;
@@ -121,7 +118,17 @@ struct Bin {
     dk1: f32,
 }
 
+/// The knots and derivatives, in `work`; the parameterization chosen at
+/// compile time so floe's own splines pay nothing for zuko's.
 fn setup(raw: &[f32], bins: usize, bound: f32, zuko: bool, work: &mut [f32]) -> Result<()> {
+    if zuko {
+        setup_as::<true>(raw, bins, bound, work)
+    } else {
+        setup_as::<false>(raw, bins, bound, work)
+    }
+}
+
+fn setup_as<const ZUKO: bool>(raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<()> {
     if raw.len() != params_per_dim(bins) {
         return Err(Error::Internal);
     }
@@ -129,9 +136,9 @@ fn setup(raw: &[f32], bins: usize, bound: f32, zuko: bool, work: &mut [f32]) -> 
     let cw = take(&mut w, bins + 1)?;
     let ch = take(&mut w, bins + 1)?;
     let d = take(&mut w, bins + 1)?;
-    knots(sub(raw, 0, bins)?, MIN_BIN_WIDTH, bound, zuko, cw)?;
-    knots(sub(raw, bins, bins)?, MIN_BIN_HEIGHT, bound, zuko, ch)?;
-    derivatives(sub(raw, 2 * bins, bins.saturating_sub(1))?, zuko, d)
+    knots::<ZUKO>(sub(raw, 0, bins)?, MIN_BIN_WIDTH, bound, cw)?;
+    knots::<ZUKO>(sub(raw, bins, bins)?, MIN_BIN_HEIGHT, bound, ch)?;
+    derivatives::<ZUKO>(sub(raw, 2 * bins, bins.saturating_sub(1))?, d)
 }
 
 fn bin_at(work: &[f32], bins: usize, idx: usize) -> Result<Bin> {

@@ -7,6 +7,7 @@ pub mod baselines;
 pub mod bench;
 pub mod protocol;
 pub mod select;
+pub mod series;
 pub mod stream;
 
 pub use crate::metrics::{auprc, auroc, mean_std, metrics, threshold_at, Metrics};

@@ -19,12 +19,14 @@
 //! xtask onnx` checks ONNX Runtime against the runtime on every bundled model,
 //! both graphs.
 
+mod base;
 mod graph;
 mod int8;
+mod inverse;
 mod spline;
 
 use floe_runtime::exporter_hooks::tensor_record;
-use floe_runtime::format::{Activation, BaseKind, DType, LayerKind, LayerRecord, Precision};
+use floe_runtime::format::{Activation, DType, LayerKind, LayerRecord, Precision};
 use floe_runtime::Model;
 use onnx_protobuf::{Message, ModelProto};
 
@@ -32,15 +34,16 @@ use crate::error::{FloeError, Result};
 use graph::{Attr, Graph};
 
 pub use graph::OPSET;
+pub use inverse::{export_sampler, export_sampler_bytes};
 
-const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
+pub(super) const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
 
 fn unsupported(msg: String) -> FloeError {
     FloeError::Onnx(msg)
 }
 
 /// A tensor of the file, widened: f32 and bf16 as f32, i8, i32, u16.
-enum Data {
+pub(super) enum Data {
     F32(Vec<f32>),
     I8(Vec<i8>),
     I32(Vec<i32>),
@@ -104,7 +107,7 @@ impl Source<'_> {
 }
 
 /// The graph being built, the model's sizes and the log-determinant so far.
-struct Builder<'m> {
+pub(super) struct Builder<'m> {
     g: Graph,
     src: Source<'m>,
     d: usize,
@@ -117,7 +120,7 @@ struct Builder<'m> {
 }
 
 /// `[rows × cols]` row-major `w` as the `[cols, rows]` matrix `MatMul` multiplies by.
-fn transposed<T: Copy>(w: &[T], rows: usize, cols: usize) -> Vec<T> {
+pub(super) fn transposed<T: Copy>(w: &[T], rows: usize, cols: usize) -> Vec<T> {
     (0..cols).flat_map(|j| (0..rows).map(move |i| w[i * cols + j])).collect()
 }
 
@@ -156,7 +159,7 @@ impl Builder<'_> {
     }
 
     /// The conditioner of layer record `r` on `input` (`[N, n_in]`).
-    fn conditioner(&mut self, r: &LayerRecord, input: &str) -> Result<String> {
+    pub(super) fn conditioner(&mut self, r: &LayerRecord, input: &str) -> Result<String> {
         let tensors: Vec<Tensor> =
             (r.first_tensor..r.first_tensor + r.n_tensors).map(|i| self.src.tensor(i)).collect::<Result<_>>()?;
         let precision = r.precision().ok_or(FloeError::Internal("ONNX export: precision flags"))?;
@@ -192,7 +195,7 @@ impl Builder<'_> {
     }
 
     /// The conditioner's input: `[x_cond, context]`.
-    fn with_context(&mut self, x: &str) -> String {
+    pub(super) fn with_context(&mut self, x: &str) -> String {
         match self.context.clone() {
             Some(c) => self.g.concat(&[x, &c], 1),
             None => x.to_owned(),
@@ -202,7 +205,7 @@ impl Builder<'_> {
     /// An affine map's `(t, log σ)` (`[N, n]` each) from its parameters `out`
     /// (`[N, 2n]`, `[t, s]` per coordinate): `log σ = A·tanh(s/A)` (zuko:
     /// `s/(1 + |s/A|)`).
-    fn affine_params(&mut self, out: &str, n: usize, clamp: f32, zuko: bool) -> (String, String) {
+    pub(super) fn affine_params(&mut self, out: &str, n: usize, clamp: f32, zuko: bool) -> (String, String) {
         let p = self.g.reshape(out, &[0, n as i64, 2]);
         let t = self.g.slice(&p, 2, 0, 1);
         let t = self.g.reshape(&t, &[0, n as i64]);
@@ -229,18 +232,9 @@ impl Builder<'_> {
         self.g.add(&z, &t)
     }
 
-    /// The inverse of [`Builder::affine`]: `x = (z − t)·e^{−log σ}`.
-    fn affine_inverse(&mut self, z: &str, out: &str, n: usize, clamp: f32, zuko: bool) -> String {
-        let (t, log_sigma) = self.affine_params(out, n, clamp, zuko);
-        let neg = self.g.unary("Neg", &log_sigma);
-        let e = self.g.unary("Exp", &neg);
-        let u = self.g.sub(z, &t);
-        self.g.mul(&u, &e)
-    }
-
     /// The elementwise map of conditioned layer `r` on `v` (`[N, n]`) with
     /// parameters `out`, forward or inverse.
-    fn elementwise(&mut self, r: &LayerRecord, v: &str, out: &str, n: usize, inverse: bool) -> String {
+    pub(super) fn elementwise(&mut self, r: &LayerRecord, v: &str, out: &str, n: usize, inverse: bool) -> String {
         let zuko = r.flags & floe_runtime::format::FLAG_ZUKO != 0;
         let (bins, p) = (usize::from(r.bins), r.param);
         match (r.kind.is_spline(), inverse) {
@@ -253,7 +247,7 @@ impl Builder<'_> {
 
     /// A coupling layer `r` on `state`, forward or inverse: the pass-through
     /// part conditions the map of the rest.
-    fn coupling(&mut self, r: &LayerRecord, state: &str, inverse: bool) -> Result<String> {
+    pub(super) fn coupling(&mut self, r: &LayerRecord, state: &str, inverse: bool) -> Result<String> {
         let (d, split) = (self.d, usize::from(r.split));
         let a = self.g.slice(state, 1, 0, split as i64);
         let b = self.g.slice(state, 1, split as i64, d as i64);
@@ -264,67 +258,13 @@ impl Builder<'_> {
     }
 
     /// A permutation layer's indices (`z_i = x_{perm_i}`).
-    fn permutation(&self, r: &LayerRecord) -> Result<Vec<usize>> {
+    pub(super) fn permutation(&self, r: &LayerRecord) -> Result<Vec<usize>> {
         if r.kind == LayerKind::Reverse {
             return Ok((0..self.d).rev().collect());
         }
         match self.src.tensor(r.first_tensor)?.data {
             Data::U16(p) => Ok(p.iter().map(|&v| usize::from(v)).collect()),
             _ => Err(FloeError::Internal("ONNX export: permutation dtype")),
-        }
-    }
-
-    /// The inverse of layer `i` applied to `state` (`[N, D]`, its output):
-    /// its input, as `Model::inverse` computes it.
-    fn layer_inverse(&mut self, i: usize, state: &str) -> Result<String> {
-        let r = self.src.model.layer_info(i)?.record;
-        let d = self.d;
-        let tensor = |b: &Builder<'_>, k: u32| b.src.tensor(r.first_tensor + k);
-        match r.kind {
-            LayerKind::LuLinear => {
-                let (lu, ldiag, bias) = (tensor(self, 0)?, tensor(self, 1)?, tensor(self, 2)?);
-                let (lu, ldiag, bias) = (lu.f32()?, ldiag.f32()?, bias.f32()?);
-                let inv = lu_inverse(lu, ldiag, d);
-                let wt = self.g.f32s("lu_inv", &[d as i64, d as i64], &transposed(&inv, d, d));
-                let b = self.g.f32s("bias", &[d as i64], bias);
-                let u = self.g.sub(state, &b);
-                Ok(self.g.op("MatMul", &[&u, &wt], &[]))
-            }
-            LayerKind::Permute | LayerKind::Reverse => {
-                let perm = self.permutation(&r)?;
-                let mut inv = vec![0i64; d];
-                for (t, &p) in perm.iter().enumerate() {
-                    *inv.get_mut(p).ok_or(FloeError::Internal("ONNX export: permutation index"))? = t as i64;
-                }
-                let idx = self.g.ints(&inv);
-                Ok(self.g.op("Gather", &[state, &idx], &[Attr::Int("axis", 1)]))
-            }
-            LayerKind::ActNorm => {
-                let (ls, shift) = (tensor(self, 0)?, tensor(self, 1)?);
-                let (ls, shift) = (ls.f32()?, shift.f32()?);
-                let e: Vec<f32> = ls.iter().map(|&v| (-v).exp()).collect();
-                let e = self.g.f32s("inv_scale", &[d as i64], &e);
-                let s = self.g.f32s("shift", &[d as i64], shift);
-                let u = self.g.sub(state, &s);
-                Ok(self.g.mul(&u, &e))
-            }
-            LayerKind::AffineCoupling | LayerKind::SplineCoupling => self.coupling(&r, state, true),
-            LayerKind::MadeAffine | LayerKind::MadeSpline => {
-                // D passes, as the runtime: pass j sees x_0 … x_{j−1} (the
-                // rest 0) and fixes x_j.
-                let zero = self.g.f32(0.0);
-                let mut x = self.g.mul(state, &zero);
-                for j in 0..d {
-                    let input = self.with_context(&x);
-                    let out = self.conditioner(&r, &input)?;
-                    let all = self.elementwise(&r, state, &out, d, true);
-                    let pick: Vec<bool> = (0..d).map(|i| i == j).collect();
-                    let pick = self.g.bools("pass", &[d as i64], &pick);
-                    x = self.g.op("Where", &[&pick, &all, &x], &[]);
-                }
-                Ok(x)
-            }
-            LayerKind::Encoder => Err(FloeError::Internal("ONNX export: an encoder inside the flow")),
         }
     }
 
@@ -370,89 +310,11 @@ impl Builder<'_> {
             LayerKind::Encoder => Err(FloeError::Internal("ONNX export: an encoder inside the flow")),
         }
     }
-
-    /// `log p_base(z)` (`[N]`), its constant part included.
-    fn base(&mut self, z: &str) -> Result<String> {
-        let d = self.d;
-        let model = self.src.model;
-        let first_base = 4u32;
-        let half = self.g.f32(-0.5);
-        Ok(match model.base_kind() {
-            BaseKind::StdNormal => {
-                let sq = self.g.mul(z, z);
-                let s = self.g.sum_last(&sq);
-                self.ld_const -= d as f64 * HALF_LN_2PI;
-                self.g.mul(&s, &half)
-            }
-            BaseKind::DiagNormal => {
-                let (loc, ls) = (self.src.tensor(first_base)?, self.src.tensor(first_base + 1)?);
-                let (loc, ls) = (loc.f32()?, ls.f32()?);
-                self.ld_const -= d as f64 * HALF_LN_2PI + ls.iter().map(|&v| f64::from(v)).sum::<f64>();
-                let loc = self.g.f32s("loc", &[d as i64], loc);
-                let inv: Vec<f32> = ls.iter().map(|&v| (-v).exp()).collect();
-                let inv = self.g.f32s("inv_scale", &[d as i64], &inv);
-                let u = self.g.sub(z, &loc);
-                let u = self.g.mul(&u, &inv);
-                let sq = self.g.mul(&u, &u);
-                let s = self.g.sum_last(&sq);
-                self.g.mul(&s, &half)
-            }
-            BaseKind::StudentT => {
-                let df = self.src.tensor(first_base)?;
-                let df = df.f32()?;
-                for &v in df {
-                    let v = f64::from(v);
-                    self.ld_const +=
-                        libm::lgamma(0.5 * (v + 1.0)) - libm::lgamma(0.5 * v) - 0.5 * (v * std::f64::consts::PI).ln();
-                }
-                let nu = self.g.f32s("df", &[d as i64], df);
-                let coef: Vec<f32> = df.iter().map(|&v| -0.5 * (v + 1.0)).collect();
-                let coef = self.g.f32s("coef", &[d as i64], &coef);
-                let sq = self.g.mul(z, z);
-                let q = self.g.div(&sq, &nu);
-                // log1p(q) as the runtime has it, accurately for small q:
-                // with u = 1 + q, log(u)·q/(u − 1), and q itself where u == 1.
-                let one = self.g.f32(1.0);
-                let u = self.g.add(&one, &q);
-                let lu = self.g.unary("Log", &u);
-                let um1 = self.g.sub(&u, &one);
-                let l = self.g.mul(&lu, &q);
-                let l = self.g.div(&l, &um1);
-                let exact = self.g.op("Equal", &[&u, &one], &[]);
-                let l = self.g.op("Where", &[&exact, &q, &l], &[]);
-                let l = self.g.mul(&l, &coef);
-                self.g.sum_last(&l)
-            }
-            BaseKind::Mixture => {
-                let (w, loc, ls) =
-                    (self.src.tensor(first_base)?, self.src.tensor(first_base + 1)?, self.src.tensor(first_base + 2)?);
-                let k = w.rows;
-                let (w, locv, lsv) = (w.f32()?, loc.f32()?, ls.f32()?);
-                let max = w.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-                let lse = max + w.iter().map(|&v| (f64::from(v) - max).exp()).sum::<f64>().ln();
-                self.ld_const -= d as f64 * HALF_LN_2PI + lse;
-                let loc = self.g.f32s("loc", &[k as i64, d as i64], locv);
-                let inv: Vec<f32> = lsv.iter().map(|&v| (-v).exp()).collect();
-                let inv = self.g.f32s("inv_scale", &[k as i64, d as i64], &inv);
-                let lsc = self.g.f32s("log_scale", &[k as i64, d as i64], lsv);
-                let z3 = self.g.reshape(z, &[0, 1, d as i64]);
-                let u = self.g.sub(&z3, &loc);
-                let u = self.g.mul(&u, &inv);
-                let sq = self.g.mul(&u, &u);
-                let sq = self.g.mul(&sq, &half);
-                let t = self.g.sub(&sq, &lsc);
-                let t = self.g.sum_last(&t);
-                let logits = self.g.f32s("logits", &[k as i64], w);
-                let t = self.g.add(&t, &logits);
-                self.g.op("ReduceLogSumExp", &[&t], &[Attr::Ints("axes", vec![1]), Attr::Int("keepdims", 0)])
-            }
-        })
-    }
 }
 
 /// The layers `Model::log_prob` runs: all of them, or a trajectory file's
 /// first step flow (after its encoder).
-fn flow_layers(model: &Model<'_>) -> std::ops::Range<usize> {
+pub(super) fn flow_layers(model: &Model<'_>) -> std::ops::Range<usize> {
     let n = model.n_layers();
     match model.trajectory_layout() {
         Some(t) if t.per_step => 1..1 + (n - 1) / usize::from(t.horizon).max(1),
@@ -463,7 +325,7 @@ fn flow_layers(model: &Model<'_>) -> std::ops::Range<usize> {
 
 /// A builder for `model`, with input `first` (`[N, D]`) and, for a
 /// conditional model, the input `context` standardized.
-fn builder<'m>(model: &'m Model<'m>, bytes: &'m [u8], first: &str) -> (Builder<'m>, String) {
+pub(super) fn builder<'m>(model: &'m Model<'m>, bytes: &'m [u8], first: &str) -> (Builder<'m>, String) {
     let (d, c) = (model.dim(), model.context_dim());
     let mut b = Builder {
         g: Graph::default(),
@@ -487,7 +349,7 @@ fn builder<'m>(model: &'m Model<'m>, bytes: &'m [u8], first: &str) -> (Builder<'
 
 /// The graph's doc string: `what` (with `{c}` where " | context" goes for a
 /// conditional model), its inputs and its output.
-fn doc(model: &Model<'_>, what: &str, first: &str, out: &str) -> String {
+pub(super) fn doc(model: &Model<'_>, what: &str, first: &str, out: &str) -> String {
     let (d, c) = (model.dim(), model.context_dim());
     let what = what.replace("{c}", if c > 0 { " | context" } else { "" });
     let ctx = if c > 0 { format!(", context [N, {c}]") } else { String::new() };
@@ -518,7 +380,7 @@ pub fn export(model: &Model<'_>, bytes: &[u8]) -> Result<ModelProto> {
 }
 
 /// An LU layer's `W = L·(U + diag(e^{log_diag}))` (row-major), in f64.
-fn lu_matrix(lu: &[f32], ldiag: &[f32], d: usize) -> Vec<f64> {
+pub(super) fn lu_matrix(lu: &[f32], ldiag: &[f32], d: usize) -> Vec<f64> {
     let mut w = vec![0.0f64; d * d];
     for row in 0..d {
         for col in 0..d {
@@ -532,61 +394,6 @@ fn lu_matrix(lu: &[f32], ldiag: &[f32], d: usize) -> Vec<f64> {
         }
     }
     w
-}
-
-/// `W⁻¹` (row-major, f32) of an LU layer's [`lu_matrix`], inverted in f64 by
-/// Gauss–Jordan with partial pivoting.
-fn lu_inverse(lu: &[f32], ldiag: &[f32], d: usize) -> Vec<f32> {
-    let mut w = lu_matrix(lu, ldiag, d);
-    let mut inv: Vec<f64> = (0..d * d).map(|i| if i / d == i % d { 1.0 } else { 0.0 }).collect();
-    for c in 0..d {
-        let p = (c..d).max_by(|&a, &b| w[a * d + c].abs().total_cmp(&w[b * d + c].abs())).unwrap_or(c);
-        for k in 0..d {
-            w.swap(c * d + k, p * d + k);
-            inv.swap(c * d + k, p * d + k);
-        }
-        let piv = w[c * d + c];
-        for k in 0..d {
-            w[c * d + k] /= piv;
-            inv[c * d + k] /= piv;
-        }
-        for r in (0..d).filter(|&r| r != c) {
-            let f = w[r * d + c];
-            if f != 0.0 {
-                for k in 0..d {
-                    w[r * d + k] -= f * w[c * d + k];
-                    inv[r * d + k] -= f * inv[c * d + k];
-                }
-            }
-        }
-    }
-    inv.iter().map(|&v| v as f32).collect()
-}
-
-/// The sampler of `model` (whose file is `bytes`) as an ONNX graph: input `z`
-/// `[N, D]`, a point of the base distribution's space (for a normal base,
-/// standard normal draws; draw from the file's base otherwise), and `context`
-/// `[N, C]` for a conditional model; output `x` `[N, D]` in data units — what
-/// `Model::inverse` computes, every layer inverted in reverse order (a MADE
-/// layer in D passes of its conditioner), then the standardization undone.
-pub fn export_sampler(model: &Model<'_>, bytes: &[u8]) -> Result<ModelProto> {
-    let d = model.dim();
-    let (mut b, mut state) = builder(model, bytes, "z");
-    for i in flow_layers(model).rev() {
-        state = b.layer_inverse(i, &state)?;
-    }
-    let (mean, std) = model.standardization();
-    let m = b.g.f32s("x_mean", &[d as i64], mean);
-    let s = b.g.f32s("x_std", &[d as i64], std);
-    let u = b.g.mul(&state, &s);
-    let x = b.g.add(&u, &m);
-    b.g.output(&x, "x", &[None, Some(d as i64)]);
-    Ok(b.g.model(doc(model, "the sampler x = f^-1(z{c}), z a point of the base's space", "z", &format!("x [N, {d}]"))))
-}
-
-/// [`export_sampler`] serialized (the `.onnx` file's bytes).
-pub fn export_sampler_bytes(model: &Model<'_>, bytes: &[u8]) -> Result<Vec<u8>> {
-    export_sampler(model, bytes)?.write_to_bytes().map_err(|e| FloeError::Onnx(format!("protobuf: {e}")))
 }
 
 /// [`export`] serialized (the `.onnx` file's bytes).

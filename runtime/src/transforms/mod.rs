@@ -93,7 +93,7 @@ impl Elementwise {
                 let ls = soft_clamp(p.get(1).copied().ok_or(Error::Internal)?, clamp, zuko);
                 Ok((x * crate::kernels::math::exp(ls) + t, ls))
             }
-            Elementwise::Spline { bins, bound, zuko } => spline::forward(x, p, bins, bound, zuko, work),
+            Elementwise::Spline { bins, bound, zuko } => spline::Spline { bins, bound, zuko }.forward(x, p, work),
         }
     }
     /// Inverse of [`Elementwise::forward`]; returns `(x, log|dz/dx|)`.
@@ -105,7 +105,7 @@ impl Elementwise {
                 let ls = soft_clamp(p.get(1).copied().ok_or(Error::Internal)?, clamp, zuko);
                 Ok(((z - t) * crate::kernels::math::exp(-ls), ls))
             }
-            Elementwise::Spline { bins, bound, zuko } => spline::inverse(z, p, bins, bound, zuko, work),
+            Elementwise::Spline { bins, bound, zuko } => spline::Spline { bins, bound, zuko }.inverse(z, p, work),
         }
     }
 }

@@ -160,56 +160,56 @@ fn log_deriv(b: &Bin, theta: f32) -> f32 {
     libm::logf(dnum) - 2.0 * libm::logf(den)
 }
 
-/// Forward map `y = s(x)` and `log |dy/dx|`. `work` holds [`work_len`] values.
-/// `zuko` selects zuko's parameterization ([`crate::format::FLAG_ZUKO`]).
-pub(crate) fn forward(
-    x: f32,
-    raw: &[f32],
-    bins: usize,
-    bound: f32,
-    zuko: bool,
-    work: &mut [f32],
-) -> Result<(f32, f32)> {
-    if !(x >= -bound && x <= bound) {
-        return Ok((x, 0.0));
-    }
-    setup(raw, bins, bound, zuko, work)?;
-    let idx = bin_index(sub(work, 0, bins + 1)?, x);
-    let b = bin_at(work, bins, idx)?;
-    let delta = b.hk / b.wk;
-    let theta = (x - b.xk) / b.wk;
-    let t1m = theta * (1.0 - theta);
-    let num = b.hk * (delta * theta * theta + b.dk * t1m);
-    let den = delta + (b.dk1 + b.dk - 2.0 * delta) * t1m;
-    Ok((b.yk + num / den, log_deriv(&b, theta)))
+/// One spline's shape: K bins on `[-B, B]`, and whether its raw parameters
+/// are read the way zuko does ([`crate::format::FLAG_ZUKO`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spline {
+    pub(crate) bins: usize,
+    pub(crate) bound: f32,
+    pub(crate) zuko: bool,
 }
 
-/// Inverse map `x = s^-1(y)` and the *forward* `log |dy/dx|` at that `x`.
-pub(crate) fn inverse(
-    y: f32,
-    raw: &[f32],
-    bins: usize,
-    bound: f32,
-    zuko: bool,
-    work: &mut [f32],
-) -> Result<(f32, f32)> {
-    if !(y >= -bound && y <= bound) {
-        return Ok((y, 0.0));
+impl Spline {
+    /// The bin holding `v` among the x-knots (`by_y` false) or the y-knots,
+    /// the knots set up in `work` from `raw`; `None` outside `[-B, B]` (and for
+    /// NaN), where the map is the identity.
+    fn locate(&self, v: f32, raw: &[f32], work: &mut [f32], by_y: bool) -> Result<Option<Bin>> {
+        let (bins, bound) = (self.bins, self.bound);
+        if !(v >= -bound && v <= bound) {
+            return Ok(None);
+        }
+        setup(raw, bins, bound, self.zuko, work)?;
+        let knots = sub(work, if by_y { bins + 1 } else { 0 }, bins + 1)?;
+        let idx = bin_index(knots, v);
+        bin_at(work, bins, idx).map(Some)
     }
-    setup(raw, bins, bound, zuko, work)?;
-    let idx = bin_index(sub(work, bins + 1, bins + 1)?, y);
-    let b = bin_at(work, bins, idx)?;
-    let delta = b.hk / b.wk;
-    let dy = y - b.yk;
-    let s = b.dk1 + b.dk - 2.0 * delta;
-    let qa = b.hk * (delta - b.dk) + dy * s;
-    let qb = b.hk * b.dk - dy * s;
-    let qc = -delta * dy;
-    let disc = qb * qb - 4.0 * qa * qc;
-    let disc = if disc > 0.0 { disc } else { 0.0 };
-    let theta = (2.0 * qc) / (-qb - libm::sqrtf(disc));
-    let x = theta * b.wk + b.xk;
-    Ok((x, log_deriv(&b, theta)))
+
+    /// Forward map `y = s(x)` and `log |dy/dx|`. `work` holds [`work_len`] values.
+    pub(crate) fn forward(&self, x: f32, raw: &[f32], work: &mut [f32]) -> Result<(f32, f32)> {
+        let Some(b) = self.locate(x, raw, work, false)? else { return Ok((x, 0.0)) };
+        let delta = b.hk / b.wk;
+        let theta = (x - b.xk) / b.wk;
+        let t1m = theta * (1.0 - theta);
+        let num = b.hk * (delta * theta * theta + b.dk * t1m);
+        let den = delta + (b.dk1 + b.dk - 2.0 * delta) * t1m;
+        Ok((b.yk + num / den, log_deriv(&b, theta)))
+    }
+
+    /// Inverse map `x = s^-1(y)` and the *forward* `log |dy/dx|` at that `x`.
+    pub(crate) fn inverse(&self, y: f32, raw: &[f32], work: &mut [f32]) -> Result<(f32, f32)> {
+        let Some(b) = self.locate(y, raw, work, true)? else { return Ok((y, 0.0)) };
+        let delta = b.hk / b.wk;
+        let dy = y - b.yk;
+        let s = b.dk1 + b.dk - 2.0 * delta;
+        let qa = b.hk * (delta - b.dk) + dy * s;
+        let qb = b.hk * b.dk - dy * s;
+        let qc = -delta * dy;
+        let disc = qb * qb - 4.0 * qa * qc;
+        let disc = if disc > 0.0 { disc } else { 0.0 };
+        let theta = (2.0 * qc) / (-qb - libm::sqrtf(disc));
+        let x = theta * b.wk + b.xk;
+        Ok((x, log_deriv(&b, theta)))
+    }
 }
 
 #[cfg(test)]
@@ -232,7 +232,7 @@ mod tests {
         let r = [0.0f32; 23];
         let mut w = [0.0f32; 27];
         for &x in &[-2.9f32, -1.0, 0.0, 0.3, 2.5] {
-            let (y, ld) = forward(x, &r, k, 3.0, false, &mut w).unwrap();
+            let (y, ld) = Spline { bins: k, bound: 3.0, zuko: false }.forward(x, &r, &mut w).unwrap();
             assert!((y - x).abs() < 1e-5, "{x} -> {y}");
             assert!(ld.abs() < 1e-5);
         }
@@ -247,8 +247,8 @@ mod tests {
             let r = &r[..3 * k - 1];
             for i in 0..41 {
                 let x = -4.0 + 0.2 * i as f32;
-                let (y, ld) = forward(x, r, k, 3.0, false, &mut w).unwrap();
-                let (x2, ld2) = inverse(y, r, k, 3.0, false, &mut w).unwrap();
+                let (y, ld) = Spline { bins: k, bound: 3.0, zuko: false }.forward(x, r, &mut w).unwrap();
+                let (x2, ld2) = Spline { bins: k, bound: 3.0, zuko: false }.inverse(y, r, &mut w).unwrap();
                 assert!((x - x2).abs() < 1e-5, "seed {seed} x {x} y {y} x2 {x2}");
                 assert!((ld - ld2).abs() < 1e-4);
                 if x.abs() > 3.0 {
@@ -267,9 +267,9 @@ mod tests {
         for i in 1..30 {
             let x = -2.9 + 0.2 * i as f32;
             let h = 1e-2f32;
-            let (yp, _) = forward(x + h, r, k, 3.0, false, &mut w).unwrap();
-            let (ym, _) = forward(x - h, r, k, 3.0, false, &mut w).unwrap();
-            let (_, ld) = forward(x, r, k, 3.0, false, &mut w).unwrap();
+            let (yp, _) = Spline { bins: k, bound: 3.0, zuko: false }.forward(x + h, r, &mut w).unwrap();
+            let (ym, _) = Spline { bins: k, bound: 3.0, zuko: false }.forward(x - h, r, &mut w).unwrap();
+            let (_, ld) = Spline { bins: k, bound: 3.0, zuko: false }.forward(x, r, &mut w).unwrap();
             let fd = ((yp - ym) / (2.0 * h)).ln();
             assert!((fd - ld).abs() < 2e-2, "x {x}: fd {fd} analytic {ld}");
         }
@@ -281,12 +281,13 @@ mod tests {
         let mut w = [0.0f32; 18];
         let r = raw(k, 3);
         let r = &r[..3 * k - 1];
-        let (lo, _) = forward(-2.0, r, k, 2.0, false, &mut w).unwrap();
-        let (hi, _) = forward(2.0, r, k, 2.0, false, &mut w).unwrap();
+        let (lo, _) = Spline { bins: k, bound: 2.0, zuko: false }.forward(-2.0, r, &mut w).unwrap();
+        let (hi, _) = Spline { bins: k, bound: 2.0, zuko: false }.forward(2.0, r, &mut w).unwrap();
         assert!((lo + 2.0).abs() < 1e-5 && (hi - 2.0).abs() < 1e-5);
         let mut prev = f32::NEG_INFINITY;
         for i in 0..=400 {
-            let (y, _) = forward(-2.0 + 0.01 * i as f32, r, k, 2.0, false, &mut w).unwrap();
+            let (y, _) =
+                Spline { bins: k, bound: 2.0, zuko: false }.forward(-2.0 + 0.01 * i as f32, r, &mut w).unwrap();
             assert!(y > prev);
             prev = y;
         }
@@ -301,7 +302,7 @@ mod tests {
         let mut w = [0.0f32; 27];
         let zero = [0.0f32; 23];
         for &x in &[-4.9f32, -1.0, 0.0, 0.3, 4.5] {
-            let (y, ld) = forward(x, &zero, k, 5.0, true, &mut w).unwrap();
+            let (y, ld) = Spline { bins: k, bound: 5.0, zuko: true }.forward(x, &zero, &mut w).unwrap();
             assert!((y - x).abs() < 1e-5 && ld.abs() < 1e-5, "{x} -> {y}, {ld}");
         }
         for seed in 0..20 {
@@ -311,7 +312,7 @@ mod tests {
             let mut prev = f32::NEG_INFINITY;
             for i in 0..=200 {
                 let x = -5.0 + 0.05 * i as f32;
-                let (y, ld) = forward(x, &r, k, 5.0, true, &mut w).unwrap();
+                let (y, ld) = Spline { bins: k, bound: 5.0, zuko: true }.forward(x, &r, &mut w).unwrap();
                 assert!(y >= prev && y.is_finite() && ld.is_finite(), "seed {seed} x {x}");
                 prev = y;
                 // zuko's slopes span 1e-3 ..= 1e3: round trips are checked on
@@ -320,26 +321,26 @@ mod tests {
                     assert!(ld.abs() < 30.0);
                     continue;
                 }
-                let (x2, ld2) = inverse(y, &r, k, 5.0, true, &mut w).unwrap();
+                let (x2, ld2) = Spline { bins: k, bound: 5.0, zuko: true }.inverse(y, &r, &mut w).unwrap();
                 // In y units: where the slope is 1e-3 an f32 step of y is a
                 // thousand times larger in x.
                 assert!((x - x2).abs() * ld.exp() < 2e-5, "seed {seed} x {x} x2 {x2}");
                 // The inverse's log-derivative is the forward map's at its own x.
-                let (_, ld_at) = forward(x2, &r, k, 5.0, true, &mut w).unwrap();
+                let (_, ld_at) = Spline { bins: k, bound: 5.0, zuko: true }.forward(x2, &r, &mut w).unwrap();
                 assert!(x2.abs() >= 5.0 || (ld_at - ld2).abs() < 1e-3, "seed {seed} x {x}: {ld_at} vs {ld2}");
                 // zuko's derivatives lie in (1e-3, 1e3): |log slope| ≤ 2·ln 1e3 + ….
                 assert!(ld.abs() < 30.0);
                 if (1..200).contains(&i) {
                     let h = 1e-2f32;
-                    let (yp, _) = forward(x + h, &r, k, 5.0, true, &mut w).unwrap();
-                    let (ym, _) = forward(x - h, &r, k, 5.0, true, &mut w).unwrap();
+                    let (yp, _) = Spline { bins: k, bound: 5.0, zuko: true }.forward(x + h, &r, &mut w).unwrap();
+                    let (ym, _) = Spline { bins: k, bound: 5.0, zuko: true }.forward(x - h, &r, &mut w).unwrap();
                     let fd = ((yp - ym) / (2.0 * h)).ln();
                     assert!((fd - ld).abs() < 5e-2, "seed {seed} x {x}: fd {fd} analytic {ld}");
                 }
             }
             assert!((prev - 5.0).abs() < 1e-4);
-            let (a, _) = forward(0.7, &r, k, 5.0, true, &mut w).unwrap();
-            let (b, _) = forward(0.7, &r, k, 5.0, false, &mut w).unwrap();
+            let (a, _) = Spline { bins: k, bound: 5.0, zuko: true }.forward(0.7, &r, &mut w).unwrap();
+            let (b, _) = Spline { bins: k, bound: 5.0, zuko: false }.forward(0.7, &r, &mut w).unwrap();
             assert!(a != b);
         }
     }

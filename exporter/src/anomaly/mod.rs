@@ -13,8 +13,37 @@ pub mod stream;
 pub use crate::metrics::{auprc, auroc, mean_std, metrics, threshold_at, Metrics};
 pub use protocol::{baselines, calibrate, evaluate, fit_flow, split, AnomalySplit, FittedFlow};
 
-use crate::flow::FlowConfig;
+use floe_runtime::format::BaseKind;
+
+use crate::flow::{FlowConfig, PermChoice};
 use crate::train::TrainConfig;
+
+/// The flow the tabular anomaly commands train, and `--select`'s spline
+/// candidates: `steps` rational-quadratic spline couplings (conditioners
+/// 2 × `hidden`, K = `bins`) with a fixed random permutation between steps and
+/// no ActNorm or LU layers (the shape of FlowJAX's `coupling_flow`), on `base`
+/// (a mixture base has [`select::MIXTURE_COMPONENTS`] components).
+///
+/// Why not floe's general-purpose flow (ActNorm → LU → coupling, reversal): on
+/// cardio (`floe anomaly eval --seeds 3`) it ranks the anomalies worse although
+/// it fits the held-out normal rows better — AUROC 0.890 (NLL 0.037 nats/dim)
+/// against 0.925 (0.106) for this shape at 4 steps and 0.940 at 5; random
+/// permutations alone gave 0.917, dropping only LU 0.911, only ActNorm 0.909.
+/// The rows are standardized before the flow, so ActNorm has little to do.
+pub fn detector_flow(dim: usize, steps: usize, hidden: usize, bins: usize, base: BaseKind, seed: u64) -> FlowConfig {
+    FlowConfig {
+        steps,
+        hidden,
+        bins,
+        base,
+        components: select::MIXTURE_COMPONENTS,
+        actnorm: false,
+        lu: false,
+        permutation: PermChoice::Random,
+        seed,
+        ..FlowConfig::spline(dim)
+    }
+}
 
 /// The flow and training settings of the anomaly commands.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,9 +67,12 @@ pub struct FlowSettings {
 
 impl Default for FlowSettings {
     fn default() -> Self {
-        FlowSettings { steps: 4, hidden: 64, bins: 8, epochs: 200, patience: 10, progress: false, select: None }
+        FlowSettings { steps: DETECTOR_STEPS, hidden: 64, bins: 8, epochs: 200, patience: 10, progress: false, select: None }
     }
 }
+
+/// Coupling steps of the detector flow by default (a stream's window flow: 4).
+pub const DETECTOR_STEPS: usize = 5;
 
 /// The anomaly commands' batch size for `n_train` rows: a tenth of them, within
 /// 16 ..= 256.
@@ -49,8 +81,17 @@ pub fn batch_size(n_train: usize) -> usize {
 }
 
 impl FlowSettings {
-    /// The spline flow for `dim` and its training on `n_train` rows, seeded.
+    /// The detector flow for `dim` (normal base) and its training on `n_train`
+    /// rows, seeded: what `floe anomaly fit/eval/bench` train without `--select`.
     pub fn configs(&self, dim: usize, seed: u64, n_train: usize) -> (FlowConfig, TrainConfig) {
+        let flow = detector_flow(dim, self.steps, self.hidden, self.bins, BaseKind::StdNormal, seed);
+        (flow, self.train_config(seed, n_train))
+    }
+
+    /// A stream's window flow and its training: the spline flow of
+    /// [`FlowConfig::spline`] (ActNorm → LU → coupling, reversal between steps),
+    /// the architecture the stream models and their figures were measured with.
+    pub fn stream_configs(&self, dim: usize, seed: u64, n_train: usize) -> (FlowConfig, TrainConfig) {
         let flow =
             FlowConfig { hidden: self.hidden, steps: self.steps, bins: self.bins, seed, ..FlowConfig::spline(dim) };
         (flow, self.train_config(seed, n_train))
@@ -69,5 +110,22 @@ impl FlowSettings {
             test_fraction: protocol::TEST_FRACTION,
             ..TrainConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tabular_detectors_are_coupling_flows_without_actnorm_or_lu_and_streams_keep_theirs() {
+        let s = FlowSettings::default();
+        let (f, _) = s.configs(21, 7, 745);
+        assert_eq!((f.steps, f.hidden, f.bins, f.seed), (DETECTOR_STEPS, 64, 8, 7));
+        assert_eq!((f.actnorm, f.lu, f.permutation, f.base), (false, false, PermChoice::Random, BaseKind::StdNormal));
+        f.validate().unwrap();
+        let (g, _) = s.stream_configs(32, 7, 745);
+        assert_eq!((g.actnorm, g.lu, g.permutation), (true, true, PermChoice::Reverse));
+        assert_eq!(g, FlowConfig { steps: s.steps, hidden: 64, bins: 8, seed: 7, ..FlowConfig::spline(32) });
     }
 }

@@ -2,10 +2,10 @@
 //! set's normal training rows and keep the one whose held-out normal rows (the
 //! calibration rows) are most likely — never looking at an anomaly.
 //!
-//! The family runs from a linear flow (ActNorm → LU: a full-covariance
-//! Gaussian) and the same with a Gaussian-mixture base (a GMM sharing one linear
-//! map) to spline-coupling flows of two sizes with normal, Student-t and
-//! mixture bases. Candidates train cheapest first; once the time budget is
+//! The family runs from linear flows (ActNorm → LU) with a normal base (a
+//! full-covariance Gaussian), a Student-t base and a Gaussian-mixture base (a
+//! GMM sharing one linear map) to spline-coupling detector flows of three
+//! sizes with a normal base. Candidates train cheapest first; once the time budget is
 //! spent no new candidate starts (at least one always trains).
 
 use std::time::Instant;
@@ -33,18 +33,21 @@ pub struct Candidate {
     pub flow: FlowConfig,
 }
 
-/// The family for `dim`-dimensional rows, cheapest first. The spline flows
-/// use the settings' bins; "4 × 64" is the settings' steps × hidden.
+/// The family for `dim`-dimensional rows, cheapest first: linear flows with
+/// a normal, a Student-t and a mixture base, then spline-coupling
+/// [`super::detector_flow`]s 2 × 32, steps × hidden ("spline") and steps ×
+/// 2·hidden ("spline wide"), with the settings' bins and a normal base.
+///
+/// The spline flows have neither a Student-t nor a mixture base: on cardio
+/// (3 seeds, 5 × 64) either fitted the held-out normal rows about as well as
+/// the normal base or better (NLL −0.020 and 0.021 against 0.016 nats/dim) and
+/// ranked the anomalies much worse (AUROC 0.885 and 0.893 against 0.940), so a
+/// choice by NLL would take them, and it did (a mixture on one seed of three).
+/// A heavy tail lets the score grow only logarithmically with distance; a
+/// mixture puts mass between the clusters of normal rows. The linear members
+/// keep both bases (a full-covariance Gaussian, a Student-t-like density, a GMM).
 pub fn family(settings: &FlowSettings, dim: usize, seed: u64) -> Vec<Candidate> {
-    let spline = |steps, hidden, base| FlowConfig {
-        steps,
-        hidden,
-        bins: settings.bins,
-        base,
-        components: MIXTURE_COMPONENTS,
-        seed,
-        ..FlowConfig::spline(dim)
-    };
+    let spline = |steps, hidden| super::detector_flow(dim, steps, hidden, settings.bins, BaseKind::StdNormal, seed);
     let linear = |base| FlowConfig {
         transform: TransformKind::Linear,
         steps: 1,
@@ -56,14 +59,14 @@ pub fn family(settings: &FlowSettings, dim: usize, seed: u64) -> Vec<Candidate> 
     let (steps, hidden) = (settings.steps, settings.hidden);
     let mut out = vec![
         Candidate { name: "gaussian (linear)", flow: linear(BaseKind::StdNormal) },
+        Candidate { name: "linear + student-t", flow: linear(BaseKind::StudentT) },
         Candidate { name: "gmm-4 (linear + mixture)", flow: linear(BaseKind::Mixture) },
     ];
     if dim >= 2 {
         out.extend([
-            Candidate { name: "spline 2x32", flow: spline(2, 32, BaseKind::StdNormal) },
-            Candidate { name: "spline", flow: spline(steps, hidden, BaseKind::StdNormal) },
-            Candidate { name: "spline + student-t", flow: spline(steps, hidden, BaseKind::StudentT) },
-            Candidate { name: "spline + mixture-4", flow: spline(steps, hidden, BaseKind::Mixture) },
+            Candidate { name: "spline 2x32", flow: spline(2, 32) },
+            Candidate { name: "spline", flow: spline(steps, hidden) },
+            Candidate { name: "spline wide", flow: spline(steps, 2 * hidden) },
         ]);
     }
     out
@@ -173,22 +176,33 @@ mod tests {
             names,
             [
                 "gaussian (linear)",
+                "linear + student-t",
                 "gmm-4 (linear + mixture)",
                 "spline 2x32",
                 "spline",
-                "spline + student-t",
-                "spline + mixture-4"
+                "spline wide"
             ]
         );
         for c in &f {
             c.flow.validate().unwrap_or_else(|e| panic!("{}: {e}", c.name));
             assert_eq!((c.flow.dim, c.flow.seed), (6, 3), "{}", c.name);
         }
-        assert_eq!(f[0].flow.transform, TransformKind::Linear);
-        assert_eq!((f[1].flow.base, f[1].flow.components), (BaseKind::Mixture, MIXTURE_COMPONENTS));
-        assert_eq!((f[3].flow.steps, f[3].flow.hidden), (settings.steps, settings.hidden));
+        for c in &f[..3] {
+            assert_eq!((c.flow.transform, c.flow.steps), (TransformKind::Linear, 1), "{}", c.name);
+        }
+        assert_eq!(f[1].flow.base, BaseKind::StudentT);
+        assert_eq!((f[2].flow.base, f[2].flow.components), (BaseKind::Mixture, MIXTURE_COMPONENTS));
+        assert_eq!((f[4].flow.steps, f[4].flow.hidden), (settings.steps, settings.hidden));
+        // The spline members are detector flows: random permutations, no ActNorm or LU, no Student-t base.
+        for c in &f[3..] {
+            let fl = &c.flow;
+            assert_eq!((fl.transform, fl.actnorm, fl.lu), (TransformKind::SplineCoupling, false, false), "{}", c.name);
+            assert_eq!(fl.permutation, crate::flow::PermChoice::Random, "{}", c.name);
+        }
+        assert_eq!(f[5].flow.hidden, 2 * settings.hidden);
+        assert!(f[3..].iter().all(|c| c.flow.base == BaseKind::StdNormal));
         // One dimension: no coupling flow exists, the linear ones remain.
-        assert_eq!(family(&settings, 1, 0).len(), 2);
+        assert_eq!(family(&settings, 1, 0).len(), 3);
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub fn fit_stream(normal: &Series, path: &Path, spec: &StreamSpec, device: &Devi
     let d = layout.dim();
     let xs = Standardization::fit(&tr.x, d);
     let cs = Standardization::identity(0);
-    let (fc, mut tc) = spec.settings.configs(d, spec.seed, tr.n());
+    let (fc, mut tc) = spec.settings.stream_configs(d, spec.seed, tr.n());
     // Windows overlap: a tenth of them is not a tenth of the information. Streams
     // keep the 256-window batches their models were measured with.
     tc.batch_size = 256;

@@ -65,9 +65,9 @@ impl DataArgs {
 /// Flow and training settings of the anomaly commands.
 #[derive(Args, Debug, Clone)]
 pub struct FlowArgs {
-    /// Coupling steps.
-    #[arg(long, default_value_t = 4)]
-    pub steps: usize,
+    /// Coupling steps [default: 5; `anomaly stream`: 4].
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Conditioner width.
     #[arg(long, default_value_t = 64)]
     pub hidden: usize,
@@ -80,10 +80,10 @@ pub struct FlowArgs {
     /// Early-stopping patience (epochs).
     #[arg(long, default_value_t = 10)]
     pub patience: usize,
-    /// Choose the flow per data set, without labels: train a small family (a
-    /// linear Gaussian, a linear flow with a 4-component mixture base, spline
-    /// flows 2 x 32 and steps x hidden with normal / Student-t / mixture bases) and
-    /// keep the one with the lowest NLL on held-out normal rows.
+    /// Choose the flow per data set, without labels: train a small family (linear
+    /// flows with a normal, a Student-t and a 4-component mixture base; spline
+    /// flows 2 x 32 and steps x hidden with a normal base, and steps x hidden with
+    /// a mixture base) and keep the one with the lowest NLL on held-out normal rows.
     #[arg(long)]
     pub select: bool,
     /// Time budget of --select per data set and seed, seconds: no candidate
@@ -102,7 +102,7 @@ impl FlowArgs {
     /// The library's settings.
     pub fn settings(&self) -> FlowSettings {
         FlowSettings {
-            steps: self.steps,
+            steps: self.steps.unwrap_or(FlowSettings::default().steps),
             hidden: self.hidden,
             bins: self.bins,
             epochs: self.epochs.unwrap_or(FlowSettings::default().epochs),

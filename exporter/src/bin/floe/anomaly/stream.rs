@@ -11,6 +11,10 @@ use floe_exporter::error::FloeError;
 use floe_exporter::Result;
 use floe_runtime::format::AlarmRule;
 
+/// Default coupling steps of a stream model (its window flow is
+/// [`FlowSettings::stream_configs`]'s, measured with 4).
+const STREAM_STEPS: usize = 4;
+
 /// Default maximum epochs of a stream model (the bundled firmware model's).
 const STREAM_EPOCHS: usize = 60;
 
@@ -76,7 +80,11 @@ pub fn run(a: Args) -> Result<()> {
         fpr: a.fpr,
         quantize: a.model.quantize,
         seed: a.model.seed,
-        settings: FlowSettings { epochs: a.flow.epochs.unwrap_or(STREAM_EPOCHS), ..a.flow.settings() },
+        settings: FlowSettings {
+            epochs: a.flow.epochs.unwrap_or(STREAM_EPOCHS),
+            steps: a.flow.steps.unwrap_or(STREAM_STEPS),
+            ..a.flow.settings()
+        },
         alarm: a.alarm,
     };
     // The settings first, then the files.

@@ -67,7 +67,15 @@ pub struct FlowSettings {
 
 impl Default for FlowSettings {
     fn default() -> Self {
-        FlowSettings { steps: DETECTOR_STEPS, hidden: 64, bins: 8, epochs: 200, patience: 10, progress: false, select: None }
+        FlowSettings {
+            steps: DETECTOR_STEPS,
+            hidden: 64,
+            bins: 8,
+            epochs: 200,
+            patience: 10,
+            progress: false,
+            select: None,
+        }
     }
 }
 

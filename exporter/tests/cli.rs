@@ -276,6 +276,13 @@ fn anomaly_fit_and_stream_end_to_end() {
     let m = floe_runtime::Model::load(&buf).unwrap();
     let t = m.anomaly_threshold().expect("threshold stored");
     assert!(t.threshold.is_finite() && (t.target_fpr - 0.05).abs() < 1e-6);
+    // The detector flow: couplings with a random permutation between them, no
+    // ActNorm or LU layers.
+    use floe_runtime::format::LayerKind;
+    let kinds = |m: &floe_runtime::Model| -> Vec<LayerKind> {
+        (0..m.n_layers()).map(|i| m.layer_info(i).unwrap().record.kind).collect()
+    };
+    assert_eq!(kinds(&m), [LayerKind::SplineCoupling, LayerKind::Permute, LayerKind::SplineCoupling]);
     // The achieved false-alarm rate on the held-out normal rows (178 of them)
     // is the target's within three binomial standard errors.
     let test_fpr: f64 = out
@@ -371,6 +378,31 @@ fn anomaly_fit_and_stream_end_to_end() {
     }
     assert_eq!(n, 7501 - 15);
     assert!(raised >= 1 && raised <= runs, "{raised} alarms raised, {runs} runs of windows above the threshold");
+    // A stream keeps the general flow (LU layers) its figures were measured with.
+    assert!(kinds(&m).contains(&LayerKind::LuLinear), "{:?}", kinds(&m));
+
+    // Without --steps: 5 coupling steps for a tabular detector, 4 for a stream.
+    let couplings = |file: &std::path::Path| {
+        let buf = floe_exporter::freeze::AlignedBytes::new(&std::fs::read(file).unwrap());
+        let m = floe_runtime::Model::load(&buf).unwrap();
+        let k = kinds(&m);
+        (k.iter().filter(|&&k| k == LayerKind::SplineCoupling).count(), k.contains(&LayerKind::LuLinear))
+    };
+    let small = ["--epochs", "1", "--hidden", "8", "--bins", "4", "--quiet", "--out"];
+    let def = d.join("default.floe");
+    let (ok, out, err) = floe(&[&["anomaly", "fit", "--data", &data][..], &small, &[def.to_str().unwrap()]].concat());
+    assert!(ok, "{out}{err}");
+    assert_eq!(couplings(&def), (5, false));
+    let (ok, out, err) = floe(
+        &[
+            &["anomaly", "stream", "--train", &train, "--test", &test, "--window", "16", "--diff"][..],
+            &small,
+            &[def.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(couplings(&def), (4, true));
 
     // Bad input: one clear line each.
     let (ok, _, err) = floe(&["anomaly", "fit", "--data", &data, "--fpr", "1.5", "--out", "x.floe"]);

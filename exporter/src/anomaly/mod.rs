@@ -15,6 +15,8 @@ pub use protocol::{baselines, calibrate, evaluate, fit_flow, split, AnomalySplit
 
 use floe_runtime::format::BaseKind;
 
+#[cfg(test)]
+use crate::flow::TransformKind;
 use crate::flow::{FlowConfig, PermChoice};
 use crate::train::TrainConfig;
 
@@ -79,8 +81,12 @@ impl Default for FlowSettings {
     }
 }
 
-/// Coupling steps of the detector flow by default (a stream's window flow: 4).
+/// Coupling steps of the detector flow by default.
 pub const DETECTOR_STEPS: usize = 5;
+
+/// Coupling steps of a stream's window flow by default ([`FlowSettings::stream_configs`];
+/// the stream figures were measured with 4).
+pub const STREAM_STEPS: usize = 4;
 
 /// The anomaly commands' batch size for `n_train` rows: a tenth of them, within
 /// 16 ..= 256.
@@ -130,10 +136,15 @@ mod tests {
         let s = FlowSettings::default();
         let (f, _) = s.configs(21, 7, 745);
         assert_eq!((f.steps, f.hidden, f.bins, f.seed), (DETECTOR_STEPS, 64, 8, 7));
+        let (f3, _) = FlowSettings { steps: 3, hidden: 16, bins: 4, ..s.clone() }.configs(21, 7, 745);
+        assert_eq!((f3.steps, f3.hidden, f3.bins, f3.lu), (3, 16, 4, false));
         assert_eq!((f.actnorm, f.lu, f.permutation, f.base), (false, false, PermChoice::Random, BaseKind::StdNormal));
         f.validate().unwrap();
-        let (g, _) = s.stream_configs(32, 7, 745);
-        assert_eq!((g.actnorm, g.lu, g.permutation), (true, true, PermChoice::Reverse));
-        assert_eq!(g, FlowConfig { steps: s.steps, hidden: 64, bins: 8, seed: 7, ..FlowConfig::spline(32) });
+        let (g, _) = FlowSettings { steps: STREAM_STEPS, ..s }.stream_configs(32, 7, 745);
+        assert_eq!((g.steps, g.hidden, g.bins, g.seed), (4, 64, 8, 7));
+        assert_eq!(
+            (g.actnorm, g.lu, g.permutation, g.transform),
+            (true, true, PermChoice::Reverse, TransformKind::SplineCoupling)
+        );
     }
 }

@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use burn::prelude::*;
-use floe_runtime::format::BaseKind;
+use floe_runtime::format::{BaseKind, MAX_DIM};
 
 use super::FlowSettings;
 use crate::data::{Prepared, Rows};
@@ -66,7 +66,7 @@ pub fn family(settings: &FlowSettings, dim: usize, seed: u64) -> Vec<Candidate> 
         out.extend([
             Candidate { name: "spline 2x32", flow: spline(2, 32) },
             Candidate { name: "spline", flow: spline(steps, hidden) },
-            Candidate { name: "spline wide", flow: spline(steps, 2 * hidden) },
+            Candidate { name: "spline wide", flow: spline(steps, (2 * hidden).min(MAX_DIM)) },
         ]);
     }
     out
@@ -199,7 +199,13 @@ mod tests {
             assert_eq!((fl.transform, fl.actnorm, fl.lu), (TransformKind::SplineCoupling, false, false), "{}", c.name);
             assert_eq!(fl.permutation, crate::flow::PermChoice::Random, "{}", c.name);
         }
-        assert_eq!(f[5].flow.hidden, 2 * settings.hidden);
+        assert_eq!((f[3].flow.steps, f[3].flow.hidden), (2, 32));
+        assert_eq!((f[5].flow.steps, f[5].flow.hidden), (settings.steps, 2 * settings.hidden));
+        assert!(f[3..].iter().all(|c| c.flow.bins == settings.bins));
+        // The widest member stays within the format's limit.
+        let wide = family(&FlowSettings { hidden: 4000, ..settings.clone() }, 6, 3);
+        assert_eq!(wide[5].flow.hidden, MAX_DIM);
+        wide[5].flow.validate().unwrap();
         assert!(f[3..].iter().all(|c| c.flow.base == BaseKind::StdNormal));
         // One dimension: no coupling flow exists, the linear ones remain.
         assert_eq!(family(&settings, 1, 0).len(), 3);

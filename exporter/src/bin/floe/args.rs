@@ -82,8 +82,8 @@ pub struct FlowArgs {
     pub patience: usize,
     /// Choose the flow per data set, without labels: train a small family (linear
     /// flows with a normal, a Student-t and a 4-component mixture base; spline
-    /// flows 2 x 32 and steps x hidden with a normal base, and steps x hidden with
-    /// a mixture base) and keep the one with the lowest NLL on held-out normal rows.
+    /// flows 2 x 32, steps x hidden and steps x 2·hidden with a normal base) and
+    /// keep the one with the lowest NLL on held-out normal rows.
     #[arg(long)]
     pub select: bool,
     /// Time budget of --select per data set and seed, seconds: no candidate

@@ -6,14 +6,10 @@ use std::path::PathBuf;
 use std::io::Write;
 
 use floe_exporter::anomaly::stream::{evaluate_stream, fit_stream, read_series, AlarmCount, StreamSpec, HIT_TOLERANCE};
-use floe_exporter::anomaly::FlowSettings;
+use floe_exporter::anomaly::{FlowSettings, STREAM_STEPS};
 use floe_exporter::error::FloeError;
 use floe_exporter::Result;
 use floe_runtime::format::AlarmRule;
-
-/// Default coupling steps of a stream model (its window flow is
-/// [`FlowSettings::stream_configs`]'s, measured with 4).
-const STREAM_STEPS: usize = 4;
 
 /// Default maximum epochs of a stream model (the bundled firmware model's).
 const STREAM_EPOCHS: usize = 60;

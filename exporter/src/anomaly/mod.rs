@@ -13,32 +13,27 @@ pub mod stream;
 pub use crate::metrics::{auprc, auroc, mean_std, metrics, threshold_at, Metrics};
 pub use protocol::{baselines, calibrate, evaluate, fit_flow, split, AnomalySplit, FittedFlow};
 
-use floe_runtime::format::BaseKind;
-
-#[cfg(test)]
-use crate::flow::TransformKind;
 use crate::flow::{FlowConfig, PermChoice};
 use crate::train::TrainConfig;
 
 /// The flow the tabular anomaly commands train, and `--select`'s spline
 /// candidates: `steps` rational-quadratic spline couplings (conditioners
 /// 2 × `hidden`, K = `bins`) with a fixed random permutation between steps and
-/// no ActNorm or LU layers (the shape of FlowJAX's `coupling_flow`), on `base`
-/// (a mixture base has [`select::MIXTURE_COMPONENTS`] components).
+/// no ActNorm or LU layers (the shape of FlowJAX's `coupling_flow`), on a
+/// standard normal base.
 ///
 /// Why not floe's general-purpose flow (ActNorm → LU → coupling, reversal): on
 /// cardio (`floe anomaly eval --seeds 3`) it ranks the anomalies worse although
 /// it fits the held-out normal rows better — AUROC 0.890 (NLL 0.037 nats/dim)
 /// against 0.925 (0.106) for this shape at 4 steps and 0.940 at 5; random
-/// permutations alone gave 0.917, dropping only LU 0.911, only ActNorm 0.909.
+/// permutations alone gave 0.917; with them, dropping only LU 0.911 and only
+/// ActNorm 0.909.
 /// The rows are standardized before the flow, so ActNorm has little to do.
-pub fn detector_flow(dim: usize, steps: usize, hidden: usize, bins: usize, base: BaseKind, seed: u64) -> FlowConfig {
+pub fn detector_flow(dim: usize, steps: usize, hidden: usize, bins: usize, seed: u64) -> FlowConfig {
     FlowConfig {
         steps,
         hidden,
         bins,
-        base,
-        components: select::MIXTURE_COMPONENTS,
         actnorm: false,
         lu: false,
         permutation: PermChoice::Random,
@@ -98,7 +93,7 @@ impl FlowSettings {
     /// The detector flow for `dim` (normal base) and its training on `n_train`
     /// rows, seeded: what `floe anomaly fit/eval/bench` train without `--select`.
     pub fn configs(&self, dim: usize, seed: u64, n_train: usize) -> (FlowConfig, TrainConfig) {
-        let flow = detector_flow(dim, self.steps, self.hidden, self.bins, BaseKind::StdNormal, seed);
+        let flow = detector_flow(dim, self.steps, self.hidden, self.bins, seed);
         (flow, self.train_config(seed, n_train))
     }
 
@@ -130,6 +125,8 @@ impl FlowSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::TransformKind;
+    use floe_runtime::format::BaseKind;
 
     #[test]
     fn tabular_detectors_are_coupling_flows_without_actnorm_or_lu_and_streams_keep_theirs() {

@@ -47,7 +47,7 @@ pub struct Candidate {
 /// mixture puts mass between the clusters of normal rows. The linear members
 /// keep both bases (a full-covariance Gaussian, a Student-t-like density, a GMM).
 pub fn family(settings: &FlowSettings, dim: usize, seed: u64) -> Vec<Candidate> {
-    let spline = |steps, hidden| super::detector_flow(dim, steps, hidden, settings.bins, BaseKind::StdNormal, seed);
+    let spline = |steps, hidden| super::detector_flow(dim, steps, hidden, settings.bins, seed);
     let linear = |base| FlowConfig {
         transform: TransformKind::Linear,
         steps: 1,
@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(f[1].flow.base, BaseKind::StudentT);
         assert_eq!((f[2].flow.base, f[2].flow.components), (BaseKind::Mixture, MIXTURE_COMPONENTS));
         assert_eq!((f[4].flow.steps, f[4].flow.hidden), (settings.steps, settings.hidden));
-        // The spline members are detector flows: random permutations, no ActNorm or LU, no Student-t base.
+        // The spline members are detector flows: random permutations, no ActNorm or LU.
         for c in &f[3..] {
             let fl = &c.flow;
             assert_eq!((fl.transform, fl.actnorm, fl.lu), (TransformKind::SplineCoupling, false, false), "{}", c.name);

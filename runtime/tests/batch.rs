@@ -23,9 +23,10 @@ fn batch_rows_have_the_single_row_bits() {
         bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..file.len()].copy_from_slice(&file);
         let m = Model::load(&bytemuck::cast_slice::<u128, u8>(&words)[..file.len()]).expect("loads");
         let d = m.dim();
-        // Three lane-fulls and a remainder.
-        let n = (x.len() / d).min(3 * LANES + 5);
-        assert!(n > 2 * LANES, "{name}: only {n} rows");
+        // Three lane-fulls and a remainder: the bundled rows, repeated as needed.
+        let n = 3 * LANES + 5;
+        assert!(x.len() / d > LANES, "{name}: only {} rows", x.len() / d);
+        let x: Vec<f32> = x.iter().copied().cycle().take(n * d).collect();
         let mut out = vec![0.0f32; n];
         let mut scratch = vec![0.0f32; m.batch_scratch_len()];
         m.log_prob_batch(&x[..n * d], &[], &mut out, &mut scratch).expect("batch");

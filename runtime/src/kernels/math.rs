@@ -82,17 +82,7 @@ pub fn exp(x: f32) -> f32 {
     if x < -104.0 {
         return 0.0;
     }
-    let kf = (x * INV_LN2_32 + ROUND) - ROUND;
-    let k = kf as i32; // |k| ≤ 4802: exact
-                       // x − k·HI is exact (Sterbenz when k ≠ 0; both terms on a 2^-30 grid).
-    let r = (x - kf * LN2_32_HI) - kf * LN2_32_LO;
-    let q = r * (1.0 + r * (0.5 + r * (1.0 / 6.0)));
-    let (hi, lo) = match EXP2_32.get((k & 31) as usize) {
-        Some(&(h, l)) => (f32::from_bits(h), f32::from_bits(l)),
-        None => (1.0, 0.0), // not reached: k & 31 < 32
-    };
-    let p = hi + (hi * q + lo); // in [0.98, 1.98]
-    let e = k >> 5;
+    let (p, e) = exp_parts(x);
     if (-125..=127).contains(&e) {
         // Normal result: add e to the exponent field.
         f32::from_bits(p.to_bits().wrapping_add((e << 23) as u32))
@@ -102,6 +92,52 @@ pub fn exp(x: f32) -> f32 {
         // Subnormal result: scale by 2^(e + 64) (exact), then by 2^-64 (one rounding).
         f32::from_bits(p.to_bits().wrapping_add(((e + 64) << 23) as u32)) * f32::from_bits(0x1f80_0000)
     }
+}
+
+/// [`exp`]'s reduction and polynomial for |x| ≤ 104: `(p, e)` with
+/// e^x ≈ p · 2^e, p in [0.98, 1.98]. Shared with [`exp_lanes`], so that both
+/// perform the same operations.
+#[inline(always)]
+fn exp_parts(x: f32) -> (f32, i32) {
+    let kf = (x * INV_LN2_32 + ROUND) - ROUND;
+    let k = kf as i32; // |k| ≤ 4802: exact
+                       // x − k·HI is exact (Sterbenz when k ≠ 0; both terms on a 2^-30 grid).
+    let r = (x - kf * LN2_32_HI) - kf * LN2_32_LO;
+    let q = r * (1.0 + r * (0.5 + r * (1.0 / 6.0)));
+    let (hi, lo) = match EXP2_32.get((k & 31) as usize) {
+        Some(&(h, l)) => (f32::from_bits(h), f32::from_bits(l)),
+        None => (1.0, 0.0), // not reached: k & 31 < 32
+    };
+    (hi + (hi * q + lo), k >> 5)
+}
+
+/// Where [`exp_lanes`] takes its branch-free path: e^x is normal with
+/// `e` in −125 ..= 126 (k ≥ −4000 needs x ≥ −86.64).
+const LANE_LO: f32 = -86.0;
+const LANE_HI: f32 = 88.0;
+
+/// [`exp`] of every lane, with [`exp`]'s bits: lanes in [−86, 88] (a softmax's
+/// arguments, almost always) take [`exp`]'s normal-result path without its
+/// branches, so a vectorizing compiler runs them side by side; any other lane
+/// (NaN, ±∞, huge, subnormal results) is then recomputed by [`exp`] itself.
+#[inline(always)]
+pub fn exp_lanes<const N: usize>(x: &[f32; N]) -> [f32; N] {
+    let mut out = [0.0f32; N];
+    let mut odd = false;
+    for (o, &v) in out.iter_mut().zip(x) {
+        let inside = (LANE_LO..=LANE_HI).contains(&v);
+        odd |= !inside;
+        let (p, e) = exp_parts(if inside { v } else { 0.0 });
+        *o = f32::from_bits(p.to_bits().wrapping_add((e << 23) as u32));
+    }
+    if odd {
+        for (o, &v) in out.iter_mut().zip(x) {
+            if !(LANE_LO..=LANE_HI).contains(&v) {
+                *o = exp(v);
+            }
+        }
+    }
+    out
 }
 
 /// cos(2π·u) for u in [0, 1) (the Box–Muller angle), in f32 arithmetic: the
@@ -193,6 +229,28 @@ mod tests {
             }
         }
         assert!(n > 8_000_000 && worst > 0.4, "{n} points, worst {worst}");
+    }
+
+    #[test]
+    fn exp_lanes_has_the_bits_of_exp() {
+        // Every 4099th f32 (both signs), and the edges of the branch-free range.
+        let mut xs = std::vec::Vec::new();
+        let mut b = 0u32;
+        while b < u32::MAX - 4099 {
+            xs.push(f32::from_bits(b));
+            b += 4099;
+        }
+        for v in [LANE_LO, LANE_HI, -86.64, -87.0, 88.7, 89.0, -104.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+            for d in [-1i32, 0, 1] {
+                xs.push(f32::from_bits(v.to_bits().wrapping_add(d as u32)));
+            }
+        }
+        for c in xs.chunks_exact(16) {
+            let a: [f32; 16] = c.try_into().unwrap();
+            for (&x, y) in a.iter().zip(exp_lanes(&a)) {
+                assert_eq!(y.to_bits(), exp(x).to_bits(), "exp_lanes({x:e})");
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ mod dsp;
 mod logsum;
 pub mod math;
 pub mod quant;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 pub(crate) use logsum::LogSum;
 
@@ -67,7 +69,7 @@ pub fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
 }
 
 /// Rows evaluated together by [`dense_f32_lanes`] and `Model::log_prob_batch`.
-pub const LANES: usize = 8;
+pub const LANES: usize = 16;
 
 /// [`dense_f32`] on [`LANES`] inputs at once: `x` holds `cols × LANES` values
 /// (input `j` of lane `l` at `j·LANES + l`), `y` gets `rows × LANES` the same
@@ -76,13 +78,81 @@ pub const LANES: usize = 8;
 /// has the bits [`dense_f32`] gives that row; the lanes run side by side in the
 /// CPU's vector registers (SSE2 on x86-64, NEON on aarch64: the compiler
 /// vectorizes the lane loops, and Rust never contracts them into FMA).
+///
+/// On x86-64 a CPU with AVX2 runs the same loops compiled for it (eight lanes
+/// in one 256-bit register instead of two SSE halves), chosen at run time
+/// ([`x86`]); the operations, and so the bits, are the same.
 pub fn dense_f32_lanes(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
+    struct Dense<'a>(&'a [f32], &'a [f32], &'a [f32], &'a mut [f32]);
+    impl Wide for Dense<'_> {
+        type Out = Result<()>;
+        #[inline(always)]
+        fn run(self) -> Result<()> {
+            dense_f32_lanes_body(self.0, self.1, self.2, self.3)
+        }
+    }
+    run_wide(Dense(w, b, x, y))
+}
+
+/// A lane computation [`run_wide`] compiles for each vector extension.
+pub(crate) trait Wide {
+    /// What it returns.
+    type Out;
+    /// The computation; implementations are `#[inline(always)]`.
+    fn run(self) -> Self::Out;
+}
+
+/// Run `w` in the widest vectors this CPU has: on x86-64 AVX-512F or AVX2
+/// when present (detected at run time, [`x86`]), else the portable build
+/// (SSE2 on x86-64, NEON on aarch64). Every variant performs the same IEEE
+/// operations in the same order, so the bits do not depend on the choice.
+#[inline(always)]
+pub(crate) fn run_wide<W: Wide>(w: W) -> W::Out {
+    #[cfg(target_arch = "x86_64")]
+    return x86::run_wide(w);
+    #[cfg(not(target_arch = "x86_64"))]
+    w.run()
+}
+
+/// [`dense_f32_lanes`]'s loops, inlined into each instruction-set variant.
+#[inline(always)]
+fn dense_f32_lanes_body(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
     let rows = b.len();
     let cols = x.len() / LANES;
     if cols == 0 || x.len() != cols * LANES || w.len() != cols * rows || y.len() != rows * LANES {
         return Err(Error::Internal);
     }
-    for ((row, &bi), yi) in w.chunks_exact(cols).zip(b).zip(y.chunks_exact_mut(LANES)) {
+    // Four output rows per pass over the inputs: four independent accumulator
+    // chains per lane keep the vector units busy (one row alone waits on its
+    // add's latency at every input), and each input vector is loaded once per
+    // four rows. Every (row, lane) still sums from 0.0 left to right.
+    let mut blocks = w.chunks_exact(4 * cols);
+    let mut bias = b.chunks_exact(4);
+    let mut out = y.chunks_exact_mut(4 * LANES);
+    for ((blk, bb), yb) in (&mut blocks).zip(&mut bias).zip(&mut out) {
+        let (r0, rest) = blk.split_at(cols);
+        let (r1, rest) = rest.split_at(cols);
+        let (r2, r3) = rest.split_at(cols);
+        let mut acc = [[0.0f32; LANES]; 4];
+        for ((((xj, &w0), &w1), &w2), &w3) in x.chunks_exact(LANES).zip(r0).zip(r1).zip(r2).zip(r3) {
+            for (k, &wk) in [w0, w1, w2, w3].iter().enumerate() {
+                if let Some(a) = acc.get_mut(k) {
+                    for (al, &v) in a.iter_mut().zip(xj) {
+                        *al += wk * v;
+                    }
+                }
+            }
+        }
+        for ((yi, a), &bi) in yb.chunks_exact_mut(LANES).zip(acc).zip(bb) {
+            for (o, al) in yi.iter_mut().zip(a) {
+                *o = al + bi;
+            }
+        }
+    }
+    let rest = blocks.remainder();
+    for ((row, &bi), yi) in
+        rest.chunks_exact(cols).zip(bias.remainder()).zip(out.into_remainder().chunks_exact_mut(LANES))
+    {
         let mut acc = [0.0f32; LANES];
         for (&wij, xj) in row.iter().zip(x.chunks_exact(LANES)) {
             for (a, &v) in acc.iter_mut().zip(xj) {

@@ -6,9 +6,10 @@
 //! permutation layers between couplings let every coordinate be transformed.
 
 use super::conditioner::Conditioner;
+use super::spline::{self, Spline};
 use super::{Elementwise, Tracer};
 use crate::error::{Error, Result};
-use crate::kernels::{sub, sub_mut, take, LANES};
+use crate::kernels::{run_wide, sub, sub_mut, take, Wide, LANES};
 
 /// A coupling layer bound to its conditioner.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +55,11 @@ impl Coupling<'_, '_> {
     /// `f32` words of shared work space [`Coupling::forward_lanes`] needs.
     pub(crate) fn lanes_work_len(&self) -> usize {
         let shape = self.cond.shape();
-        (shape.n_in + shape.n_out) * LANES + self.cond.lanes_work_len()
+        let elem = match self.elem {
+            Elementwise::Spline { bins, .. } => spline::lanes::work_len(bins),
+            Elementwise::Affine { .. } => 0,
+        };
+        (shape.n_in + shape.n_out) * LANES + self.cond.lanes_work_len().max(elem)
     }
 
     /// The forward pass of [`LANES`] rows at once, for an f32 conditioner: the
@@ -86,6 +91,11 @@ impl Coupling<'_, '_> {
             }
         }
         self.cond.eval_lanes(ins, outs, shared)?;
+        if let Elementwise::Spline { bins, bound, zuko } = *elem {
+            let work = take(&mut shared, spline::lanes::work_len(bins))?;
+            let spline = Spline { bins, bound, zuko };
+            return run_wide(SplineLanes { spline, xs, outs, split, work, lds });
+        }
         let per = works.len() / LANES;
         for (l, ((x, mut work), ld)) in
             xs.chunks_exact_mut(d).zip(works.chunks_exact_mut(per.max(1))).zip(lds.iter_mut()).enumerate()
@@ -102,6 +112,46 @@ impl Coupling<'_, '_> {
                 logdet += ld;
             }
             *ld += logdet;
+        }
+        Ok(())
+    }
+}
+
+/// The spline half of [`Coupling::forward_lanes`]: every transformed
+/// coordinate of every lane, in [`run_wide`]'s vectors. Each lane sums its
+/// coordinates' log-derivatives from 0.0 in order, then adds the sum to its
+/// log-determinant, as [`Coupling::apply`] and its caller do.
+struct SplineLanes<'a> {
+    spline: Spline,
+    xs: &'a mut [f32],
+    outs: &'a [f32],
+    split: usize,
+    work: &'a mut [f32],
+    lds: &'a mut [f32; LANES],
+}
+
+impl Wide for SplineLanes<'_> {
+    type Out = Result<()>;
+    #[inline(always)]
+    fn run(self) -> Result<()> {
+        let SplineLanes { spline, xs, outs, split, work, lds } = self;
+        let d = xs.len() / LANES;
+        let per = crate::format::spline::params_per_dim(spline.bins) * LANES;
+        let mut logdet = [0.0f32; LANES];
+        for j in 0..d.saturating_sub(split) {
+            let mut v = [0.0f32; LANES];
+            for (l, vl) in v.iter_mut().enumerate() {
+                *vl = *xs.get(l * d + split + j).ok_or(Error::Internal)?;
+            }
+            let mut ld = [0.0f32; LANES];
+            spline.forward_lanes(&mut v, sub(outs, j * per, per)?, work, &mut ld)?;
+            for (l, (&vl, (acc, ldl))) in v.iter().zip(logdet.iter_mut().zip(ld)).enumerate() {
+                *xs.get_mut(l * d + split + j).ok_or(Error::Internal)? = vl;
+                *acc += ldl;
+            }
+        }
+        for (o, acc) in lds.iter_mut().zip(logdet) {
+            *o += acc;
         }
         Ok(())
     }

@@ -19,7 +19,10 @@ use crate::format::spline::{
 use crate::kernels::math::exp;
 use crate::kernels::{at, softplus, sub, take};
 
-/// `f32` words of work space per spline evaluation.
+pub(crate) mod lanes;
+
+/// `f32` words of work space per spline evaluation (the x- and y-knots; a
+/// third `K + 1` is kept for the format's scratch sizes, which include it).
 pub(crate) const fn work_len(bins: usize) -> usize {
     3 * (bins + 1)
 }
@@ -79,22 +82,13 @@ fn derivative<const ZUKO: bool>(r: f32) -> f32 {
     }
 }
 
-/// Fill `d` (K + 1 entries) with the knot derivatives.
-fn derivatives<const ZUKO: bool>(raw: &[f32], d: &mut [f32]) -> Result<()> {
-    if d.len() != raw.len() + 2 {
-        return Err(Error::Internal);
+/// Knot derivative `i` of `K + 1` from the `K - 1` raw interior values: 1 at
+/// both ends (so the tails join smoothly), [`derivative`] inside.
+fn derivative_at<const ZUKO: bool>(raw: &[f32], i: usize) -> Result<f32> {
+    if i == 0 || i == raw.len() + 1 {
+        return Ok(1.0);
     }
-    let mut it = d.iter_mut();
-    if let Some(first) = it.next() {
-        *first = 1.0;
-    }
-    for (&r, di) in raw.iter().zip(it) {
-        *di = derivative::<ZUKO>(r);
-    }
-    if let Some(last) = d.last_mut() {
-        *last = 1.0;
-    }
-    Ok(())
+    Ok(derivative::<ZUKO>(at(raw, i - 1)?))
 }
 
 /// Index of the bin holding `v`: the largest `i < K` with `knots[i] <= v`.
@@ -118,36 +112,39 @@ struct Bin {
     dk1: f32,
 }
 
-/// The knots and derivatives, in `work`; the parameterization chosen at
-/// compile time so floe's own splines pay nothing for zuko's.
-fn setup(raw: &[f32], bins: usize, bound: f32, zuko: bool, work: &mut [f32]) -> Result<()> {
+/// The bin holding `v` among the x-knots (`by_y` false) or the y-knots, the
+/// knots set up in `work` from `raw`; the parameterization chosen at compile
+/// time so floe's own splines pay nothing for zuko's. Only the bin's two knot
+/// derivatives are computed (each one's value does not depend on the others).
+fn bin_of(raw: &[f32], bins: usize, bound: f32, zuko: bool, v: f32, by_y: bool, work: &mut [f32]) -> Result<Bin> {
     if zuko {
-        setup_as::<true>(raw, bins, bound, work)
+        bin_as::<true>(raw, bins, bound, v, by_y, work)
     } else {
-        setup_as::<false>(raw, bins, bound, work)
+        bin_as::<false>(raw, bins, bound, v, by_y, work)
     }
 }
 
-fn setup_as<const ZUKO: bool>(raw: &[f32], bins: usize, bound: f32, work: &mut [f32]) -> Result<()> {
+fn bin_as<const ZUKO: bool>(raw: &[f32], bins: usize, bound: f32, v: f32, by_y: bool, work: &mut [f32]) -> Result<Bin> {
     if raw.len() != params_per_dim(bins) {
         return Err(Error::Internal);
     }
     let mut w = &mut *work;
     let cw = take(&mut w, bins + 1)?;
     let ch = take(&mut w, bins + 1)?;
-    let d = take(&mut w, bins + 1)?;
     knots::<ZUKO>(sub(raw, 0, bins)?, MIN_BIN_WIDTH, bound, cw)?;
     knots::<ZUKO>(sub(raw, bins, bins)?, MIN_BIN_HEIGHT, bound, ch)?;
-    derivatives::<ZUKO>(sub(raw, 2 * bins, bins.saturating_sub(1))?, d)
-}
-
-fn bin_at(work: &[f32], bins: usize, idx: usize) -> Result<Bin> {
-    let cw = sub(work, 0, bins + 1)?;
-    let ch = sub(work, bins + 1, bins + 1)?;
-    let d = sub(work, 2 * (bins + 1), bins + 1)?;
+    let idx = bin_index(if by_y { &*ch } else { &*cw }, v);
+    let d = sub(raw, 2 * bins, bins.saturating_sub(1))?;
     let xk = at(cw, idx)?;
     let yk = at(ch, idx)?;
-    Ok(Bin { xk, wk: at(cw, idx + 1)? - xk, yk, hk: at(ch, idx + 1)? - yk, dk: at(d, idx)?, dk1: at(d, idx + 1)? })
+    Ok(Bin {
+        xk,
+        wk: at(cw, idx + 1)? - xk,
+        yk,
+        hk: at(ch, idx + 1)? - yk,
+        dk: derivative_at::<ZUKO>(d, idx)?,
+        dk1: derivative_at::<ZUKO>(d, idx + 1)?,
+    })
 }
 
 /// `log(dy/dx)` at relative position `theta` in bin `b`.
@@ -158,6 +155,17 @@ fn log_deriv(b: &Bin, theta: f32) -> f32 {
     let omt = 1.0 - theta;
     let dnum = delta * delta * (b.dk1 * theta * theta + 2.0 * delta * t1m + b.dk * omt * omt);
     libm::logf(dnum) - 2.0 * libm::logf(den)
+}
+
+/// The forward map and its log-derivative at `x` inside bin `b`.
+#[inline(always)]
+fn forward_in(b: &Bin, x: f32) -> (f32, f32) {
+    let delta = b.hk / b.wk;
+    let theta = (x - b.xk) / b.wk;
+    let t1m = theta * (1.0 - theta);
+    let num = b.hk * (delta * theta * theta + b.dk * t1m);
+    let den = delta + (b.dk1 + b.dk - 2.0 * delta) * t1m;
+    (b.yk + num / den, log_deriv(b, theta))
 }
 
 /// One spline's shape: K bins on `[-B, B]`, and whether its raw parameters
@@ -180,21 +188,13 @@ impl Spline {
         if !(v >= -bound && v <= bound) {
             return Ok(None);
         }
-        setup(raw, bins, bound, self.zuko, work)?;
-        let knots = sub(work, if by_y { bins + 1 } else { 0 }, bins + 1)?;
-        let idx = bin_index(knots, v);
-        bin_at(work, bins, idx).map(Some)
+        bin_of(raw, bins, bound, self.zuko, v, by_y, work).map(Some)
     }
 
     /// Forward map `y = s(x)` and `log |dy/dx|`. `work` holds [`work_len`] values.
     pub(crate) fn forward(&self, x: f32, raw: &[f32], work: &mut [f32]) -> Result<(f32, f32)> {
         let Some(b) = self.locate(x, raw, work, false)? else { return Ok((x, 0.0)) };
-        let delta = b.hk / b.wk;
-        let theta = (x - b.xk) / b.wk;
-        let t1m = theta * (1.0 - theta);
-        let num = b.hk * (delta * theta * theta + b.dk * t1m);
-        let den = delta + (b.dk1 + b.dk - 2.0 * delta) * t1m;
-        Ok((b.yk + num / den, log_deriv(&b, theta)))
+        Ok(forward_in(&b, x))
     }
 
     /// Inverse map `x = s^-1(y)` and the *forward* `log |dy/dx|` at that `x`.

@@ -83,15 +83,34 @@ pub const LANES: usize = 16;
 /// in one 256-bit register instead of two SSE halves), chosen at run time
 /// ([`x86`]); the operations, and so the bits, are the same.
 pub fn dense_f32_lanes(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
-    struct Dense<'a>(&'a [f32], &'a [f32], &'a [f32], &'a mut [f32]);
-    impl Wide for Dense<'_> {
-        type Out = Result<()>;
-        #[inline(always)]
-        fn run(self) -> Result<()> {
-            dense_f32_lanes_body(self.0, self.1, self.2, self.3)
+    run_wide(DenseLanes { w, b, x, y, relu: false })
+}
+
+/// [`dense_f32_lanes`] followed by a ReLU (`v < 0` becomes 0, NaN stays), in
+/// the same pass: the bits of the two in turn.
+pub(crate) fn dense_f32_lanes_relu(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
+    run_wide(DenseLanes { w, b, x, y, relu: true })
+}
+
+/// [`dense_f32_lanes`]'s arguments, for [`run_wide`].
+struct DenseLanes<'a> {
+    w: &'a [f32],
+    b: &'a [f32],
+    x: &'a [f32],
+    y: &'a mut [f32],
+    relu: bool,
+}
+
+impl Wide for DenseLanes<'_> {
+    type Out = Result<()>;
+    #[inline(always)]
+    fn run(self) -> Result<()> {
+        if self.relu {
+            dense_f32_lanes_body::<true>(self.w, self.b, self.x, self.y)
+        } else {
+            dense_f32_lanes_body::<false>(self.w, self.b, self.x, self.y)
         }
     }
-    run_wide(Dense(w, b, x, y))
 }
 
 /// A lane computation [`run_wide`] compiles for each vector extension.
@@ -115,8 +134,10 @@ pub(crate) fn run_wide<W: Wide>(w: W) -> W::Out {
 }
 
 /// [`dense_f32_lanes`]'s loops, inlined into each instruction-set variant.
+/// With `RELU`, each output `v` is then `0.0` where `v < 0.0` (the ReLU of
+/// [`activate`]).
 #[inline(always)]
-fn dense_f32_lanes_body(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
+fn dense_f32_lanes_body<const RELU: bool>(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
     let rows = b.len();
     let cols = x.len() / LANES;
     if cols == 0 || x.len() != cols * LANES || w.len() != cols * rows || y.len() != rows * LANES {
@@ -145,7 +166,8 @@ fn dense_f32_lanes_body(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Resul
         }
         for ((yi, a), &bi) in yb.chunks_exact_mut(LANES).zip(acc).zip(bb) {
             for (o, al) in yi.iter_mut().zip(a) {
-                *o = al + bi;
+                let v = al + bi;
+                *o = if RELU && v < 0.0 { 0.0 } else { v };
             }
         }
     }
@@ -160,7 +182,8 @@ fn dense_f32_lanes_body(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Resul
             }
         }
         for (o, a) in yi.iter_mut().zip(acc) {
-            *o = a + bi;
+            let v = a + bi;
+            *o = if RELU && v < 0.0 { 0.0 } else { v };
         }
     }
     Ok(())

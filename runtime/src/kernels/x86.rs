@@ -105,10 +105,12 @@ mod tests {
         #[inline(always)]
         fn run(self) -> Self::Out {
             let mut y = std::vec![0.0f32; self.1.len() * LANES];
-            dense_f32_lanes_body(self.0, self.1, self.2, &mut y).unwrap();
+            dense_f32_lanes_body::<false>(self.0, self.1, self.2, &mut y).unwrap();
+            let mut r = std::vec![0.0f32; self.1.len() * LANES];
+            dense_f32_lanes_body::<true>(self.0, self.1, self.2, &mut r).unwrap();
             let e: std::vec::Vec<f32> =
                 self.2.chunks_exact(LANES).flat_map(|c| exp_lanes::<LANES>(c.try_into().unwrap())).collect();
-            y.iter().chain(&e).map(|v| v.to_bits()).collect()
+            y.iter().chain(&r).chain(&e).map(|v| v.to_bits()).collect()
         }
     }
 

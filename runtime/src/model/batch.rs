@@ -4,7 +4,7 @@
 use super::{len32, not_nan, Model};
 use crate::error::{Error, Result};
 use crate::kernels::{sub, LANES};
-use crate::transforms::{Layer, Tracer};
+use crate::transforms::{lu_linear, Layer, Tracer};
 
 impl Model<'_> {
     /// Scratch (`f32` words) [`Model::log_prob_batch`] needs: each of the
@@ -12,7 +12,8 @@ impl Model<'_> {
     /// plus what the widest f32 coupling conditioner needs to run on all lanes
     /// at once.
     pub fn batch_scratch_len(&self) -> usize {
-        let mut shared = 0;
+        // An LU layer's rows, transposed.
+        let mut shared = self.dim() * LANES;
         if let Ok((first, n)) = self.step_layers(0) {
             for i in first..first.saturating_add(n) {
                 if let Ok(Layer::Coupling(c)) = Layer::bind(&self.view, i) {
@@ -27,12 +28,14 @@ impl Model<'_> {
 
     /// [`Model::log_prob`] of many rows: `x` holds `out.len()` rows of D values,
     /// `context` as many rows of C values (empty when C = 0). Rows go [`LANES`] at
-    /// a time through the flow; an f32 coupling layer's conditioner runs on all of
-    /// them at once in the CPU's vector lanes, every lane performing exactly the
-    /// single-row sequence of operations, so each `out[r]` has the bits
-    /// `log_prob` gives row `r` (tested), on the host as on a device. The other
-    /// layers, the last `out.len() % LANES` rows and quantized conditioners take
-    /// the single-row path. `scratch` must hold [`Model::batch_scratch_len`]
+    /// a time through the flow; an f32 coupling layer (its conditioner, and its
+    /// splines) and an LU layer run on all of them at once in the CPU's vector
+    /// lanes (on x86-64 in AVX-512 or AVX2 where the CPU has them, detected at
+    /// run time), every lane performing exactly the single-row sequence of
+    /// operations, so each `out[r]` has the bits `log_prob` gives row `r`
+    /// (tested), on the host as on a device. The other layers, the last
+    /// `out.len() % LANES` rows and quantized conditioners take the single-row
+    /// path. `scratch` must hold [`Model::batch_scratch_len`]
     /// words. Every row is checked first; a bad row is an error and nothing is
     /// written.
     pub fn log_prob_batch(&self, x: &[f32], context: &[f32], out: &mut [f32], scratch: &mut [f32]) -> Result<()> {
@@ -81,6 +84,12 @@ impl Model<'_> {
                 match layer {
                     Layer::Coupling(c) if c.cond.has_lanes() => {
                         c.forward_lanes(states, ctxs, lane_scratch, shared, &mut lds)?;
+                    }
+                    Layer::LuLinear { lu, log_diag, bias } => {
+                        let ld = lu_linear::forward_lanes(lu, log_diag, bias, states, shared)?;
+                        for o in lds.iter_mut() {
+                            *o += ld;
+                        }
                     }
                     _ => {
                         for (l, ld) in lds.iter_mut().enumerate() {

@@ -17,7 +17,7 @@
 use crate::error::{Error, Result};
 use crate::format::{bf16_to_f32, Activation, DType, LayerRecord, Precision, View, MAX_BLOCKS, MAX_DIM};
 use crate::kernels::quant::{dense_i8, dense_w8, quantize, requantize_relu};
-use crate::kernels::{activate, dense_f32, dense_f32_lanes, take, LANES};
+use crate::kernels::{activate, dense_f32, dense_f32_lanes, dense_f32_lanes_relu, take, LANES};
 
 /// Shape of a conditioner, derived from its layer record.
 #[derive(Debug, Clone, Copy)]
@@ -214,6 +214,16 @@ impl<'v, 'a> Conditioner<'v, 'a> {
             let t = self.tensor(shape.weight_index(d));
             dense_f32_lanes(self.view.f32s(t)?, self.view.f32s(t + 1)?, x, y)
         };
+        // A hidden layer and its activation; a ReLU in the dense pass itself.
+        let hidden = |d: usize, x: &[f32], y: &mut [f32]| -> Result<()> {
+            if shape.act == Activation::Relu {
+                let t = self.tensor(shape.weight_index(d));
+                return dense_f32_lanes_relu(self.view.f32s(t)?, self.view.f32s(t + 1)?, x, y);
+            }
+            dense(d, x, y)?;
+            activate(shape.act, y);
+            Ok(())
+        };
         if shape.residual {
             let t2 = take(&mut work, hdim)?;
             dense(0, input, h)?;
@@ -229,12 +239,10 @@ impl<'v, 'a> Conditioner<'v, 'a> {
             }
             dense(last, h, out)
         } else {
-            dense(0, input, h)?;
-            activate(shape.act, h);
+            hidden(0, input, h)?;
             let (mut cur, mut nxt) = (h, t1);
             for l in 1..last {
-                dense(l, cur, nxt)?;
-                activate(shape.act, nxt);
+                hidden(l, cur, nxt)?;
                 core::mem::swap(&mut cur, &mut nxt);
             }
             dense(last, cur, out)

@@ -11,7 +11,7 @@ pub(crate) mod conditioner;
 mod coupling;
 mod encoder;
 pub(crate) mod layer;
-mod lu_linear;
+pub(crate) mod lu_linear;
 mod made;
 mod permute;
 pub(crate) mod spline;

@@ -149,23 +149,36 @@ fn bin_as<const ZUKO: bool>(raw: &[f32], bins: usize, bound: f32, v: f32, by_y: 
 
 /// `log(dy/dx)` at relative position `theta` in bin `b`.
 fn log_deriv(b: &Bin, theta: f32) -> f32 {
+    let (dnum, den) = log_deriv_parts(b, theta);
+    libm::logf(dnum) - 2.0 * libm::logf(den)
+}
+
+/// dy/dx at `theta` in bin `b` as `dnum / den²`: `(dnum, den)`.
+#[inline(always)]
+fn log_deriv_parts(b: &Bin, theta: f32) -> (f32, f32) {
     let delta = b.hk / b.wk;
     let t1m = theta * (1.0 - theta);
     let den = delta + (b.dk1 + b.dk - 2.0 * delta) * t1m;
     let omt = 1.0 - theta;
-    let dnum = delta * delta * (b.dk1 * theta * theta + 2.0 * delta * t1m + b.dk * omt * omt);
-    libm::logf(dnum) - 2.0 * libm::logf(den)
+    (delta * delta * (b.dk1 * theta * theta + 2.0 * delta * t1m + b.dk * omt * omt), den)
 }
 
 /// The forward map and its log-derivative at `x` inside bin `b`.
 #[inline(always)]
 fn forward_in(b: &Bin, x: f32) -> (f32, f32) {
+    let (y, theta) = forward_y(b, x);
+    (y, log_deriv(b, theta))
+}
+
+/// The forward map at `x` inside bin `b`, and `x`'s relative position there.
+#[inline(always)]
+fn forward_y(b: &Bin, x: f32) -> (f32, f32) {
     let delta = b.hk / b.wk;
     let theta = (x - b.xk) / b.wk;
     let t1m = theta * (1.0 - theta);
     let num = b.hk * (delta * theta * theta + b.dk * t1m);
     let den = delta + (b.dk1 + b.dk - 2.0 * delta) * t1m;
-    (b.yk + num / den, log_deriv(b, theta))
+    (b.yk + num / den, theta)
 }
 
 /// One spline's shape: K bins on `[-B, B]`, and whether its raw parameters

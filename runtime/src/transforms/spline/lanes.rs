@@ -9,10 +9,12 @@
 //! it gets the same bits (tested in `runtime/tests/batch.rs` and the
 //! cross-crate batch tests).
 
-use super::{clip_logit, derivative, forward_in, Bin, Spline};
+use super::{clip_logit, forward_y, log_deriv_parts, Bin, Spline};
 use crate::error::{Error, Result};
-use crate::format::spline::{params_per_dim, MIN_BIN_HEIGHT, MIN_BIN_WIDTH};
-use crate::kernels::math::exp_lanes;
+use crate::format::spline::{
+    params_per_dim, zuko_clip, DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE, ZUKO_NEG_LN_SLOPE,
+};
+use crate::kernels::math::{exp_lanes, ln_lanes, softplus_lanes};
 use crate::kernels::{at, sub, LANES};
 
 /// `f32` words of work space for [`Spline::forward_lanes`]: the x- and
@@ -78,14 +80,21 @@ fn knots<const ZUKO: bool>(raw: &[f32], bins: usize, min: f32, bound: f32, knots
     Ok(())
 }
 
-/// Knot derivative `i` of lane `l` ([`super::derivative_at`]), from the
-/// lane-major raw parameters of one coordinate.
+/// [`derivative`] of every lane: the knot derivatives from their raw values.
 #[inline(always)]
-fn derivative_at<const ZUKO: bool>(raw: &[f32], bins: usize, i: usize, l: usize) -> Result<f32> {
-    if i == 0 || i == bins {
-        return Ok(1.0);
+fn derivatives<const ZUKO: bool>(raw: &Lanes) -> Lanes {
+    let mut a = [0.0f32; LANES];
+    for (ai, &r) in a.iter_mut().zip(raw) {
+        *ai = if ZUKO { zuko_clip(r, 1.0, ZUKO_NEG_LN_SLOPE) } else { r + DERIVATIVE_SHIFT };
     }
-    Ok(derivative::<ZUKO>(at(raw, (2 * bins + i - 1) * LANES + l)?))
+    if ZUKO {
+        return exp_lanes(&a);
+    }
+    let mut d = softplus_lanes(&a);
+    for di in d.iter_mut() {
+        *di += MIN_DERIVATIVE;
+    }
+    d
 }
 
 impl Spline {
@@ -128,23 +137,110 @@ impl Spline {
                 }
             }
         }
-        for (l, ((x, d), &i)) in v.iter_mut().zip(ld.iter_mut()).zip(&idx).enumerate() {
-            if !(*x >= -bound && *x <= bound) {
-                *d = 0.0; // the identity tails
-                continue;
-            }
+        // Per lane, gathered: the bin's knots and the raw values of its two
+        // interior derivatives (an end knot's derivative is 1).
+        let mut bin: [Bin; LANES] =
+            core::array::from_fn(|_| Bin { xk: 0.0, wk: 1.0, yk: 0.0, hk: 1.0, dk: 1.0, dk1: 1.0 });
+        let (mut r0, mut r1) = ([0.0f32; LANES], [0.0f32; LANES]);
+        for (l, (((b, &i), r0), r1)) in bin.iter_mut().zip(&idx).zip(r0.iter_mut()).zip(r1.iter_mut()).enumerate() {
             let i = i as usize;
             let (xk, yk) = (at(cw, i * LANES + l)?, at(ch, i * LANES + l)?);
-            let b = Bin {
-                xk,
-                wk: at(cw, (i + 1) * LANES + l)? - xk,
-                yk,
-                hk: at(ch, (i + 1) * LANES + l)? - yk,
-                dk: derivative_at::<ZUKO>(raw, bins, i, l)?,
-                dk1: derivative_at::<ZUKO>(raw, bins, i + 1, l)?,
-            };
-            (*x, *d) = forward_in(&b, *x);
+            (b.xk, b.wk) = (xk, at(cw, (i + 1) * LANES + l)? - xk);
+            (b.yk, b.hk) = (yk, at(ch, (i + 1) * LANES + l)? - yk);
+            if i > 0 {
+                *r0 = at(raw, (2 * bins + i - 1) * LANES + l)?;
+            }
+            if i + 1 < bins {
+                *r1 = at(raw, (2 * bins + i) * LANES + l)?;
+            }
+        }
+        let (d0, d1) = (derivatives::<ZUKO>(&r0), derivatives::<ZUKO>(&r1));
+        let (mut dnum, mut den) = ([0.0f32; LANES], [0.0f32; LANES]);
+        let mut y = *v;
+        for (l, (((b, &i), yl), (dn, de))) in
+            bin.iter_mut().zip(&idx).zip(y.iter_mut()).zip(dnum.iter_mut().zip(den.iter_mut())).enumerate()
+        {
+            let i = i as usize;
+            b.dk = if i > 0 { d0.get(l).copied().unwrap_or(1.0) } else { 1.0 };
+            b.dk1 = if i + 1 < bins { d1.get(l).copied().unwrap_or(1.0) } else { 1.0 };
+            let (yv, theta) = forward_y(b, *yl);
+            *yl = yv;
+            (*dn, *de) = log_deriv_parts(b, theta);
+        }
+        let (ln_num, ln_den) = (ln_lanes(&dnum), ln_lanes(&den));
+        for ((x, d), (yl, (n, e))) in v.iter_mut().zip(ld.iter_mut()).zip(y.iter().zip(ln_num.iter().zip(ln_den))) {
+            if *x >= -bound && *x <= bound {
+                (*x, *d) = (*yl, n - 2.0 * e);
+            } else {
+                *d = 0.0; // the identity tails: x stays
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{run_wide, Wide};
+
+    /// Both parameterizations, several bin counts, raw parameters from small
+    /// to saturating (and a NaN lane), values inside, on and past the bounds:
+    /// every lane has the bits [`Spline::forward`] gives it, compiled
+    /// portably and in the widest vectors this CPU has.
+    #[test]
+    fn every_lane_has_the_single_value_bits() {
+        struct Run<'a>(Spline, Lanes, &'a [f32]);
+        impl Wide for Run<'_> {
+            type Out = (Lanes, Lanes);
+            #[inline(always)]
+            fn run(self) -> Self::Out {
+                let (mut v, mut ld) = (self.1, [0.0f32; LANES]);
+                let mut work = std::vec![0.0f32; work_len(self.0.bins)];
+                self.0.forward_lanes(&mut v, self.2, &mut work, &mut ld).unwrap();
+                (v, ld)
+            }
+        }
+        let mut s = 0x9e37_79b9u32;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for (case, &(bins, zuko)) in
+            [(8, false), (8, true), (1, false), (2, true), (5, false), (16, false)].iter().enumerate()
+        {
+            let spline = Spline { bins, bound: 3.0, zuko };
+            let p = params_per_dim(bins);
+            for round in 0..40 {
+                let scale = [0.5f32, 4.0, 40.0][round % 3];
+                let mut raw: std::vec::Vec<f32> = (0..p * LANES).map(|_| next() * scale).collect();
+                let mut v: Lanes = core::array::from_fn(|_| next() * 7.0);
+                if round == 5 {
+                    let k = (p - 1).min(3);
+                    raw[k * LANES + 2] = f32::NAN;
+                    v[7] = 3.0;
+                    v[8] = -3.0;
+                    v[9] = f32::NAN;
+                    v[10] = 0.0;
+                }
+                let want: std::vec::Vec<(u32, u32)> = (0..LANES)
+                    .map(|l| {
+                        let r: std::vec::Vec<f32> = (0..p).map(|k| raw[k * LANES + l]).collect();
+                        let mut w = std::vec![0.0f32; super::super::work_len(bins)];
+                        let (y, ld) = spline.forward(v[l], &r, &mut w).unwrap();
+                        (y.to_bits(), ld.to_bits())
+                    })
+                    .collect();
+                for (how, (y, ld)) in
+                    [("portable", Run(spline, v, &raw).run()), ("wide", run_wide(Run(spline, v, &raw)))]
+                {
+                    let got: std::vec::Vec<(u32, u32)> =
+                        y.iter().zip(ld).map(|(a, b)| (a.to_bits(), b.to_bits())).collect();
+                    assert_eq!(got, want, "case {case} round {round} ({how})");
+                }
+            }
+        }
     }
 }

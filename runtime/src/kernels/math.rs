@@ -122,18 +122,35 @@ const LANE_HI: f32 = 88.0;
 /// (NaN, ±∞, huge, subnormal results) is then recomputed by [`exp`] itself.
 #[inline(always)]
 pub fn exp_lanes<const N: usize>(x: &[f32; N]) -> [f32; N] {
+    let fast = |v: f32| {
+        let (p, e) = exp_parts(v);
+        f32::from_bits(p.to_bits().wrapping_add((e << 23) as u32))
+    };
+    lanes(x, |v| (LANE_LO..=LANE_HI).contains(&v), 0.0, fast, exp)
+}
+
+/// A function of every lane: `fast` (branch-free, vectorizable) on the lanes
+/// `main` accepts — the others get it on `stand_in` first, then `slow`, the
+/// reference function, once any lane needs it.
+#[inline(always)]
+fn lanes<const N: usize>(
+    x: &[f32; N],
+    main: impl Fn(f32) -> bool,
+    stand_in: f32,
+    fast: impl Fn(f32) -> f32,
+    slow: impl Fn(f32) -> f32,
+) -> [f32; N] {
     let mut out = [0.0f32; N];
     let mut odd = false;
     for (o, &v) in out.iter_mut().zip(x) {
-        let inside = (LANE_LO..=LANE_HI).contains(&v);
+        let inside = main(v);
         odd |= !inside;
-        let (p, e) = exp_parts(if inside { v } else { 0.0 });
-        *o = f32::from_bits(p.to_bits().wrapping_add((e << 23) as u32));
+        *o = fast(if inside { v } else { stand_in });
     }
     if odd {
         for (o, &v) in out.iter_mut().zip(x) {
-            if !(LANE_LO..=LANE_HI).contains(&v) {
-                *o = exp(v);
+            if !main(v) {
+                *o = slow(v);
             }
         }
     }
@@ -166,27 +183,16 @@ fn log_poly(f: f32) -> (f32, f32, f32) {
 /// negative, ∞, NaN, 1) is then recomputed by `libm::logf` itself.
 #[inline(always)]
 pub fn ln_lanes<const N: usize>(x: &[f32; N]) -> [f32; N] {
-    let main = |b: u32| (0x0080_0000..0x7f80_0000).contains(&b) && b != 0x3f80_0000;
-    let mut out = [0.0f32; N];
-    let mut odd = false;
-    for (o, &v) in out.iter_mut().zip(x) {
-        let b = v.to_bits();
-        odd |= !main(b);
-        let ix = (if main(b) { b } else { 0x4000_0000 }) + (0x3f80_0000 - 0x3f35_04f3);
+    let main = |v: f32| (0x0080_0000..0x7f80_0000).contains(&v.to_bits()) && v.to_bits() != 0x3f80_0000;
+    let fast = |v: f32| {
+        let ix = v.to_bits() + (0x3f80_0000 - 0x3f35_04f3);
         let k = ((ix >> 23) as i32) - 0x7f;
         let f = f32::from_bits((ix & 0x007f_ffff) + 0x3f35_04f3) - 1.0;
         let (s, r, hfsq) = log_poly(f);
         let dk = k as f32;
-        *o = s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI;
-    }
-    if odd {
-        for (o, &v) in out.iter_mut().zip(x) {
-            if !main(v.to_bits()) {
-                *o = libm::logf(v);
-            }
-        }
-    }
-    out
+        s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI
+    };
+    lanes(x, main, 2.0, fast, libm::logf)
 }
 
 /// `libm::log1pf` of every lane, with its bits: lanes in [2^-24, 1] (the
@@ -196,13 +202,7 @@ pub fn ln_lanes<const N: usize>(x: &[f32; N]) -> [f32; N] {
 /// side; any other lane is then recomputed by `libm::log1pf` itself.
 #[inline(always)]
 pub fn ln_1p_lanes<const N: usize>(x: &[f32; N]) -> [f32; N] {
-    let main = |b: u32| (0x3380_0000..=0x3f80_0000).contains(&b);
-    let mut out = [0.0f32; N];
-    let mut odd = false;
-    for (o, &v) in out.iter_mut().zip(x) {
-        let b = v.to_bits();
-        odd |= !main(b);
-        let x = if main(b) { v } else { 0.5 };
+    let fast = |x: f32| {
         // log1pf's reduced path (taken for x >= 0x3ed413d0, 1 + x >= √2-).
         let u = 1.0 + x;
         let iu = u.to_bits() + (0x3f80_0000 - 0x3f35_04f3);
@@ -213,16 +213,9 @@ pub fn ln_1p_lanes<const N: usize>(x: &[f32; N]) -> [f32; N] {
         let (k, c, f) = if reduce { (k1, c1, f1) } else { (0, 0.0, x) };
         let (s, r, hfsq) = log_poly(f);
         let dk = k as f32;
-        *o = s * (hfsq + r) + (dk * LN2_LO + c) - hfsq + f + dk * LN2_HI;
-    }
-    if odd {
-        for (o, &v) in out.iter_mut().zip(x) {
-            if !main(v.to_bits()) {
-                *o = libm::log1pf(v);
-            }
-        }
-    }
-    out
+        s * (hfsq + r) + (dk * LN2_LO + c) - hfsq + f + dk * LN2_HI
+    };
+    lanes(x, |v| (0x3380_0000..=0x3f80_0000).contains(&v.to_bits()), 0.5, fast, libm::log1pf)
 }
 
 /// [`super::softplus`] of every lane, with its bits.

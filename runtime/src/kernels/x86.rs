@@ -97,7 +97,7 @@ fn run_on<W: super::Wide>(want: Isa, w: W) -> W::Out {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::math::tests::same_bits;
+    use crate::kernels::math::same_bits;
     use crate::kernels::{dense_f32_lanes_body, math::exp_lanes, Wide, LANES};
 
     struct Case<'a>(&'a [f32], &'a [f32], &'a [f32]);

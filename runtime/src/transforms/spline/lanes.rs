@@ -182,7 +182,7 @@ impl Spline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::math::tests::same_bits;
+    use crate::kernels::math::same_bits;
     use crate::kernels::{run_wide, Wide};
 
     /// Both parameterizations, several bin counts, raw parameters from small

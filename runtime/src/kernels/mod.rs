@@ -81,7 +81,7 @@ pub const LANES: usize = 16;
 ///
 /// On x86-64 a CPU with AVX2 runs the same loops compiled for it (eight lanes
 /// in one 256-bit register instead of two SSE halves), chosen at run time
-/// ([`x86`]); the operations, and so the bits, are the same.
+/// (`kernels/x86.rs`); the operations, and so the bits, are the same.
 pub fn dense_f32_lanes(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
     run_wide(DenseLanes { w, b, x, y, relu: false })
 }
@@ -122,7 +122,7 @@ pub(crate) trait Wide {
 }
 
 /// Run `w` in the widest vectors this CPU has: on x86-64 AVX-512F or AVX2
-/// when present (detected at run time, [`x86`]), else the portable build
+/// when present (detected at run time, `kernels/x86.rs`), else the portable build
 /// (SSE2 on x86-64, NEON on aarch64). Every variant performs the same IEEE
 /// operations in the same order, so the bits do not depend on the choice.
 #[inline(always)]

@@ -16,10 +16,10 @@ impl Model<'_> {
         let mut shared = self.dim() * LANES;
         if let Ok((first, n)) = self.step_layers(0) {
             for i in first..first.saturating_add(n) {
-                if let Ok(Layer::Coupling(c)) = Layer::bind(&self.view, i) {
-                    if c.cond.has_lanes() {
-                        shared = shared.max(c.lanes_work_len());
-                    }
+                match Layer::bind(&self.view, i) {
+                    Ok(Layer::Coupling(c)) if c.cond.has_lanes() => shared = shared.max(c.lanes_work_len()),
+                    Ok(Layer::Made(m)) if m.cond.has_lanes() => shared = shared.max(m.lanes_work_len()),
+                    _ => {}
                 }
             }
         }
@@ -28,8 +28,8 @@ impl Model<'_> {
 
     /// [`Model::log_prob`] of many rows: `x` holds `out.len()` rows of D values,
     /// `context` as many rows of C values (empty when C = 0). Rows go [`LANES`] at
-    /// a time through the flow; an f32 coupling layer (its conditioner, and its
-    /// splines) and an LU layer run on all of them at once in the CPU's vector
+    /// a time through the flow; an f32 coupling or MADE layer (its conditioner,
+    /// and its splines) and an LU layer run on all of them at once in the CPU's vector
     /// lanes (on x86-64 in AVX-512 or AVX2 where the CPU has them, detected at
     /// run time), every lane performing exactly the single-row sequence of
     /// operations, so each `out[r]` has the bits `log_prob` gives row `r`
@@ -84,6 +84,9 @@ impl Model<'_> {
                 match layer {
                     Layer::Coupling(c) if c.cond.has_lanes() => {
                         c.forward_lanes(states, ctxs, lane_scratch, shared, &mut lds)?;
+                    }
+                    Layer::Made(m) if m.cond.has_lanes() => {
+                        m.forward_lanes(states, ctxs, lane_scratch, shared, &mut lds)?;
                     }
                     Layer::LuLinear { lu, log_diag, bias } => {
                         let ld = lu_linear::forward_lanes(lu, log_diag, bias, states, shared)?;

@@ -54,70 +54,96 @@ impl Coupling<'_, '_> {
 
     /// `f32` words of shared work space [`Coupling::forward_lanes`] needs.
     pub(crate) fn lanes_work_len(&self) -> usize {
-        let shape = self.cond.shape();
-        let elem = match self.elem {
-            Elementwise::Spline { bins, .. } => spline::lanes::work_len(bins),
-            Elementwise::Affine { .. } => 0,
-        };
-        (shape.n_in + shape.n_out) * LANES + self.cond.lanes_work_len().max(elem)
+        lanes_work_len(&self.cond, &self.elem)
     }
 
-    /// The forward pass of [`LANES`] rows at once, for an f32 conditioner: the
-    /// conditioner runs on all lanes together ([`Conditioner::eval_lanes`]),
-    /// then each row's elementwise maps run as in [`Coupling::apply`]. `xs` holds
-    /// the rows' states (`LANES × D`, row-major), `ctxs` their standardized
-    /// contexts (`LANES × C`), `works` each row's layer work space (`LANES`
-    /// equal parts); `lds` gets each row's log-determinant added. Every row gets
-    /// the bits `apply` gives it.
+    /// The forward pass of [`LANES`] rows at once, for an f32 conditioner
+    /// ([`forward_lanes`] with the conditioner reading the first `split`
+    /// coordinates and transforming the rest). Every row gets the bits
+    /// [`Coupling::apply`] gives it.
     pub(crate) fn forward_lanes(
         &self,
         xs: &mut [f32],
         ctxs: &[f32],
         works: &mut [f32],
-        mut shared: &mut [f32],
+        shared: &mut [f32],
         lds: &mut [f32; LANES],
     ) -> Result<()> {
-        let (shape, elem, split) = (self.cond.shape(), &self.elem, self.split);
-        let (d, cd) = (xs.len() / LANES, ctxs.len() / LANES);
-        if split + cd != shape.n_in || d * LANES != xs.len() || cd * LANES != ctxs.len() || split > d {
-            return Err(Error::Internal);
-        }
-        let ins = take(&mut shared, shape.n_in * LANES)?;
-        let outs = take(&mut shared, shape.n_out * LANES)?;
-        for (l, x) in xs.chunks_exact(d).enumerate() {
-            let c = ctxs.get(l * cd..(l + 1) * cd).ok_or(Error::Internal)?;
-            for (j, &v) in x.iter().take(split).chain(c).enumerate() {
-                *ins.get_mut(j * LANES + l).ok_or(Error::Internal)? = v;
-            }
-        }
-        self.cond.eval_lanes(ins, outs, shared)?;
-        if let Elementwise::Spline { bins, bound, zuko } = *elem {
-            let work = take(&mut shared, spline::lanes::work_len(bins))?;
-            let spline = Spline { bins, bound, zuko };
-            return run_wide(SplineLanes { spline, xs, outs, split, work, lds });
-        }
-        let per = works.len() / LANES;
-        for (l, ((x, mut work), ld)) in
-            xs.chunks_exact_mut(d).zip(works.chunks_exact_mut(per.max(1))).zip(lds.iter_mut()).enumerate()
-        {
-            let out = take(&mut work, shape.n_out)?;
-            let elem_work = take(&mut work, elem.work_len())?;
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = *sub(outs, i * LANES + l, 1)?.first().ok_or(Error::Internal)?;
-            }
-            let mut logdet = 0.0f32;
-            for (j, v) in x.iter_mut().skip(split).enumerate() {
-                let (nv, ld) = elem.forward(*v, out, j, elem_work)?;
-                *v = nv;
-                logdet += ld;
-            }
-            *ld += logdet;
-        }
-        Ok(())
+        forward_lanes(&self.cond, &self.elem, (self.split, self.split), xs, ctxs, works, shared, lds)
     }
 }
 
-/// The spline half of [`Coupling::forward_lanes`]: every transformed
+/// `f32` words of shared work space [`forward_lanes`] needs.
+pub(crate) fn lanes_work_len(cond: &Conditioner<'_, '_>, elem: &Elementwise) -> usize {
+    let shape = cond.shape();
+    let elem = match *elem {
+        Elementwise::Spline { bins, .. } => spline::lanes::work_len(bins),
+        Elementwise::Affine { .. } => 0,
+    };
+    (shape.n_in + shape.n_out) * LANES + cond.lanes_work_len().max(elem)
+}
+
+/// The forward pass of an f32-conditioned elementwise layer (a coupling, a
+/// MADE layer) on [`LANES`] rows at once: the conditioner reads each row's
+/// first `n_cond` coordinates and its context and runs on all lanes together
+/// ([`Conditioner::eval_lanes`]); coordinates `first..` are then transformed —
+/// splines on all lanes ([`Spline::forward_lanes`]), affine maps row by row.
+/// `(n_cond, first)` is `(split, split)` for a coupling and `(D, 0)` for MADE.
+/// `xs` holds the rows' states (`LANES × D`, row-major), `ctxs` their
+/// standardized contexts (`LANES × C`), `works` each row's layer work space
+/// (`LANES` equal parts); `lds` gets each row's log-determinant added. Every
+/// lane performs the single-row sequence of operations.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_lanes(
+    cond: &Conditioner<'_, '_>,
+    elem: &Elementwise,
+    (n_cond, first): (usize, usize),
+    xs: &mut [f32],
+    ctxs: &[f32],
+    works: &mut [f32],
+    mut shared: &mut [f32],
+    lds: &mut [f32; LANES],
+) -> Result<()> {
+    let shape = cond.shape();
+    let (d, cd) = (xs.len() / LANES, ctxs.len() / LANES);
+    if n_cond + cd != shape.n_in || d * LANES != xs.len() || cd * LANES != ctxs.len() || n_cond > d || first > d {
+        return Err(Error::Internal);
+    }
+    let ins = take(&mut shared, shape.n_in * LANES)?;
+    let outs = take(&mut shared, shape.n_out * LANES)?;
+    for (l, x) in xs.chunks_exact(d).enumerate() {
+        let c = ctxs.get(l * cd..(l + 1) * cd).ok_or(Error::Internal)?;
+        for (j, &v) in x.iter().take(n_cond).chain(c).enumerate() {
+            *ins.get_mut(j * LANES + l).ok_or(Error::Internal)? = v;
+        }
+    }
+    cond.eval_lanes(ins, outs, shared)?;
+    if let Elementwise::Spline { bins, bound, zuko } = *elem {
+        let work = take(&mut shared, spline::lanes::work_len(bins))?;
+        let spline = Spline { bins, bound, zuko };
+        return run_wide(SplineLanes { spline, xs, outs, first, work, lds });
+    }
+    let per = works.len() / LANES;
+    for (l, ((x, mut work), ld)) in
+        xs.chunks_exact_mut(d).zip(works.chunks_exact_mut(per.max(1))).zip(lds.iter_mut()).enumerate()
+    {
+        let out = take(&mut work, shape.n_out)?;
+        let elem_work = take(&mut work, elem.work_len())?;
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = *sub(outs, i * LANES + l, 1)?.first().ok_or(Error::Internal)?;
+        }
+        let mut logdet = 0.0f32;
+        for (j, v) in x.iter_mut().skip(first).enumerate() {
+            let (nv, ld) = elem.forward(*v, out, j, elem_work)?;
+            *v = nv;
+            logdet += ld;
+        }
+        *ld += logdet;
+    }
+    Ok(())
+}
+
+/// The spline half of [`forward_lanes`]: every transformed
 /// coordinate of every lane, in [`run_wide`]'s vectors. Each lane sums its
 /// coordinates' log-derivatives from 0.0 in order, then adds the sum to its
 /// log-determinant, as [`Coupling::apply`] and its caller do.
@@ -125,7 +151,7 @@ struct SplineLanes<'a> {
     spline: Spline,
     xs: &'a mut [f32],
     outs: &'a [f32],
-    split: usize,
+    first: usize,
     work: &'a mut [f32],
     lds: &'a mut [f32; LANES],
 }
@@ -134,19 +160,19 @@ impl Wide for SplineLanes<'_> {
     type Out = Result<()>;
     #[inline(always)]
     fn run(self) -> Result<()> {
-        let SplineLanes { spline, xs, outs, split, work, lds } = self;
+        let SplineLanes { spline, xs, outs, first, work, lds } = self;
         let d = xs.len() / LANES;
         let per = crate::format::spline::params_per_dim(spline.bins) * LANES;
         let mut logdet = [0.0f32; LANES];
-        for j in 0..d.saturating_sub(split) {
+        for j in 0..d.saturating_sub(first) {
             let mut v = [0.0f32; LANES];
             for (l, vl) in v.iter_mut().enumerate() {
-                *vl = *xs.get(l * d + split + j).ok_or(Error::Internal)?;
+                *vl = *xs.get(l * d + first + j).ok_or(Error::Internal)?;
             }
             let mut ld = [0.0f32; LANES];
             spline.forward_lanes(&mut v, sub(outs, j * per, per)?, work, &mut ld)?;
             for (l, (&vl, (acc, ldl))) in v.iter().zip(logdet.iter_mut().zip(ld)).enumerate() {
-                *xs.get_mut(l * d + split + j).ok_or(Error::Internal)? = vl;
+                *xs.get_mut(l * d + first + j).ok_or(Error::Internal)? = vl;
                 *acc += ldl;
             }
         }

@@ -4,6 +4,7 @@
 use super::{len32, not_nan, Model};
 use crate::error::{Error, Result};
 use crate::kernels::{sub, LANES};
+use crate::transforms::coupling::{forward_lanes, lanes_work_len};
 use crate::transforms::{lu_linear, Layer, Tracer};
 
 impl Model<'_> {
@@ -17,8 +18,10 @@ impl Model<'_> {
         if let Ok((first, n)) = self.step_layers(0) {
             for i in first..first.saturating_add(n) {
                 match Layer::bind(&self.view, i) {
-                    Ok(Layer::Coupling(c)) if c.cond.has_lanes() => shared = shared.max(c.lanes_work_len()),
-                    Ok(Layer::Made(m)) if m.cond.has_lanes() => shared = shared.max(m.lanes_work_len()),
+                    Ok(Layer::Coupling(c)) if c.cond.has_lanes() => {
+                        shared = shared.max(lanes_work_len(&c.cond, &c.elem))
+                    }
+                    Ok(Layer::Made(m)) if m.cond.has_lanes() => shared = shared.max(lanes_work_len(&m.cond, &m.elem)),
                     _ => {}
                 }
             }
@@ -82,11 +85,15 @@ impl Model<'_> {
             for i in first..first + n {
                 let layer = Layer::bind(&self.view, i)?;
                 match layer {
+                    // A coupling's conditioner reads the first `split`
+                    // coordinates and transforms the rest; MADE's reads and
+                    // transforms all of them.
                     Layer::Coupling(c) if c.cond.has_lanes() => {
-                        c.forward_lanes(states, ctxs, lane_scratch, shared, &mut lds)?;
+                        let (cond, elem, split) = (&c.cond, &c.elem, (c.split, c.split));
+                        forward_lanes(cond, elem, split, states, ctxs, lane_scratch, shared, &mut lds)?;
                     }
                     Layer::Made(m) if m.cond.has_lanes() => {
-                        m.forward_lanes(states, ctxs, lane_scratch, shared, &mut lds)?;
+                        forward_lanes(&m.cond, &m.elem, (d, 0), states, ctxs, lane_scratch, shared, &mut lds)?;
                     }
                     Layer::LuLinear { lu, log_diag, bias } => {
                         let ld = lu_linear::forward_lanes(lu, log_diag, bias, states, shared)?;

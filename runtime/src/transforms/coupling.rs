@@ -51,26 +51,6 @@ impl Coupling<'_, '_> {
         }
         Ok(logdet)
     }
-
-    /// `f32` words of shared work space [`Coupling::forward_lanes`] needs.
-    pub(crate) fn lanes_work_len(&self) -> usize {
-        lanes_work_len(&self.cond, &self.elem)
-    }
-
-    /// The forward pass of [`LANES`] rows at once, for an f32 conditioner
-    /// ([`forward_lanes`] with the conditioner reading the first `split`
-    /// coordinates and transforming the rest). Every row gets the bits
-    /// [`Coupling::apply`] gives it.
-    pub(crate) fn forward_lanes(
-        &self,
-        xs: &mut [f32],
-        ctxs: &[f32],
-        works: &mut [f32],
-        shared: &mut [f32],
-        lds: &mut [f32; LANES],
-    ) -> Result<()> {
-        forward_lanes(&self.cond, &self.elem, (self.split, self.split), xs, ctxs, works, shared, lds)
-    }
 }
 
 /// `f32` words of shared work space [`forward_lanes`] needs.

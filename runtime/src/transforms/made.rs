@@ -11,7 +11,7 @@ use super::conditioner::{Conditioner, Weights};
 use super::{Elementwise, Tracer};
 use crate::error::{Error, Result};
 use crate::format::made::{mask_allows_by, MaskLayer, MaskRule};
-use crate::kernels::{at, set, sub, sub_mut, take, LANES};
+use crate::kernels::{at, set, sub, sub_mut, take};
 
 /// A MADE layer bound to its conditioner.
 #[derive(Debug, Clone, Copy)]
@@ -21,27 +21,6 @@ pub(crate) struct Made<'v, 'a> {
 }
 
 impl Made<'_, '_> {
-    /// `f32` words of shared work space [`Made::forward_lanes`] needs.
-    pub(crate) fn lanes_work_len(&self) -> usize {
-        super::coupling::lanes_work_len(&self.cond, &self.elem)
-    }
-
-    /// The forward pass (one conditioner pass) of [`LANES`] rows at once, for
-    /// an f32 conditioner: [`super::coupling::forward_lanes`] with the
-    /// conditioner reading every coordinate and transforming every one. Every
-    /// row gets the bits [`Made::apply`] gives it.
-    pub(crate) fn forward_lanes(
-        &self,
-        xs: &mut [f32],
-        ctxs: &[f32],
-        works: &mut [f32],
-        shared: &mut [f32],
-        lds: &mut [f32; LANES],
-    ) -> Result<()> {
-        let d = xs.len() / LANES;
-        super::coupling::forward_lanes(&self.cond, &self.elem, (d, 0), xs, ctxs, works, shared, lds)
-    }
-
     /// Check that every masked weight is exactly zero (f32 `0.0` or int8 `0`).
     pub(crate) fn check_masks(&self, dim: usize) -> Result<bool> {
         let shape = self.cond.shape();

@@ -8,7 +8,7 @@
 
 mod actnorm;
 pub(crate) mod conditioner;
-mod coupling;
+pub(crate) mod coupling;
 mod encoder;
 pub(crate) mod layer;
 pub(crate) mod lu_linear;

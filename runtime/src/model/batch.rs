@@ -10,18 +10,16 @@ use crate::transforms::{lu_linear, Layer, Tracer};
 impl Model<'_> {
     /// Scratch (`f32` words) [`Model::log_prob_batch`] needs: each of the
     /// [`LANES`] rows its own [`Model::scratch_len`] and its state and context,
-    /// plus what the widest f32 coupling conditioner needs to run on all lanes
-    /// at once.
+    /// plus what the widest coupling or MADE layer needs to run on all lanes at
+    /// once.
     pub fn batch_scratch_len(&self) -> usize {
         // An LU layer's rows, transposed.
         let mut shared = self.dim() * LANES;
         if let Ok((first, n)) = self.step_layers(0) {
             for i in first..first.saturating_add(n) {
                 match Layer::bind(&self.view, i) {
-                    Ok(Layer::Coupling(c)) if c.cond.has_lanes() => {
-                        shared = shared.max(lanes_work_len(&c.cond, &c.elem))
-                    }
-                    Ok(Layer::Made(m)) if m.cond.has_lanes() => shared = shared.max(lanes_work_len(&m.cond, &m.elem)),
+                    Ok(Layer::Coupling(c)) => shared = shared.max(lanes_work_len(&c.cond, &c.elem)),
+                    Ok(Layer::Made(m)) => shared = shared.max(lanes_work_len(&m.cond, &m.elem)),
                     _ => {}
                 }
             }
@@ -31,14 +29,14 @@ impl Model<'_> {
 
     /// [`Model::log_prob`] of many rows: `x` holds `out.len()` rows of D values,
     /// `context` as many rows of C values (empty when C = 0). Rows go [`LANES`] at
-    /// a time through the flow; an f32 coupling or MADE layer (its conditioner,
-    /// and its splines) and an LU layer run on all of them at once in the CPU's vector
-    /// lanes (on x86-64 in AVX-512 or AVX2 where the CPU has them, detected at
-    /// run time), every lane performing exactly the single-row sequence of
-    /// operations, so each `out[r]` has the bits `log_prob` gives row `r`
-    /// (tested), on the host as on a device. The other layers, the last
-    /// `out.len() % LANES` rows and quantized conditioners take the single-row
-    /// path. `scratch` must hold [`Model::batch_scratch_len`]
+    /// a time through the flow; a coupling or MADE layer (an f32 conditioner,
+    /// and the splines) and an LU layer run on all of them at once in the CPU's
+    /// vector lanes (on x86-64 in AVX-512 or AVX2 where the CPU has them,
+    /// detected at run time), every lane performing exactly the single-row
+    /// sequence of operations, so each `out[r]` has the bits `log_prob` gives
+    /// row `r` (tested), on the host as on a device. Quantized conditioners run
+    /// row by row inside the lane pass; the other layers and the last
+    /// `out.len() % LANES` rows take the single-row path. `scratch` must hold [`Model::batch_scratch_len`]
     /// words. Every row is checked first; a bad row is an error and nothing is
     /// written.
     pub fn log_prob_batch(&self, x: &[f32], context: &[f32], out: &mut [f32], scratch: &mut [f32]) -> Result<()> {
@@ -88,11 +86,11 @@ impl Model<'_> {
                     // A coupling's conditioner reads the first `split`
                     // coordinates and transforms the rest; MADE's reads and
                     // transforms all of them.
-                    Layer::Coupling(c) if c.cond.has_lanes() => {
+                    Layer::Coupling(c) => {
                         let (cond, elem, split) = (&c.cond, &c.elem, (c.split, c.split));
                         forward_lanes(cond, elem, split, states, ctxs, lane_scratch, shared, &mut lds)?;
                     }
-                    Layer::Made(m) if m.cond.has_lanes() => {
+                    Layer::Made(m) => {
                         forward_lanes(&m.cond, &m.elem, (d, 0), states, ctxs, lane_scratch, shared, &mut lds)?;
                     }
                     Layer::LuLinear { lu, log_diag, bias } => {

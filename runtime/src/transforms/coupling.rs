@@ -9,7 +9,7 @@ use super::conditioner::Conditioner;
 use super::spline::{self, Spline};
 use super::{Elementwise, Tracer};
 use crate::error::{Error, Result};
-use crate::kernels::{run_wide, sub, sub_mut, take, Wide, LANES};
+use crate::kernels::{at, run_wide, set, sub, sub_mut, take, Wide, LANES};
 
 /// A coupling layer bound to its conditioner.
 #[derive(Debug, Clone, Copy)]
@@ -60,13 +60,15 @@ pub(crate) fn lanes_work_len(cond: &Conditioner<'_, '_>, elem: &Elementwise) -> 
         Elementwise::Spline { bins, .. } => spline::lanes::work_len(bins),
         Elementwise::Affine { .. } => 0,
     };
-    (shape.n_in + shape.n_out) * LANES + cond.lanes_work_len().max(elem)
+    let mlp = if cond.has_lanes() { cond.lanes_work_len() } else { 0 };
+    (shape.n_in + shape.n_out) * LANES + mlp.max(elem)
 }
 
 /// The forward pass of an f32-conditioned elementwise layer (a coupling, a
 /// MADE layer) on [`LANES`] rows at once: the conditioner reads each row's
 /// first `n_cond` coordinates and its context and runs on all lanes together
-/// ([`Conditioner::eval_lanes`]); coordinates `first..` are then transformed —
+/// ([`Conditioner::eval_lanes`]; a quantized one row by row, its single-row
+/// call); coordinates `first..` are then transformed —
 /// splines on all lanes ([`Spline::forward_lanes`]), affine maps row by row.
 /// `(n_cond, first)` is `(split, split)` for a coupling and `(D, 0)` for MADE.
 /// `xs` holds the rows' states (`LANES × D`, row-major), `ctxs` their
@@ -97,7 +99,24 @@ pub(crate) fn forward_lanes(
             *ins.get_mut(j * LANES + l).ok_or(Error::Internal)? = v;
         }
     }
-    cond.eval_lanes(ins, outs, shared)?;
+    if cond.has_lanes() {
+        cond.eval_lanes(ins, outs, shared)?;
+    } else {
+        // A quantized conditioner: row by row, its single-row call, into and
+        // out of the lanes' layout.
+        let per = works.len() / LANES;
+        for (l, mut work) in works.chunks_exact_mut(per.max(1)).enumerate() {
+            let cin = take(&mut work, shape.n_in)?;
+            let cout = take(&mut work, shape.n_out)?;
+            for (j, v) in cin.iter_mut().enumerate() {
+                *v = at(ins, j * LANES + l)?;
+            }
+            cond.eval(cin, cout, take(&mut work, shape.work_len())?)?;
+            for (i, &v) in cout.iter().enumerate() {
+                set(outs, i * LANES + l, v)?;
+            }
+        }
+    }
     if let Elementwise::Spline { bins, bound, zuko } = *elem {
         let work = take(&mut shared, spline::lanes::work_len(bins))?;
         let spline = Spline { bins, bound, zuko };

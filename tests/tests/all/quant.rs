@@ -1,6 +1,6 @@
 //! Quantized models: the exporter's int8 / w8 files load, match the reference
-//! arithmetic bit for bit (checked inside `quantize`), stay close to f32, and
-//! malformed quantized files get typed errors.
+//! arithmetic bit for bit (checked inside `quantize`), batch with the single-row
+//! bits, stay close to f32, and malformed quantized files get typed errors.
 
 use floe_exporter::data::Rows;
 use floe_exporter::flow::TransformKind;
@@ -35,6 +35,17 @@ fn log_probs(bytes: &[u8], x: &[f32], c: &[f32], d: usize, cd: usize) -> Vec<f32
         .collect()
 }
 
+/// `log_prob_batch` of every row (quantized conditioners run row by row inside
+/// its lane pass, their splines and LU layers on the lanes).
+fn batch_log_probs(bytes: &[u8], x: &[f32], c: &[f32]) -> Vec<f32> {
+    let buf = AlignedBytes::new(bytes);
+    let m = Model::load(&buf).expect("loads");
+    let mut out = vec![f32::NAN; x.len() / m.dim()];
+    let mut scratch = vec![0.0f32; m.batch_scratch_len()];
+    m.log_prob_batch(x, c, &mut out, &mut scratch).expect("log_prob_batch");
+    out
+}
+
 #[test]
 fn int8_and_w8_models_load_and_stay_close_to_f32() {
     for (transform, residual, tanh, cdim) in [
@@ -64,6 +75,10 @@ fn int8_and_w8_models_load_and_stay_close_to_f32() {
             let (x, c) = (rows(100, 4, 1.0, 11), rows(100, cdim, 1.0, 12));
             let a = log_probs(&f32_bytes, &x, &c, 4, cdim);
             let b = log_probs(q.loaded.bytes(), &x, &c, 4, cdim);
+            let batch = batch_log_probs(q.loaded.bytes(), &x, &c);
+            for (r, (one, many)) in b.iter().zip(&batch).enumerate() {
+                assert_eq!(one.to_bits(), many.to_bits(), "{what}: log_prob_batch row {r}: {many} vs {one}");
+            }
             let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
             let mean = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).sum::<f32>() / a.len() as f32;
             // Measured (these seeds): mean 4e-3 to 3.9e-2 nats, worst 1.4e-2 to

@@ -59,12 +59,50 @@ pub fn quantize(x: &[f32], inv_scale: f32, zp: i32, q: &mut [i16]) -> Result<()>
         return Err(Error::Internal);
     }
     for (j, &v) in x.iter().enumerate() {
-        // Clamp in f32 first so the conversion is exact; `as` maps NaN to 0.
-        let r = libm::roundf(v * inv_scale).clamp(-512.0, 512.0) as i32;
-        let qv = r.saturating_add(zp).clamp(-128, 127);
-        *q.get_mut(paired_index(j, n)).ok_or(Error::Internal)? = (qv - zp) as i16;
+        *q.get_mut(paired_index(j, n)).ok_or(Error::Internal)? = quantize_value(v, inv_scale, zp);
     }
     Ok(())
+}
+
+/// One value of [`quantize`]: `clamp(round(v · inv_scale) + zp, -128, 127) - zp`.
+#[inline]
+pub(crate) fn quantize_value(v: f32, inv_scale: f32, zp: i32) -> i16 {
+    // Clamp in f32 first so the conversion is exact; `as` maps NaN to 0.
+    let r = libm::roundf(v * inv_scale).clamp(-512.0, 512.0) as i32;
+    let qv = r.saturating_add(zp).clamp(-128, 127);
+    (qv - zp) as i16
+}
+
+/// [`dense_i8`] on [`LANES`](super::LANES) inputs at once: `x` holds `cols × LANES`
+/// centred int8 values (input `j` of lane `l` at `j·LANES + l`, no pairing),
+/// `acc` gets `rows × LANES` sums the same way. Integer sums wrap the same in
+/// any order, so every lane has the sum [`dense_i8`] gives its row.
+pub(crate) fn dense_i8_lanes(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
+    struct Run<'a>(&'a [i8], &'a [i32], &'a [i16], &'a mut [i32]);
+    impl super::Wide for Run<'_> {
+        type Out = Result<()>;
+        #[inline(always)]
+        fn run(self) -> Result<()> {
+            let Run(w, b, x, acc) = self;
+            const L: usize = super::LANES;
+            let cols = x.len() / L;
+            if cols == 0 || x.len() != cols * L || w.len() != cols * b.len() || acc.len() != b.len() * L {
+                return Err(Error::Internal);
+            }
+            for ((row, &bi), a) in w.chunks_exact(cols).zip(b).zip(acc.chunks_exact_mut(L)) {
+                let mut s = [bi; L];
+                for (&wj, xj) in row.iter().zip(x.chunks_exact(L)) {
+                    let wj = i32::from(wj);
+                    for (sl, &xl) in s.iter_mut().zip(xj) {
+                        *sl = sl.wrapping_add(wj * i32::from(xl));
+                    }
+                }
+                a.copy_from_slice(&s);
+            }
+            Ok(())
+        }
+    }
+    super::run_wide(Run(w, b, x, acc))
 }
 
 /// `acc_i = b_i + Σ_j w_ij · x_j`, exact in i32, with `x` in the paired layout

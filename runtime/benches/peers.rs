@@ -3,6 +3,7 @@
 //! single-row call in a loop, and `log_prob_batch` on one thread and on every
 //! CPU (rows split over scoped threads, one scratch each).
 //! Prints one `key value` line per figure (microseconds), like the FlowJAX side.
+//! `FLOE_PEERS_MODEL=thyroid-int8.floe` runs it on the int8 demo model.
 
 mod common;
 
@@ -15,8 +16,10 @@ use floe_runtime::Model;
 const BATCH: usize = 4096;
 
 fn main() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/assets/thyroid.floe");
-    let file = std::fs::read(path).expect("the bundled demo model");
+    // `FLOE_PEERS_MODEL=thyroid-int8.floe` measures the int8 demo model instead.
+    let name = std::env::var("FLOE_PEERS_MODEL").unwrap_or_else(|_| "thyroid.floe".into());
+    let path = format!("{}/../firmware/assets/{name}", env!("CARGO_MANIFEST_DIR"));
+    let file = std::fs::read(&path).expect("a bundled demo model");
     let mut words = vec![0u128; file.len().div_ceil(16)];
     let bytes: &mut [u8] = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..file.len()];
     bytes.copy_from_slice(&file);

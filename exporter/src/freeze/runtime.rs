@@ -33,8 +33,10 @@ pub fn log_probs(model: &Model<'_>, rows: &Rows) -> Result<Vec<f64>> {
                 })
             })
             .collect();
-        for j in jobs {
-            j.join().map_err(|_| crate::error::FloeError::Internal("a scoring thread panicked"))??;
+        // Every thread joined before the first error (in row order) is returned.
+        let done: Vec<_> = jobs.into_iter().map(|j| j.join()).collect();
+        for r in done {
+            r.map_err(|_| crate::error::FloeError::Internal("a scoring thread panicked"))??;
         }
         Ok(())
     })?;

@@ -79,8 +79,9 @@ pub const LANES: usize = 16;
 /// CPU's vector registers (SSE2 on x86-64, NEON on aarch64: the compiler
 /// vectorizes the lane loops, and Rust never contracts them into FMA).
 ///
-/// On x86-64 a CPU with AVX2 runs the same loops compiled for it (eight lanes
-/// in one 256-bit register instead of two SSE halves), chosen at run time
+/// On x86-64 a CPU with AVX-512F or AVX2 runs the same loops compiled for it
+/// (the sixteen lanes in one 512-bit or two 256-bit registers instead of four
+/// SSE registers), chosen at run time
 /// (`kernels/x86.rs`); the operations, and so the bits, are the same.
 pub fn dense_f32_lanes(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) -> Result<()> {
     run_wide(DenseLanes { w, b, x, y, relu: false })

@@ -56,9 +56,14 @@ fn detect() -> Isa {
     let xcr0 = unsafe { _xgetbv(0) };
     let ebx7 = __cpuid_count(7, 0).ebx;
     // XMM | YMM state, and for AVX-512 also opmask, ZMM_Hi256 and Hi16_ZMM.
-    if xcr0 & 0xe6 == 0xe6 && ebx7 & (1 << 16) != 0 {
+    // rustc's `avx512f` implies `avx2`, `fma` and `f16c` (the code compiled
+    // for it may use them), so those must be present too: a virtual CPU may
+    // report AVX-512F and hide one of them.
+    let avx2 = ebx7 & (1 << 5) != 0;
+    let (fma, f16c) = (leaf1.ecx & (1 << 12) != 0, leaf1.ecx & (1 << 29) != 0);
+    if xcr0 & 0xe6 == 0xe6 && ebx7 & (1 << 16) != 0 && avx2 && fma && f16c {
         Isa::Avx512
-    } else if xcr0 & 0b110 == 0b110 && ebx7 & (1 << 5) != 0 {
+    } else if xcr0 & 0b110 == 0b110 && avx2 {
         Isa::Avx2
     } else {
         Isa::Sse2

@@ -1,5 +1,6 @@
-//! `Model::log_prob_batch`: many rows, eight at a time, the f32 coupling
-//! conditioners in vector lanes, every row with the bits `Model::log_prob` gives it.
+//! `Model::log_prob_batch`: many rows, [`LANES`] at a time, the coupling and
+//! MADE layers (f32 and int8 conditioners, splines) and LU layers in vector
+//! lanes, every row with the bits `Model::log_prob` gives it.
 
 use super::{len32, not_nan, Model};
 use crate::error::{Error, Result};
@@ -29,13 +30,13 @@ impl Model<'_> {
 
     /// [`Model::log_prob`] of many rows: `x` holds `out.len()` rows of D values,
     /// `context` as many rows of C values (empty when C = 0). Rows go [`LANES`] at
-    /// a time through the flow; a coupling or MADE layer (an f32 conditioner,
-    /// and the splines) and an LU layer run on all of them at once in the CPU's
+    /// a time through the flow; a coupling or MADE layer (an f32 or int8
+    /// conditioner, and the splines) and an LU layer run on all of them at once in the CPU's
     /// vector lanes (on x86-64 in AVX-512 or AVX2 where the CPU has them,
     /// detected at run time), every lane performing exactly the single-row
     /// sequence of operations, so each `out[r]` has the bits `log_prob` gives
-    /// row `r` (tested), on the host as on a device. Quantized conditioners run
-    /// row by row inside the lane pass; the other layers and the last
+    /// row `r` (tested), on the host as on a device. w8 conditioners run row by
+    /// row inside the lane pass; the other layers and the last
     /// `out.len() % LANES` rows take the single-row path. `scratch` must hold [`Model::batch_scratch_len`]
     /// words. Every row is checked first; a bad row is an error and nothing is
     /// written.

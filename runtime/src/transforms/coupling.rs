@@ -64,11 +64,11 @@ pub(crate) fn lanes_work_len(cond: &Conditioner<'_, '_>, elem: &Elementwise) -> 
     (shape.n_in + shape.n_out) * LANES + mlp.max(elem)
 }
 
-/// The forward pass of an f32-conditioned elementwise layer (a coupling, a
-/// MADE layer) on [`LANES`] rows at once: the conditioner reads each row's
-/// first `n_cond` coordinates and its context and runs on all lanes together
-/// ([`Conditioner::eval_lanes`]; a quantized one row by row, its single-row
-/// call); coordinates `first..` are then transformed —
+/// The forward pass of a conditioned elementwise layer (a coupling, a MADE
+/// layer) on [`LANES`] rows at once: the conditioner reads each row's first
+/// `n_cond` coordinates and its context and runs on all lanes together
+/// ([`Conditioner::eval_lanes`], f32 and int8; a w8 one row by row, its
+/// single-row call); coordinates `first..` are then transformed —
 /// splines on all lanes ([`Spline::forward_lanes`]), affine maps row by row.
 /// `(n_cond, first)` is `(split, split)` for a coupling and `(D, 0)` for MADE.
 /// `xs` holds the rows' states (`LANES × D`, row-major), `ctxs` their

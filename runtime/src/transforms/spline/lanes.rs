@@ -2,9 +2,12 @@
 //!
 //! The knots — two softmaxes of K logits, their running sums — and the bin
 //! search run on all lanes side by side ([`crate::kernels::math::exp_lanes`]
-//! for the exponentials); the rest of the evaluation (the bin's two knot
-//! derivatives, the rational-quadratic formula, its log-derivative) runs lane
-//! after lane with the single-row functions. Every lane performs exactly the
+//! for the exponentials); each lane's bin (its knots and raw derivative
+//! values) is gathered lane by lane; the knot derivatives
+//! ([`crate::kernels::math::softplus_lanes`], or `exp_lanes` for zuko's), the
+//! rational-quadratic formula and its log-derivative
+//! ([`crate::kernels::math::ln_lanes`]) run side by side again, with the
+//! single-row functions' bits. Every lane performs exactly the
 //! operations [`Spline::forward`] performs on that row, in the same order, so
 //! it gets the same bits (tested in `runtime/tests/batch.rs` and the
 //! cross-crate batch tests).

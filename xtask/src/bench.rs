@@ -173,7 +173,7 @@ pub fn bench_peers() {
         "\nfloe alone, 4096 rows on one thread: log_prob row by row {single:.3} µs per row, log_prob_batch \
          {batch:.3}: {:.2}x (target >= 6x). floe's batch 4096 figures above are log_prob_batch (all threads: \
          rows split over scoped threads); 16 rows per pass in vector lanes (AVX-512F or AVX2 when the CPU has them): \
-         the f32 conditioners, the splines and the LU layers, each lane with its row's single-row bits.",
+         the conditioners (f32, int8), the splines, the LU and MADE layers, each lane with its row's single-row bits.",
         single / batch
     );
     println!("{t}");

@@ -16,8 +16,10 @@
 
 use crate::error::{Error, Result};
 use crate::format::{bf16_to_f32, Activation, DType, LayerRecord, Precision, View, MAX_BLOCKS, MAX_DIM};
-use crate::kernels::quant::{dense_i8, dense_i8_lanes, dense_w8, quantize, quantize_value, requantize_relu};
+use crate::kernels::quant::{dense_i8, dense_w8, quantize, requantize_relu};
 use crate::kernels::{activate, dense_f32, dense_f32_lanes, dense_f32_lanes_relu, take, LANES};
+
+mod int8_lanes;
 
 /// Shape of a conditioner, derived from its layer record.
 #[derive(Debug, Clone, Copy)]
@@ -196,53 +198,9 @@ impl<'v, 'a> Conditioner<'v, 'a> {
     pub(crate) fn lanes_work_len(&self) -> usize {
         let shape = &self.shape;
         if shape.precision == Precision::Int8 {
-            return i16_words(shape.n_in * LANES)
-                + 2 * i16_words(shape.hidden * LANES)
-                + shape.hidden.max(shape.n_out) * LANES;
+            return int8_lanes::work_len(shape.n_in, shape.hidden, shape.n_out);
         }
         (if shape.residual { 3 } else { 2 }) * shape.hidden * LANES
-    }
-
-    /// [`Conditioner::int8_eval`] on [`LANES`] inputs at once, in the layout of
-    /// [`Conditioner::eval_lanes`]: every value quantized, summed (exact
-    /// integers), requantized and dequantized by the single-row functions, so
-    /// each lane gets the bits `eval` gives.
-    fn int8_eval_lanes(&self, input: &[f32], out: &mut [f32], mut work: &mut [f32]) -> Result<()> {
-        let shape = &self.shape;
-        let a = self.view.f32s(self.first)?;
-        let q_in = take_i16(&mut work, shape.n_in * LANES)?;
-        let mut cur = take_i16(&mut work, shape.hidden * LANES)?;
-        let mut nxt = take_i16(&mut work, shape.hidden * LANES)?;
-        let acc_words = take(&mut work, shape.hidden.max(shape.n_out) * LANES)?;
-        let acc_all: &mut [i32] = bytemuck::cast_slice_mut(acc_words);
-        let (inv_s0, zp0) = row(a, 0)?;
-        for (q, &v) in q_in.iter_mut().zip(input) {
-            *q = quantize_value(v, inv_s0, zp0);
-        }
-        let last = shape.n_dense() - 1;
-        for d in 0..last {
-            let (w, s, b) = self.int8_dense(d)?;
-            let acc = acc_all.get_mut(..shape.hidden * LANES).ok_or(Error::Internal)?;
-            dense_i8_lanes(w, b, if d == 0 { &*q_in } else { &*cur }, acc)?;
-            let (ratio, zp) = row(a, d + 1)?;
-            for ((ys, accs), &sc) in nxt.chunks_exact_mut(LANES).zip(acc.chunks_exact(LANES)).zip(s) {
-                let real = bf16_to_f32(sc) * ratio;
-                for (y, &v) in ys.iter_mut().zip(accs) {
-                    *y = requantize_relu(v, real, zp);
-                }
-            }
-            core::mem::swap(&mut cur, &mut nxt);
-        }
-        let (w, s, b) = self.int8_dense(last)?;
-        let acc = acc_all.get_mut(..shape.n_out * LANES).ok_or(Error::Internal)?;
-        dense_i8_lanes(w, b, cur, acc)?;
-        let (s_in, _) = row(a, last + 1)?;
-        for ((os, accs), &sc) in out.chunks_exact_mut(LANES).zip(acc.chunks_exact(LANES)).zip(s) {
-            for (o, &v) in os.iter_mut().zip(accs) {
-                *o = (v as f32 * bf16_to_f32(sc)) * s_in;
-            }
-        }
-        Ok(())
     }
 
     /// [`Conditioner::eval`] on [`LANES`] inputs at once (f32 and int8 conditioners):

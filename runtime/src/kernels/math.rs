@@ -28,7 +28,7 @@
 
 mod lanes;
 #[cfg(test)]
-pub(crate) use lanes::tests::same_bits;
+pub(crate) use lanes::tests::{same_bits, uniform};
 pub use lanes::{exp_lanes, ln_1p_lanes, ln_lanes, softplus_lanes};
 
 /// `2^(j/32)` for j = 0 ..= 31 as an f32 pair `(hi, lo)`: `hi` rounded to

@@ -157,11 +157,9 @@ fn dense_f32_lanes_body<const RELU: bool>(w: &[f32], b: &[f32], x: &[f32], y: &m
         let (r2, r3) = rest.split_at(cols);
         let mut acc = [[0.0f32; LANES]; 4];
         for ((((xj, &w0), &w1), &w2), &w3) in x.chunks_exact(LANES).zip(r0).zip(r1).zip(r2).zip(r3) {
-            for (k, &wk) in [w0, w1, w2, w3].iter().enumerate() {
-                if let Some(a) = acc.get_mut(k) {
-                    for (al, &v) in a.iter_mut().zip(xj) {
-                        *al += wk * v;
-                    }
+            for (a, wk) in acc.iter_mut().zip([w0, w1, w2, w3]) {
+                for (al, &v) in a.iter_mut().zip(xj) {
+                    *al += wk * v;
                 }
             }
         }

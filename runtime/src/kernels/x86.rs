@@ -102,7 +102,7 @@ fn run_on<W: super::Wide>(want: Isa, w: W) -> W::Out {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::math::same_bits;
+    use crate::kernels::math::{same_bits, uniform};
     use crate::kernels::{dense_f32_lanes_body, math::exp_lanes, Wide, LANES};
 
     struct Case<'a>(&'a [f32], &'a [f32], &'a [f32]);
@@ -125,13 +125,7 @@ mod tests {
     /// remainder rows and exp's special lanes.
     #[test]
     fn every_instruction_set_gives_the_same_bits() {
-        let mut s = 0x2545_f491u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut next = uniform(0x2545_f491);
         let (rows, cols) = (7, 13);
         let w: std::vec::Vec<f32> = (0..rows * cols).map(|_| next() * 3.0).collect();
         let b: std::vec::Vec<f32> = (0..rows).map(|_| next()).collect();

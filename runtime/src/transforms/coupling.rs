@@ -99,13 +99,14 @@ pub(crate) fn forward_lanes(
             *ins.get_mut(j * LANES + l).ok_or(Error::Internal)? = v;
         }
     }
+    // Each row's own layer work space, for what runs row by row.
+    let per = (works.len() / LANES).max(1);
     if cond.has_lanes() {
         cond.eval_lanes(ins, outs, shared)?;
     } else {
-        // A quantized conditioner: row by row, its single-row call, into and
-        // out of the lanes' layout.
-        let per = works.len() / LANES;
-        for (l, mut work) in works.chunks_exact_mut(per.max(1)).enumerate() {
+        // A w8 conditioner: row by row, its single-row call, into and out of
+        // the lanes' layout.
+        for (l, mut work) in works.chunks_exact_mut(per).enumerate() {
             let cin = take(&mut work, shape.n_in)?;
             let cout = take(&mut work, shape.n_out)?;
             for (j, v) in cin.iter_mut().enumerate() {
@@ -122,14 +123,13 @@ pub(crate) fn forward_lanes(
         let spline = Spline { bins, bound, zuko };
         return run_wide(SplineLanes { spline, xs, outs, first, work, lds });
     }
-    let per = works.len() / LANES;
     for (l, ((x, mut work), ld)) in
-        xs.chunks_exact_mut(d).zip(works.chunks_exact_mut(per.max(1))).zip(lds.iter_mut()).enumerate()
+        xs.chunks_exact_mut(d).zip(works.chunks_exact_mut(per)).zip(lds.iter_mut()).enumerate()
     {
         let out = take(&mut work, shape.n_out)?;
         let elem_work = take(&mut work, elem.work_len())?;
         for (i, o) in out.iter_mut().enumerate() {
-            *o = *sub(outs, i * LANES + l, 1)?.first().ok_or(Error::Internal)?;
+            *o = at(outs, i * LANES + l)?;
         }
         let mut logdet = 0.0f32;
         for (j, v) in x.iter_mut().skip(first).enumerate() {

@@ -35,8 +35,8 @@ fn log_probs(bytes: &[u8], x: &[f32], c: &[f32], d: usize, cd: usize) -> Vec<f32
         .collect()
 }
 
-/// `log_prob_batch` of every row (quantized conditioners run row by row inside
-/// its lane pass, their splines and LU layers on the lanes).
+/// `log_prob_batch` of every row (int8 conditioners on its lanes, w8 ones row
+/// by row inside its lane pass; the splines on the lanes).
 fn batch_log_probs(bytes: &[u8], x: &[f32], c: &[f32]) -> Vec<f32> {
     let buf = AlignedBytes::new(bytes);
     let m = Model::load(&buf).expect("loads");

@@ -140,6 +140,17 @@ pub(crate) mod tests {
         a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
     }
 
+    /// Seeded values in [-0.5, 0.5) (xorshift32) for the lane tests.
+    pub(crate) fn uniform(seed: u32) -> impl FnMut() -> f32 {
+        let mut s = seed;
+        move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        }
+    }
+
     #[test]
     fn exp_lanes_has_the_bits_of_exp() {
         // Every 4099th f32 (both signs), and the edges of the branch-free range.
@@ -153,6 +164,10 @@ pub(crate) mod tests {
             for d in [-1i32, 0, 1] {
                 xs.push(f32::from_bits(v.to_bits().wrapping_add(d as u32)));
             }
+        }
+        // Padded to whole arrays, so that the edges appended last are tested.
+        while xs.len() % 16 != 0 {
+            xs.push(0.25);
         }
         for c in xs.chunks_exact(16) {
             let a: [f32; 16] = c.try_into().unwrap();

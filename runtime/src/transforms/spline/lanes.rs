@@ -185,7 +185,7 @@ impl Spline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::math::same_bits;
+    use crate::kernels::math::{same_bits, uniform};
     use crate::kernels::{run_wide, Wide};
 
     /// Both parameterizations, several bin counts, raw parameters from small
@@ -205,13 +205,7 @@ mod tests {
                 (v, ld)
             }
         }
-        let mut s = 0x9e37_79b9u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut next = uniform(0x9e37_79b9);
         for (case, &(bins, zuko)) in
             [(8, false), (8, true), (1, false), (2, true), (5, false), (16, false)].iter().enumerate()
         {

@@ -320,10 +320,12 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
         sink.int("dense-int8", 0, j as u32, *aj);
     }
 
-    // A 5 x 12 int8 dense (not timed): on the Cortex-M4F it takes the DSP
-    // kernel's odd group of four and its odd row, which the 32 x 32 layer
-    // never does; the results are diffed against the host's portable loop.
-    let mut w12 = Align4([0i8; 5 * 12]);
+    // A 7 x 12 int8 dense (not timed): on the Cortex-M4F it takes the DSP
+    // kernel's odd group of four, a block of four rows, a pair and a last row,
+    // which the 32 x 32 layer (eight blocks, whole pairs of groups) never does;
+    // then a 6 x 3 one (fewer inputs than a group: the portable loop with its
+    // inputs in registers). The results are diffed against the host's.
+    let mut w12 = Align4([0i8; 7 * 12]);
     for (k, v) in w12.0.iter_mut().enumerate() {
         *v = dense_weight_i8(k * 13 + 1);
     }
@@ -331,11 +333,16 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     for (k, v) in x12.0.iter_mut().enumerate() {
         *v = i16::from(dense_weight_i8(k * 5 + 2)) * 2;
     }
-    let b5 = [3, -70_000, 1 << 20, 0, -1];
-    let mut acc5 = [0i32; 5];
-    quant::dense_i8(black_box(&w12.0[..]), black_box(&b5[..]), black_box(&x12.0[..]), black_box(&mut acc5[..]))?;
-    for (j, aj) in acc5.iter().enumerate() {
+    let b7 = [3, -70_000, 1 << 20, 0, -1, 123_456, -(1 << 24)];
+    let mut acc7 = [0i32; 7];
+    quant::dense_i8(black_box(&w12.0[..]), black_box(&b7[..]), black_box(&x12.0[..]), black_box(&mut acc7[..]))?;
+    for (j, aj) in acc7.iter().enumerate() {
         sink.int("dense-int8-odd", 0, j as u32, *aj);
+    }
+    let mut acc6 = [0i32; 6];
+    quant::dense_i8(black_box(&w12.0[..18]), black_box(&b7[..6]), black_box(&x12.0[..3]), black_box(&mut acc6[..]))?;
+    for (j, aj) in acc6.iter().enumerate() {
+        sink.int("dense-int8-narrow", 0, j as u32, *aj);
     }
     Ok(())
 }

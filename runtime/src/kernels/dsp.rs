@@ -1,11 +1,12 @@
-//! The int8 dense layer on the Armv7E-M DSP extension, two output rows × eight
-//! inputs per pass: per four inputs one double-word load of activations (shared
-//! by both rows), per row one word load of weights, two `SXTB16` and two `SMLAD`
-//! (dual 16-bit multiply-accumulate) — 24 instructions per 16 MACs with the
-//! loop's `SUBS`/`BNE` (one row × four inputs took 8 per 4). The weights' sign
-//! extension (`SXTB16`) is a third of the loop; avoiding it would take 16-bit
-//! weights, twice the flash. Exact integer arithmetic, so the result equals the
-//! portable loop's, bit for bit.
+//! The int8 dense layer on the Armv7E-M DSP extension. Four output rows × eight
+//! inputs per pass ([`block4_smlad`]): per four inputs one double-word load of
+//! activations (shared by the four rows), per row one word load of weights, two
+//! `SXTB16` and two `SMLAD` (dual 16-bit multiply-accumulate) — 44 instructions
+//! per 32 MACs with the loop's `SUBS`/`BNE` (two rows per pass took 24 per 16;
+//! one row × four inputs 8 per 4). The last one to three rows go two (then one)
+//! at a time. The weights' sign extension (`SXTB16`) is the largest share of the
+//! loop; avoiding it would take 16-bit weights, twice the flash. Exact integer
+//! arithmetic, so the result equals the portable loop's, bit for bit.
 #![allow(unsafe_code)]
 
 /// One group of four inputs for two rows: one double-word load of (paired)
@@ -30,17 +31,154 @@ macro_rules! smlad_group {
 }
 
 /// `acc_i = b_i + Σ_j w_ij·x_j` with `x` in the paired layout (each group of four
-/// stored as 0, 2, 1, 3; see [`super::quant::paired_index`]). Returns `false`
-/// without touching `acc` (the caller runs the portable loop) unless the rows are
-/// a whole number of groups of four, the lengths agree, and `w` and `x` start
+/// stored as 0, 2, 1, 3; see [`super::quant::paired_index`]; fewer than four
+/// inputs are in order). Returns `false` without touching `acc` (the caller runs
+/// the portable loop) unless the lengths agree and either there are one to three
+/// inputs or the rows are a whole number of groups of four and `w` and `x` start
 /// 4-byte aligned.
 pub(crate) fn dense_paired(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> bool {
     let cols = x.len();
     let groups = cols / 4;
+    if (1..4).contains(&cols) && w.len() == cols * acc.len() && b.len() == acc.len() {
+        narrow(w, b, x, acc);
+        return true;
+    }
     let aligned = (w.as_ptr() as usize).is_multiple_of(4) && (x.as_ptr() as usize).is_multiple_of(4);
     if groups == 0 || cols != 4 * groups || w.len() != cols * acc.len() || b.len() != acc.len() || !aligned {
         return false;
     }
+    // Four rows at a time, then the last one to three.
+    let quads = acc.len() / 4;
+    let (Some((w4, w_rest)), Some((b4, b_rest)), Some((acc4, acc_rest))) =
+        (w.split_at_checked(4 * quads * cols), b.split_at_checked(4 * quads), acc.split_at_mut_checked(4 * quads))
+    else {
+        return false; // not reached: `4·quads` ≤ rows (lengths checked above)
+    };
+    for ((block, bb), a) in w4.chunks_exact(4 * cols).zip(b4.chunks_exact(4)).zip(acc4.chunks_exact_mut(4)) {
+        if block.len() != 4 * cols || bb.len() != 4 || a.len() != 4 {
+            return false; // not reached: `chunks_exact` (lengths checked above)
+        }
+        let io = BiasAcc { b: bb.as_ptr(), acc: a.as_mut_ptr() };
+        // SAFETY: `block4_smlad` reads `x` (`cols` i16, 4·groups of them) and the
+        // four rows `block + k·cols` (`4·cols` bytes, checked just above) front to
+        // back, exactly once: `cols / 8` passes of two groups and one more group
+        // when `cols / 4` is odd; then four i32 at `io.b` and it writes four at
+        // `io.acc` (both checked just above). All are borrowed for the call (`a`
+        // exclusively) and `w`'s rows, `x` start 4-byte aligned as `LDR`/`LDRD`
+        // want: `w` and `x` are checked at entry, every row starts a multiple of
+        // `cols` (of 4) bytes after `w`, and every advance is 4 or 8 bytes; i32
+        // slices are word aligned for `LDM`/`STM`. `io` lives across the call. It
+        // writes no other memory but its own 40 bytes of stack. It is an
+        // `extern "C"` function, so the compiler treats r0–r3, r12, lr and the
+        // flags as clobbered by the call (AAPCS); it saves and restores r4–r11
+        // and touches no FPU register. `SMLAD` may set the sticky Q flag, which
+        // nothing reads.
+        unsafe { block4_smlad(x.as_ptr(), block.as_ptr(), cols, &io) };
+    }
+    rows_by_two(w_rest, b_rest, x, acc_rest, cols, groups)
+}
+
+/// Fewer than four inputs (a coupling's first layer on up to seven
+/// dimensions): the inputs stay in registers, one short dot product per row (the portable loop's per-row setup cost as much as
+/// its three MACs). Here and not in the portable loop, which the smaller parts
+/// run: it is flash they may not have.
+fn narrow(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) {
+    match *x {
+        [x0] => narrow_n(w, b, [x0], acc),
+        [x0, x1] => narrow_n(w, b, [x0, x1], acc),
+        [x0, x1, x2] => narrow_n(w, b, [x0, x1, x2], acc),
+        _ => {} // not reached: one to three inputs (checked by the caller)
+    }
+}
+
+/// [`narrow`] with `N` inputs, unrolled.
+#[inline(always)]
+fn narrow_n<const N: usize>(w: &[i8], b: &[i32], x: [i16; N], acc: &mut [i32]) {
+    let x = x.map(i32::from);
+    for ((row, &bi), a) in w.chunks_exact(N).zip(b).zip(acc.iter_mut()) {
+        *a = row.iter().zip(x).fold(bi, |s, (&wj, xj)| s.wrapping_add(i32::from(wj) * xj));
+    }
+}
+
+/// Where [`block4_smlad`] reads the four biases and writes the four sums.
+#[repr(C)]
+struct BiasAcc {
+    b: *const i32,
+    acc: *mut i32,
+}
+
+/// One group of four inputs for four rows (see [`block4_smlad`]): rows 1 and 0
+/// through r1 (`[r1, r2]` then post-incremented `[r1]`), rows 3 and 2 through
+/// r3 the same way; x's pair in r8, r9; weights in r10, r12 split by `SXTB16`
+/// (into r11 and themselves).
+macro_rules! smlad_group4 {
+    () => {
+        concat!(
+            "ldrd r8, r9, [r0], #8\n",
+            "ldr r10, [r1, r2]\n",
+            "ldr r12, [r1], #4\n",
+            "sxtb16 r11, r10\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlad r5, r11, r8, r5\n",
+            "smlad r5, r10, r9, r5\n",
+            "sxtb16 r11, r12\n",
+            "sxtb16 r12, r12, ror #8\n",
+            "smlad r4, r11, r8, r4\n",
+            "smlad r4, r12, r9, r4\n",
+            "ldr r10, [r3, r2]\n",
+            "ldr r12, [r3], #4\n",
+            "sxtb16 r11, r10\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlad r7, r11, r8, r7\n",
+            "smlad r7, r10, r9, r7\n",
+            "sxtb16 r11, r12\n",
+            "sxtb16 r12, r12, ror #8\n",
+            "smlad r6, r11, r8, r6\n",
+            "smlad r6, r12, r9, r6\n",
+        )
+    };
+}
+
+/// The kernel of [`dense_paired`]'s four-row blocks (see its safety argument):
+/// `x` (paired i16) in r0, the first of four rows of `cols` int8 weights in r1,
+/// `cols` (a multiple of 4) in r2, the bias/sum pointers at r3. The four sums
+/// start at the biases (r4–r7) and take every product exactly, so their order
+/// does not matter. A naked function, so that it may use r4–r11 and lr, which
+/// stable Rust does not all let inline assembly name on this target.
+#[unsafe(naked)]
+unsafe extern "C" fn block4_smlad(x: *const i16, rows: *const i8, cols: usize, io: *const BiasAcc) {
+    core::arch::naked_asm!(
+        // Naked functions are assembled for the base architecture; `SXTB16` and
+        // `SMLAD` are Armv7E-M's DSP extension, which the `dsp` feature assumes.
+        ".arch armv7e-m",
+        "push {{r3, r4, r5, r6, r7, r8, r9, r10, r11, lr}}", // r3: `io`, for the end
+        "ldr r12, [r3]",
+        "ldm r12, {{r4, r5, r6, r7}}", // the biases
+        "add.w r3, r1, r2, lsl #1",    // row 2
+        "lsrs lr, r2, #3",             // passes of two groups
+        "beq 3f",
+        "2:",
+        smlad_group4!(),
+        smlad_group4!(),
+        "subs lr, lr, #1",
+        "bne 2b",
+        "3:",
+        "tst r2, #4", // an odd group left
+        "beq 4f",
+        smlad_group4!(),
+        "4:",
+        "ldr r12, [sp]",
+        "ldr r12, [r12, #4]",
+        "stm r12, {{r4, r5, r6, r7}}",
+        "pop {{r3, r4, r5, r6, r7, r8, r9, r10, r11, pc}}",
+    );
+}
+
+/// The last rows of [`dense_paired`] (fewer than four): two at a time, then
+/// one. Its preconditions hold (checked by the caller): `x` is `cols` = 4·groups
+/// values, `w` holds `cols` bytes per sum in `acc`, `b` one bias per sum, and
+/// `w` and `x` start 4-byte aligned.
+fn rows_by_two(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32], cols: usize, groups: usize) -> bool {
     let mut rows = w.chunks_exact(2 * cols);
     let mut out = acc.chunks_exact_mut(2);
     let mut bias = b.chunks_exact(2);
@@ -57,9 +195,10 @@ pub(crate) fn dense_paired(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> b
                 // `w1` (cols = 4·groups bytes each, split from `w`) and `x`
                 // (4·groups i16 = 8·groups bytes); the odd group's block below
                 // reads the rest. All three are borrowed for the call and start
-                // 4-byte aligned, as `LDR`/`LDRD` want: `w` and `x` are checked
-                // above, and `w1` starts `cols` bytes (a multiple of 4) after `w0`,
-                // which starts a whole number of rows after `w`. Every advance
+                // 4-byte aligned, as `LDR`/`LDRD` want: [`dense_paired`] checked
+                // its `w` and `x`, this `w` starts a whole number of rows (of
+                // `cols` bytes, a multiple of 4) after that one, `w0` a whole
+                // number of rows after this one and `w1` `cols` bytes after `w0`. Every advance
                 // keeps the alignment. Nothing is written but registers; the stack
                 // is not touched; `subs` changes the flags (not declared preserved)
                 // and `SMLAD` may set the sticky Q flag, which nothing reads.

@@ -294,28 +294,31 @@ mod tests {
 
     #[test]
     fn dense_i8_is_the_exact_dot_product() {
-        const COLS: usize = 11;
-        let cols = COLS;
-        let mut w = [0i8; 3 * COLS];
-        for (k, v) in w.iter_mut().enumerate() {
-            *v = (((k * 37) % 255) as i32 - 127) as i8;
-        }
-        let mut x = [0i16; COLS];
-        for (k, v) in x.iter_mut().enumerate() {
-            *v = (k as i16 * 53) % 511 - 255;
-        }
-        // Stored in the paired layout.
-        let mut xs = [0i16; COLS];
-        for k in 0..COLS {
-            xs[paired_index(k, COLS)] = x[k];
-        }
-        let b = [5, -1 << 30, 1 << 30];
-        let mut acc = [0i32; 3];
-        dense_i8(&w, &b, &xs, &mut acc).unwrap();
-        for r in 0..3 {
-            let want: i64 = b[r] as i64 + (0..cols).map(|j| w[r * cols + j] as i64 * x[j] as i64).sum::<i64>();
-            assert!(want.abs() < i32::MAX as i64);
-            assert_eq!(acc[r] as i64, want);
+        // Every width path: fewer than four inputs (in registers), whole groups
+        // of four, and groups with a partial one after.
+        const MAX: usize = 11;
+        for cols in [1, 2, 3, 4, 5, 8, MAX] {
+            let mut w = [0i8; 3 * MAX];
+            for (k, v) in w.iter_mut().enumerate() {
+                *v = (((k * 37) % 255) as i32 - 127) as i8;
+            }
+            let mut x = [0i16; MAX];
+            for (k, v) in x.iter_mut().enumerate() {
+                *v = (k as i16 * 53) % 511 - 255;
+            }
+            // Stored in the paired layout.
+            let mut xs = [0i16; MAX];
+            for k in 0..cols {
+                xs[paired_index(k, cols)] = x[k];
+            }
+            let b = [5, -1 << 30, 1 << 30];
+            let mut acc = [0i32; 3];
+            dense_i8(&w[..3 * cols], &b, &xs[..cols], &mut acc).unwrap();
+            for r in 0..3 {
+                let want: i64 = b[r] as i64 + (0..cols).map(|j| w[r * cols + j] as i64 * x[j] as i64).sum::<i64>();
+                assert!(want.abs() < i32::MAX as i64);
+                assert_eq!(acc[r] as i64, want, "{cols} inputs, row {r}");
+            }
         }
     }
 

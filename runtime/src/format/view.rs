@@ -2,6 +2,7 @@
 //! decoded header, with bounds-checked access to its records and tensors.
 
 use super::layout::header as hdr;
+use super::layout::tensor as tr;
 use super::records::{check_magic_and_version, rd_u32};
 use super::{
     crc32, DType, Header, LayerRecord, TensorRecord, BUFFER_ALIGN, CRC_LEN, HEADER_LEN, LAYER_RECORD_LEN, TENSOR_ALIGN,
@@ -95,22 +96,54 @@ impl<'a> View<'a> {
         Ok((t, bytes))
     }
 
+    /// Tensor `i`'s dtype and bytes on the evaluation path, read lean:
+    /// `Model::load` has checked every tensor record ([`View::tensor_bytes`]:
+    /// reserved bytes, sizes, the data's place in the file, alignment) and the
+    /// borrowed bytes cannot change since, so this reads the record's fields
+    /// and bounds-checks the slice (memory safety: any bytes still give a value
+    /// or `BadTensor(i)`, never a panic), about half the instructions (each
+    /// conditioner dense looks up three tensors per call).
+    fn loaded(&self, i: u32) -> Result<(TensorRecord, &'a [u8])> {
+        let rec = (i as usize)
+            .checked_mul(TENSOR_RECORD_LEN)
+            .and_then(|o| o.checked_add(self.header.tensor_table as usize))
+            .and_then(|at| self.bytes.get(at..at.checked_add(TENSOR_RECORD_LEN)?))
+            .ok_or(Error::BadTensor(i))?;
+        let word = |o: usize| match rec.get(o..o + 4) {
+            Some(&[a, b, c, d]) => Some(u32::from_le_bytes([a, b, c, d]) as usize),
+            _ => None,
+        };
+        let dtype = rec.get(tr::DTYPE).and_then(|&v| DType::from_u8(v));
+        let (Some(start), Some(rows), Some(cols), Some(dtype)) =
+            (word(tr::OFFSET), word(tr::ROWS), word(tr::COLS), dtype)
+        else {
+            return Err(Error::BadTensor(i));
+        };
+        let end = rows
+            .checked_mul(cols)
+            .and_then(|n| n.checked_mul(dtype.size()))
+            .and_then(|n| n.checked_add(start))
+            .ok_or(Error::BadTensor(i))?;
+        let t = TensorRecord { offset: start as u32, rows: rows as u32, cols: cols as u32, dtype };
+        Ok((t, self.bytes.get(start..end).ok_or(Error::BadTensor(i))?))
+    }
+
     /// Tensor `i` as f32 values of shape `rows × cols` (any number of rows with
     /// `None`), else `BadTensor(i)`. Not inlined: one copy for every caller
     /// (flash is tight on Cortex-M0 boards).
     #[inline(never)]
     pub(crate) fn f32_shaped(&self, i: u32, rows: Option<usize>, cols: usize) -> Result<&'a [f32]> {
-        let t = self.tensor(i)?;
-        if rows.is_some_and(|r| t.rows as usize != r) || t.cols as usize != cols {
+        let (t, bytes) = self.loaded(i)?;
+        if rows.is_some_and(|r| t.rows as usize != r) || t.cols as usize != cols || t.dtype != DType::F32 {
             return Err(Error::BadTensor(i));
         }
-        self.f32s(i)
+        bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned)
     }
 
     /// Tensor `i` as `f32`s.
     pub(crate) fn f32s(&self, i: u32) -> Result<&'a [f32]> {
-        let (t, bytes) = self.tensor_bytes(i)?;
-        if t.dtype != DType::F32 {
+        let (TensorRecord { dtype, .. }, bytes) = self.loaded(i)?;
+        if dtype != DType::F32 {
             return Err(Error::BadTensor(i));
         }
         bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned)
@@ -118,8 +151,8 @@ impl<'a> View<'a> {
 
     /// Tensor `i` as `u16`s (dtype u16 or bf16).
     pub(crate) fn u16s(&self, i: u32) -> Result<&'a [u16]> {
-        let (t, bytes) = self.tensor_bytes(i)?;
-        if t.dtype != DType::U16 && t.dtype != DType::BF16 {
+        let (TensorRecord { dtype, .. }, bytes) = self.loaded(i)?;
+        if dtype != DType::U16 && dtype != DType::BF16 {
             return Err(Error::BadTensor(i));
         }
         bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned)
@@ -127,8 +160,8 @@ impl<'a> View<'a> {
 
     /// Tensor `i` as `i8`s.
     pub(crate) fn i8s(&self, i: u32) -> Result<&'a [i8]> {
-        let (t, bytes) = self.tensor_bytes(i)?;
-        if t.dtype != DType::I8 {
+        let (TensorRecord { dtype, .. }, bytes) = self.loaded(i)?;
+        if dtype != DType::I8 {
             return Err(Error::BadTensor(i));
         }
         Ok(bytemuck::cast_slice(bytes))
@@ -136,8 +169,8 @@ impl<'a> View<'a> {
 
     /// Tensor `i` as `i32`s.
     pub(crate) fn i32s(&self, i: u32) -> Result<&'a [i32]> {
-        let (t, bytes) = self.tensor_bytes(i)?;
-        if t.dtype != DType::I32 {
+        let (TensorRecord { dtype, .. }, bytes) = self.loaded(i)?;
+        if dtype != DType::I32 {
             return Err(Error::BadTensor(i));
         }
         bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned)

@@ -81,7 +81,9 @@ pub(crate) fn dense_paired(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> b
 /// Fewer than four inputs (a coupling's first layer on up to seven
 /// dimensions): the inputs stay in registers, one short dot product per row (the portable loop's per-row setup cost as much as
 /// its three MACs). Here and not in the portable loop, which the smaller parts
-/// run: it is flash they may not have.
+/// run: it is flash they may not have. Out of line, so that its registers do
+/// not widen the stack frame under [`block4_smlad`].
+#[inline(never)]
 fn narrow(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) {
     match *x {
         [x0] => narrow_n(w, b, [x0], acc),
@@ -177,7 +179,8 @@ unsafe extern "C" fn block4_smlad(x: *const i16, rows: *const i8, cols: usize, i
 /// The last rows of [`dense_paired`] (fewer than four): two at a time, then
 /// one. Its preconditions hold (checked by the caller): `x` is `cols` = 4·groups
 /// values, `w` holds `cols` bytes per sum in `acc`, `b` one bias per sum, and
-/// `w` and `x` start 4-byte aligned.
+/// `w` and `x` start 4-byte aligned. Out of line, like [`narrow`].
+#[inline(never)]
 fn rows_by_two(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32], cols: usize, groups: usize) -> bool {
     let mut rows = w.chunks_exact(2 * cols);
     let mut out = acc.chunks_exact_mut(2);

@@ -122,6 +122,16 @@ pub fn dense_i8(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
     if super::dsp::dense_paired(w, b, x, acc) {
         return Ok(());
     }
+    dense_i8_portable(w, b, x, acc);
+    Ok(())
+}
+
+/// [`dense_i8`]'s portable loop (lengths checked by the caller). Out of line,
+/// so that its registers and iterators do not widen `dense_i8`'s stack frame
+/// under the Arm kernel.
+#[inline(never)]
+fn dense_i8_portable(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) {
+    let cols = x.len();
     let split = cols - cols % 4;
     let (x4, xr) = x.split_at(split);
     for ((row, &bi), a) in w.chunks_exact(cols).zip(b).zip(acc.iter_mut()) {
@@ -140,7 +150,6 @@ pub fn dense_i8(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
         }
         *a = s0.wrapping_add(s1);
     }
-    Ok(())
 }
 
 /// The fixed-point form `(m, shift)` of a positive `real`, with
@@ -168,8 +177,9 @@ pub fn multiplier(real: f32) -> (i32, i32) {
 /// = ⌊(hi + 2^(t−1)) / 2^t⌋ (adding less than one to an integer never crosses a
 /// multiple of 2^t); |prod| < 2^62 keeps |hi| < 2^30, so nothing overflows, and
 /// the i32 saturation never engages, so clamping the rounded value to
-/// `0 ..= 127 − zp` is the same as the saturating add and the clamp. One `SMULL`,
-/// an add, a shift and the clamp, with the multiplier read off `real`'s bits.
+/// `0 ..= 127 − zp` is the same as the saturating add and the clamp; and
+/// ⌊(hi + 2^(t−1)) / 2^t⌋ = ⌊(⌊hi / 2^(t−1)⌋ + 1) / 2⌋. One `SMMUL`, two shifts,
+/// an add and the clamp, with the multiplier read off `real`'s bits.
 #[inline]
 pub(crate) fn requantize_relu(acc: i32, real: f32, zp: i32) -> i16 {
     let bits = real.to_bits();
@@ -177,8 +187,9 @@ pub(crate) fn requantize_relu(acc: i32, real: f32, zp: i32) -> i16 {
     if (95..=124).contains(&e) {
         let m = (((bits & 0x007F_FFFF) | 0x0080_0000) << 7) as i32;
         let hi = ((i64::from(acc) * i64::from(m)) >> 32) as i32;
-        let t = 125 - e as i32;
-        let r = (hi + (1 << (t - 1))) >> t;
+        // ⌊(hi + 2^(t−1)) / 2^t⌋ = ⌊(⌊hi / 2^(t−1)⌋ + 1) / 2⌋ (floor division
+        // nests; the +1 is integral), with t = 125 − e: no 2^(t−1) to build.
+        let r = ((hi >> (124 - e)) + 1) >> 1;
         return r.max(0).min(127 - zp) as i16;
     }
     requantize_relu_wide(acc, real, zp)

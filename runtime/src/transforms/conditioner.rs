@@ -262,14 +262,25 @@ impl<'v, 'a> Conditioner<'v, 'a> {
     }
 
     /// Evaluate on `input`, writing `out`. `work` must hold [`MlpShape::work_len`] values.
-    pub(crate) fn eval(&self, input: &[f32], out: &mut [f32], mut work: &mut [f32]) -> Result<()> {
+    pub(crate) fn eval(&self, input: &[f32], out: &mut [f32], work: &mut [f32]) -> Result<()> {
         let shape = &self.shape;
         if shape.n_in != input.len() || shape.n_out != out.len() {
             return Err(Error::Internal);
         }
         if shape.precision == Precision::Int8 {
-            return self.int8_eval(input, out, work);
+            self.int8_eval(input, out, work)
+        } else {
+            self.float_eval(input, out, work)
         }
+    }
+
+    /// [`Conditioner::eval`] with f32 activations (f32 or w8 weights). Out of
+    /// line, like [`Conditioner::int8_eval`]: each path's stack frame is then
+    /// only on its own calls' stack (the 1,200-byte bounds of `log_prob` and
+    /// `sample` hold with the Cortex-M4F's four-row int8 kernel under them).
+    #[inline(never)]
+    fn float_eval(&self, input: &[f32], out: &mut [f32], mut work: &mut [f32]) -> Result<()> {
+        let shape = &self.shape;
         let hdim = shape.hidden;
         let h = take(&mut work, hdim)?;
         let t1 = take(&mut work, hdim)?;
@@ -340,6 +351,7 @@ impl<'v, 'a> Conditioner<'v, 'a> {
     }
 
     /// The fully int8 conditioner (plain, ReLU).
+    #[inline(never)]
     fn int8_eval(&self, input: &[f32], out: &mut [f32], mut work: &mut [f32]) -> Result<()> {
         let shape = &self.shape;
         let a = self.view.f32s(self.first)?;

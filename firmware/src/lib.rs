@@ -12,6 +12,7 @@
 #![no_std]
 
 pub mod bounds;
+pub mod kernel_cost;
 pub mod script;
 
 /// Raises the alignment of what it wraps to 16 bytes (the format's tensor alignment).
@@ -220,7 +221,7 @@ pub fn run_cost() -> ! {
         script::cost(b, i, x, c, s, sink, &mut clock)
     };
     let result = script::each_model(&model_refs(), &mut row, arena, &mut DefmtSink, &mut run)
-        .and_then(|()| script::kernel_cost(&mut DefmtSink, &mut clock));
+        .and_then(|()| kernel_cost::kernel_cost(&mut DefmtSink, &mut clock));
     match result {
         Ok(()) => exit(0),
         Err(e) => {

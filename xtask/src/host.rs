@@ -10,6 +10,9 @@ pub(crate) mod script;
 #[path = "../../firmware/src/bounds.rs"]
 pub(crate) mod bounds;
 
+#[path = "../../firmware/src/kernel_cost.rs"]
+pub(crate) mod kernel_cost;
+
 use floe_runtime::Error;
 use script::Sink;
 
@@ -219,7 +222,7 @@ pub fn host_lines(program: &str, assets: &Assets) -> Result<Vec<String>, Error> 
             script::each_model(&refs, &mut row, &mut scratch, &mut sink, &mut |b, i, x, c, s, k| {
                 script::cost(b, i, x, c, s, k, &mut NoClock)
             })?;
-            script::kernel_cost(&mut sink, &mut NoClock)?;
+            kernel_cost::kernel_cost(&mut sink, &mut NoClock)?;
         }
         "stream" => {
             for (name, m, series) in &assets.streams {

@@ -104,6 +104,9 @@ impl<'a> View<'a> {
     /// or `BadTensor(i)`, never a panic), about half the instructions (each
     /// conditioner dense looks up three tensors per call).
     fn loaded(&self, i: u32) -> Result<(TensorRecord, &'a [u8])> {
+        if i >= self.header.n_tensors {
+            return Err(Error::BadTensor(i));
+        }
         let rec = (i as usize)
             .checked_mul(TENSOR_RECORD_LEN)
             .and_then(|o| o.checked_add(self.header.tensor_table as usize))

@@ -32,10 +32,10 @@ macro_rules! smlad_group {
 
 /// `acc_i = b_i + Σ_j w_ij·x_j` with `x` in the paired layout (each group of four
 /// stored as 0, 2, 1, 3; see [`super::quant::paired_index`]; fewer than four
-/// inputs are in order). Returns `false` without touching `acc` (the caller runs
-/// the portable loop) unless the lengths agree and either there are one to three
-/// inputs or the rows are a whole number of groups of four and `w` and `x` start
-/// 4-byte aligned.
+/// inputs are in order). Returns `false` (the caller then runs the portable
+/// loop, which writes every sum) unless the lengths agree and either there are
+/// one to three inputs or the rows are a whole number of groups of four and `w`
+/// and `x` start 4-byte aligned; those checks come before any sum is written.
 pub(crate) fn dense_paired(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> bool {
     let cols = x.len();
     let groups = cols / 4;
@@ -150,9 +150,6 @@ macro_rules! smlad_group4 {
 #[unsafe(naked)]
 unsafe extern "C" fn block4_smlad(x: *const i16, rows: *const i8, cols: usize, io: *const BiasAcc) {
     core::arch::naked_asm!(
-        // Naked functions are assembled for the base architecture; `SXTB16` and
-        // `SMLAD` are Armv7E-M's DSP extension, which the `dsp` feature assumes.
-        ".arch armv7e-m",
         "push {{r3, r4, r5, r6, r7, r8, r9, r10, r11, lr}}", // r3: `io`, for the end
         "ldr r12, [r3]",
         "ldm r12, {{r4, r5, r6, r7}}", // the biases

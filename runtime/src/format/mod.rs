@@ -29,6 +29,7 @@ mod canonical_tests;
 mod crc;
 pub mod encode;
 mod fields;
+mod header;
 pub mod layout;
 pub mod made;
 mod records;
@@ -38,7 +39,8 @@ mod view;
 
 pub use crc::crc32;
 pub use fields::{AlarmRule, AnomalyThreshold, StreamLayout, TrajectoryLayout};
-pub use records::{Header, LayerRecord, TensorRecord};
+pub use header::Header;
+pub use records::{LayerRecord, TensorRecord};
 pub use types::{Activation, BaseKind, DType, LayerKind, Precision};
 pub(crate) use view::View;
 

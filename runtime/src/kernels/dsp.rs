@@ -78,11 +78,12 @@ pub(crate) fn dense_paired(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> b
     rows_by_two(w_rest, b_rest, x, acc_rest, cols, groups)
 }
 
-/// Fewer than four inputs (a coupling's first layer on up to seven
-/// dimensions): the inputs stay in registers, one short dot product per row (the portable loop's per-row setup cost as much as
-/// its three MACs). Here and not in the portable loop, which the smaller parts
+/// Fewer than four inputs (a coupling's first dense when pass-through
+/// coordinates + context < 4): the inputs stay in registers, one short dot
+/// product per row (the portable loop's per-row setup cost as much as its
+/// three MACs). Here and not in the portable loop, which the smaller parts
 /// run: it is flash they may not have. Out of line, so that its registers do
-/// not widen the stack frame under [`block4_smlad`].
+/// not widen the stack frame under [`block4_smlad`] (with both inline, `dense_i8`'s own frame is 16 bytes larger).
 #[inline(never)]
 fn narrow(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) {
     match *x {

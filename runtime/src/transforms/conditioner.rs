@@ -331,7 +331,7 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         }
         // Written straight into the paired layout (see `paired_index`): each
         // whole group of four as elements 0, 2, 1, 3, the rest in order.
-        let rq = |v: i32, sc: u16| requantize_relu(v, bf16_to_f32(sc) * ratio, zp);
+        let rq = |v: i32, sc: u16| requantize_relu(v, unit_ratio(sc, ratio), zp);
         let full = n - n % 4;
         let (y4, yr) = y.split_at_mut(full);
         let (a4, ar) = acc.split_at(full);
@@ -374,7 +374,7 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         dense_i8(w, b, cur, acc)?;
         let (s_in, _) = row(a, last + 1)?;
         for ((o, &v), &sc) in out.iter_mut().zip(acc.iter()).zip(s) {
-            *o = (v as f32 * bf16_to_f32(sc)) * s_in;
+            *o = dequantize(v, sc, s_in);
         }
         Ok(())
     }
@@ -434,6 +434,21 @@ fn row(a: &[f32], r: usize) -> Result<(f32, i32)> {
         Some([v, zp]) => Ok((*v, *zp as i32)),
         _ => Err(Error::Internal),
     }
+}
+
+/// A hidden int8 unit's requantization ratio: its weights' bf16 scale times
+/// the layer's `ratio` (input scale / output scale), in f32. One definition for
+/// the single-row and the lane paths, so both requantize with the same bits.
+#[inline(always)]
+fn unit_ratio(sc: u16, ratio: f32) -> f32 {
+    bf16_to_f32(sc) * ratio
+}
+
+/// An output int8 unit's value: its exact sum times its weights' bf16 scale,
+/// then times the input scale `s_in`, in f32 (both paths, as [`unit_ratio`]).
+#[inline(always)]
+fn dequantize(v: i32, sc: u16, s_in: f32) -> f32 {
+    (v as f32 * bf16_to_f32(sc)) * s_in
 }
 
 /// Largest |bias| of an int8 dense: keeps `b + Σ w·x` inside i32 (see `dense_i8`).

@@ -151,26 +151,30 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every `stride`-th f32 bit pattern (both signs), then each edge and its
+    /// two neighbours.
+    fn sweep(stride: u32, edges: impl IntoIterator<Item = u32>) -> std::vec::Vec<f32> {
+        let mut xs: std::vec::Vec<f32> = (0..u32::MAX / stride).map(|k| f32::from_bits(k * stride)).collect();
+        for v in edges {
+            xs.extend([v.wrapping_sub(1), v, v.wrapping_add(1)].map(f32::from_bits));
+        }
+        xs
+    }
+
+    /// `xs` in arrays of 16, the last padded (with 0.25) so that every value,
+    /// the edges appended last included, is tested.
+    fn arrays(mut xs: std::vec::Vec<f32>) -> impl Iterator<Item = [f32; 16]> {
+        while !xs.len().is_multiple_of(16) {
+            xs.push(0.25);
+        }
+        (0..xs.len() / 16).map(move |k| core::array::from_fn(|i| xs[16 * k + i]))
+    }
+
     #[test]
     fn exp_lanes_has_the_bits_of_exp() {
         // Every 4099th f32 (both signs), and the edges of the branch-free range.
-        let mut xs = std::vec::Vec::new();
-        let mut b = 0u32;
-        while b < u32::MAX - 4099 {
-            xs.push(f32::from_bits(b));
-            b += 4099;
-        }
-        for v in [LANE_LO, LANE_HI, -86.64, -87.0, 88.7, 89.0, -104.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
-            for d in [-1i32, 0, 1] {
-                xs.push(f32::from_bits(v.to_bits().wrapping_add(d as u32)));
-            }
-        }
-        // Padded to whole arrays, so that the edges appended last are tested.
-        while xs.len() % 16 != 0 {
-            xs.push(0.25);
-        }
-        for c in xs.chunks_exact(16) {
-            let a: [f32; 16] = c.try_into().unwrap();
+        let edges = [LANE_LO, LANE_HI, -86.64, -87.0, 88.7, 89.0, -104.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+        for a in arrays(sweep(4099, edges.map(f32::to_bits))) {
             for (&x, y) in a.iter().zip(exp_lanes(&a)) {
                 assert!(same_bits(y, exp(x)), "exp_lanes({x:e}): {y:e} vs {:e}", exp(x));
             }
@@ -181,28 +185,15 @@ pub(crate) mod tests {
     fn log_lanes_have_the_bits_of_libm() {
         // Every 1021st f32 (both signs), the edges of each branch-free range,
         // the specials, and a dense sweep of softplus's arguments.
-        let mut xs = std::vec::Vec::new();
-        let mut b = 0u32;
-        while b < u32::MAX - 1021 {
-            xs.push(f32::from_bits(b));
-            b += 1021;
-        }
-        for v in [0x0080_0000u32, 0x7f80_0000, 0x3f80_0000, 0x3380_0000, 0x3ed4_13d0, 0x0000_0001, 0xbf80_0000] {
-            for d in [-1i32, 0, 1] {
-                xs.push(f32::from_bits(v.wrapping_add(d as u32)));
-            }
-        }
+        let edges = [0x0080_0000u32, 0x7f80_0000, 0x3f80_0000, 0x3380_0000, 0x3ed4_13d0, 0x0000_0001, 0xbf80_0000];
+        let mut xs = sweep(1021, edges);
         xs.extend([0.0, -0.0, 1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -1.0]);
         let mut v = -90.0f32;
         while v < 90.0 {
             xs.push(v);
             v += 0.000_93;
         }
-        while xs.len() % 16 != 0 {
-            xs.push(0.25);
-        }
-        for c in xs.chunks_exact(16) {
-            let a: [f32; 16] = c.try_into().unwrap();
+        for a in arrays(xs) {
             let (l, l1p, sp) = (ln_lanes(&a), ln_1p_lanes(&a), softplus_lanes(&a));
             for (i, &x) in a.iter().enumerate() {
                 assert!(same_bits(l[i], libm::logf(x)), "ln_lanes({x:e})");

@@ -1,8 +1,7 @@
 //! The int8 conditioner on [`LANES`] rows at once ([`Conditioner::eval_lanes`]).
 
-use super::{i16_words, row, take_i16, Conditioner};
+use super::{dequantize, i16_words, row, take_i16, unit_ratio, Conditioner};
 use crate::error::{Error, Result};
-use crate::format::bf16_to_f32;
 use crate::kernels::quant::{dense_i8_lanes, quantize_value, requantize_relu};
 use crate::kernels::{take, LANES};
 
@@ -35,7 +34,7 @@ impl Conditioner<'_, '_> {
             dense_i8_lanes(w, b, if d == 0 { &*q_in } else { &*cur }, acc)?;
             let (ratio, zp) = row(a, d + 1)?;
             for ((ys, accs), &sc) in nxt.chunks_exact_mut(LANES).zip(acc.chunks_exact(LANES)).zip(s) {
-                let real = bf16_to_f32(sc) * ratio;
+                let real = unit_ratio(sc, ratio);
                 for (y, &v) in ys.iter_mut().zip(accs) {
                     *y = requantize_relu(v, real, zp);
                 }
@@ -48,7 +47,7 @@ impl Conditioner<'_, '_> {
         let (s_in, _) = row(a, last + 1)?;
         for ((os, accs), &sc) in out.chunks_exact_mut(LANES).zip(acc.chunks_exact(LANES)).zip(s) {
             for (o, &v) in os.iter_mut().zip(accs) {
-                *o = (v as f32 * bf16_to_f32(sc)) * s_in;
+                *o = dequantize(v, sc, s_in);
             }
         }
         Ok(())

@@ -47,6 +47,23 @@ struct Align4<T>(T);
 /// The timed int8 layer's weights (in flash on the device).
 static DENSE_W_I8: Align4<[i8; DENSE_N * DENSE_N]> = Align4(dense_weights_i8());
 
+/// [`dense_weights_i8`] in the row-pair layout int8 model files use.
+const fn dense_weights_i8_pairs() -> [i8; DENSE_N * DENSE_N] {
+    use floe_runtime::format::row_pairs::{encode_value, stored_index};
+    let plain = dense_weights_i8();
+    let mut w = [0; DENSE_N * DENSE_N];
+    let mut k = 0;
+    while k < w.len() {
+        let (i, j) = (k / DENSE_N, k % DENSE_N);
+        w[stored_index(i, j, DENSE_N, DENSE_N)] = encode_value(plain[k], i, DENSE_N);
+        k += 1;
+    }
+    w
+}
+
+/// The same weights in the row-pair layout (in flash on the device).
+static DENSE_W_I8_PAIRS: Align4<[i8; DENSE_N * DENSE_N]> = Align4(dense_weights_i8_pairs());
+
 /// Instructions per multiply-accumulate of the three dense kernels (f32, w8,
 /// int8), each `DENSE_N x DENSE_N` with weights in flash, repeated
 /// [`COST_REPEATS`] times; their outputs are results too.
@@ -109,6 +126,7 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
         *bk = i32::from(dense_weight_i8(k * 11 + 5)) * 1000;
     }
     let mut acc = [0i32; DENSE_N];
+    let xq0 = xq.0;
     let mut xq = black_box(xq);
     let t0 = clock.now();
     for _ in 0..COST_REPEATS {
@@ -126,6 +144,27 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     sink.cost("dense-int8-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
     for (j, aj) in acc.iter().enumerate() {
         sink.int("dense-int8", 0, j as u32, *aj);
+    }
+
+    // int8 in the row-pair layout (what int8 model files hold), the same
+    // inputs: its sums equal the plain layout's.
+    let mut xq = black_box(Align4(xq0));
+    let t0 = clock.now();
+    for _ in 0..COST_REPEATS {
+        quant::dense_i8_pairs(
+            black_box(&DENSE_W_I8_PAIRS.0[..]),
+            black_box(&bq[..]),
+            black_box(&xq.0[..]),
+            black_box(&mut acc[..]),
+        )?;
+        for (xk, ak) in xq.0.iter_mut().zip(acc.iter()) {
+            *xk = (*ak >> 12).clamp(-255, 255) as i16;
+        }
+    }
+    let t1 = clock.now();
+    sink.cost("dense-int8-pairs-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
+    for (j, aj) in acc.iter().enumerate() {
+        sink.int("dense-int8-pairs", 0, j as u32, *aj);
     }
 
     // A 7 x 12 int8 dense (not timed): on the Cortex-M4F it takes the DSP
@@ -158,6 +197,27 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     quant::dense_i8(black_box(&w12.0[..18]), black_box(&b7[..6]), black_box(&x12.0[..3]), black_box(&mut acc6[..]))?;
     for (j, aj) in acc6.iter().enumerate() {
         sink.int("dense-int8-narrow", 0, j as u32, *aj);
+    }
+
+    // The row-pair kernel's other paths, on the same values: 7 x 12 (a block
+    // of two pairs, a last pair and an odd row), 6 x 6 (two inputs after the
+    // last group of four) and 5 x 3 (fewer inputs than a group).
+    let mut packed = Align4([0i8; 7 * 12]);
+    for (rows, cols, name) in
+        [(7, 12, "dense-int8-pairs-odd"), (6, 6, "dense-int8-pairs-tail"), (5, 3, "dense-int8-pairs-narrow")]
+    {
+        let n = rows * cols;
+        floe_runtime::format::row_pairs::pack(&w12.0[..n], rows, cols, &mut packed.0[..n])?;
+        let mut a = [0i32; 7];
+        quant::dense_i8_pairs(
+            black_box(&packed.0[..n]),
+            black_box(&b7[..rows]),
+            black_box(&x12.0[..cols]),
+            black_box(&mut a[..rows]),
+        )?;
+        for (j, aj) in a[..rows].iter().enumerate() {
+            sink.int(name, 0, j as u32, *aj);
+        }
     }
     Ok(())
 }

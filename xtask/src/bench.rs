@@ -26,8 +26,9 @@ pub fn bench() {
     let assets = Assets::load();
     let mut out = String::from(
         "\nQEMU (-icount shift=0), instructions per call, ratios int8 / f32 from the same run\n\n\
-         | board | f32 MAC | int8 MAC | int8 / f32 | log_prob f32 | log_prob int8 | int8 / f32 |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+         int8 MAC: the row-pair layout int8 files hold (plain: the row-major layout of older files)\n\n\
+         | board | f32 MAC | int8 MAC | int8 MAC, plain | int8 / f32 | log_prob f32 | log_prob int8 | int8 / f32 |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut targets_out = String::new();
     for board in &BOARDS {
@@ -39,7 +40,8 @@ pub fn bench() {
         let mut m = Measured::default();
         parse_measurements(&lines, &mut m);
         check_clock(board, &m);
-        let (fm, im) = (per_call(board, &m, "dense-f32-mac"), per_call(board, &m, "dense-int8-mac"));
+        let (fm, im) = (per_call(board, &m, "dense-f32-mac"), per_call(board, &m, "dense-int8-pairs-mac"));
+        let plain = per_call(board, &m, "dense-int8-mac");
         let names: Vec<&str> = assets.models.iter().map(|(n, _, _)| n.as_str()).collect();
         let lp = |suffix: &str| {
             names.iter().find(|n| n.ends_with(suffix)).and_then(|n| per_call(board, &m, &format!("{n}/log_prob")))
@@ -55,10 +57,11 @@ pub fn bench() {
         }
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             board.name,
             g(fm, 2),
             g(im, 2),
+            g(plain, 2),
             r(fm, im),
             g(fl, 0),
             g(il, 0),

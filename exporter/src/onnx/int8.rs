@@ -45,7 +45,11 @@ impl Builder<'_> {
             if w.cols * 127 * 255 > 1 << 24 {
                 return Err(unsupported(format!("an int8 dense with {} inputs (exact up to 518)", w.cols)));
             }
-            let wf: Vec<f32> = wv.iter().map(|&v| f32::from(v)).collect();
+            let mut plain = wv.clone();
+            if r.row_pairs() {
+                floe_runtime::format::row_pairs::unpack(wv, w.rows, w.cols, &mut plain)?;
+            }
+            let wf: Vec<f32> = plain.iter().map(|&v| f32::from(v)).collect();
             let wt = self.g.f32s("w8", &[w.cols as i64, w.rows as i64], &transposed(&wf, w.rows, w.cols));
             let dot = self.g.op("MatMul", &[&q, &wt], &[]);
             let dot = self.g.cast(&dot, DataType::INT32);

@@ -33,6 +33,7 @@ mod header;
 pub mod layout;
 pub mod made;
 mod records;
+pub mod row_pairs;
 pub mod spline;
 mod types;
 mod view;
@@ -125,8 +126,12 @@ pub const FLAG_INT8: u8 = 4;
 /// in zuko runs unchanged ([`spline`] has the constants). Couplings and MADE
 /// layers only.
 pub const FLAG_ZUKO: u8 = 8;
+/// Layer flag: the int8 conditioner's weight matrices are stored in the
+/// row-pair layout ([`row_pairs`]); only with [`FLAG_INT8`]. Files without it
+/// keep plain row-major int8 weights, which every reader still takes.
+pub const FLAG_INT8_ROW_PAIRS: u8 = 16;
 /// Every layer flag bit version 1 defines.
-pub(crate) const KNOWN_LAYER_FLAGS: u8 = FLAG_RESIDUAL | FLAG_W8 | FLAG_INT8 | FLAG_ZUKO;
+pub(crate) const KNOWN_LAYER_FLAGS: u8 = FLAG_RESIDUAL | FLAG_W8 | FLAG_INT8 | FLAG_ZUKO | FLAG_INT8_ROW_PAIRS;
 
 /// Widen a bfloat16 (the high half of an f32) to f32, exactly.
 pub const fn bf16_to_f32(v: u16) -> f32 {

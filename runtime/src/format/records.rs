@@ -183,6 +183,11 @@ impl LayerRecord {
         Precision::from_flags(self.flags)
     }
 
+    /// Whether the int8 conditioner's weights are in the row-pair layout.
+    pub const fn row_pairs(&self) -> bool {
+        self.flags & super::FLAG_INT8_ROW_PAIRS != 0
+    }
+
     /// Whether the conditioner uses residual blocks.
     pub const fn residual(&self) -> bool {
         self.flags & super::FLAG_RESIDUAL != 0

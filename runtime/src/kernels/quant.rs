@@ -30,23 +30,13 @@ pub fn dense_w8(w: &[i8], scale: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) ->
     Ok(())
 }
 
-/// Where element `j` of an `n`-element int8 activation vector is stored: the
-/// *paired* layout keeps each complete group of four as elements 0, 2, 1, 3, so
-/// that one 32-bit load yields the pair a packed 16-bit multiply-accumulate
-/// (`SMLAD`) needs next to the `SXTB16`-extracted weights 0, 2 (and 1, 3). A
-/// trailing partial group is stored in order. Internal to the int8 conditioner;
-/// the file format stores weights in plain row-major order.
-pub(crate) const fn paired_index(j: usize, n: usize) -> usize {
-    if j >= n - n % 4 {
-        j
-    } else {
-        match j % 4 {
-            1 => j + 1,
-            2 => j - 1,
-            _ => j,
-        }
-    }
-}
+/// Where element `j` of an int8 activation vector is kept (the *paired*
+/// layout: each complete group of four as elements 0, 2, 1, 3, so that one
+/// 32-bit load yields the pair a packed 16-bit multiply-accumulate (`SMLAD`)
+/// needs next to the `SXTB16`-extracted weights 0, 2 (and 1, 3); a trailing
+/// partial group in order). The row-pair weight layout stores its inputs in
+/// the same order.
+pub(crate) use crate::format::row_pairs::paired_index;
 
 /// Quantize `x` to int8 as `q = clamp(round(x · inv_scale) + zp, -128, 127)`
 /// (`round`: half away from zero) and store `q - zp`, the centred value the dot
@@ -105,6 +95,53 @@ pub(crate) fn dense_i8_lanes(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) ->
     super::run_wide(Run(w, b, x, acc))
 }
 
+/// [`dense_i8_lanes`] on weights in the row-pair layout (see
+/// [`dense_i8_pairs`]); `x` and `acc` as there (inputs in order, not paired:
+/// a pair's stored position `k` reads input [`paired_index`]`(k, cols)`).
+pub(crate) fn dense_i8_lanes_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
+    struct Run<'a>(&'a [i8], &'a [i32], &'a [i16], &'a mut [i32]);
+    impl super::Wide for Run<'_> {
+        type Out = Result<()>;
+        #[inline(always)]
+        fn run(self) -> Result<()> {
+            let Run(w, b, x, acc) = self;
+            const L: usize = super::LANES;
+            let cols = x.len() / L;
+            if cols == 0 || x.len() != cols * L || w.len() != cols * b.len() || acc.len() != b.len() * L {
+                return Err(Error::Internal);
+            }
+            let paired = b.len() - b.len() % 2;
+            let (Some((wp, wl)), Some((bp, bl)), Some((ap, al))) =
+                (w.split_at_checked(paired * cols), b.split_at_checked(paired), acc.split_at_mut_checked(paired * L))
+            else {
+                return Err(Error::Internal);
+            };
+            for ((pair, bb), a) in wp.chunks_exact(2 * cols).zip(bp.chunks_exact(2)).zip(ap.chunks_exact_mut(2 * L)) {
+                let (Some(&b0), Some(&b1)) = (bb.first(), bb.get(1)) else { return Err(Error::Internal) };
+                let (mut s0, mut s1) = ([b0; L], [b1; L]);
+                for (k, wk) in pair.chunks_exact(2).enumerate() {
+                    let j = paired_index(k, cols);
+                    let (Some(xj), &[u, v]) = (x.get(j * L..j * L + L), wk) else { return Err(Error::Internal) };
+                    let (w0, w1) = (i32::from(u as u8) - 128, i32::from(v));
+                    for ((l0, l1), &xl) in s0.iter_mut().zip(s1.iter_mut()).zip(xj) {
+                        *l0 = l0.wrapping_add(w0 * i32::from(xl));
+                        *l1 = l1.wrapping_add(w1 * i32::from(xl));
+                    }
+                }
+                let (a0, a1) = a.split_at_mut(L);
+                a0.copy_from_slice(&s0);
+                a1.copy_from_slice(&s1);
+            }
+            if bl.is_empty() {
+                Ok(())
+            } else {
+                dense_i8_lanes(wl, bl, x, al)
+            }
+        }
+    }
+    super::run_wide(Run(w, b, x, acc))
+}
+
 /// `acc_i = b_i + Σ_j w_ij · x_j`, exact in i32, with `x` in the paired layout
 /// [`quantize`] writes. |w| ≤ 127, |x| ≤ 255 and |b| ≤ 2^30 are checked at load,
 /// so no sum can overflow for up to 8192 inputs (the most `D + C` can be; the
@@ -124,6 +161,59 @@ pub fn dense_i8(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
     }
     dense_i8_portable(w, b, x, acc);
     Ok(())
+}
+
+/// [`dense_i8`] on weights in the row-pair layout
+/// ([`crate::format::row_pairs`]): `acc_i = b_i + Σ_j w_ij · x_j`, the same
+/// exact (wrapping) i32 sums, `x` in the paired layout (a pair's stored
+/// position `k` holds the weights of the input at `x[k]`). An odd last row is
+/// stored plainly and goes through [`dense_i8`].
+///
+/// With the `dsp` feature on Arm, blocks of two row pairs go through the
+/// `UXTB16`/`SMLAD` loop (`kernels/dsp.rs`); the integer result is the same.
+pub fn dense_i8_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
+    let cols = x.len();
+    if cols == 0 || w.len() != cols * acc.len() || b.len() != acc.len() {
+        return Err(Error::Internal);
+    }
+    let paired = acc.len() - acc.len() % 2;
+    let (Some((wp, wl)), Some((bp, bl)), Some((ap, al))) =
+        (w.split_at_checked(paired * cols), b.split_at_checked(paired), acc.split_at_mut_checked(paired))
+    else {
+        return Err(Error::Internal);
+    };
+    #[cfg(all(feature = "dsp", target_arch = "arm", target_endian = "little"))]
+    let done = super::dsp::dense_row_pairs(wp, bp, x, ap);
+    #[cfg(not(all(feature = "dsp", target_arch = "arm", target_endian = "little")))]
+    let done = 0;
+    if let (Some(wr), Some(br), Some(ar)) = (wp.get(done * cols..), bp.get(done..), ap.get_mut(done..)) {
+        row_pairs_portable(wr, br, x, ar);
+    }
+    if !al.is_empty() {
+        dense_i8(wl, bl, x, al)?;
+    }
+    Ok(())
+}
+
+/// [`dense_i8_pairs`]'s portable loop over whole row pairs (lengths checked by
+/// the caller): the first row of a pair reads its stored byte as `w + 128`.
+#[inline(never)]
+pub(crate) fn row_pairs_portable(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) {
+    let cols = x.len();
+    for ((pair, bb), a) in w.chunks_exact(2 * cols).zip(b.chunks_exact(2)).zip(acc.chunks_exact_mut(2)) {
+        if let ([b0, b1], [a0, a1]) = (bb, a) {
+            let (mut s0, mut s1) = (*b0, *b1);
+            for (wk, &xk) in pair.chunks_exact(2).zip(x) {
+                if let [u, v] = *wk {
+                    let xk = i32::from(xk);
+                    s0 = s0.wrapping_add((i32::from(u as u8) - 128) * xk);
+                    s1 = s1.wrapping_add(i32::from(v) * xk);
+                }
+            }
+            *a0 = s0;
+            *a1 = s1;
+        }
+    }
 }
 
 /// [`dense_i8`]'s portable loop (lengths checked by the caller). Out of line,
@@ -330,6 +420,56 @@ mod tests {
                 let want: i64 = b[r] as i64 + (0..cols).map(|j| w[r * cols + j] as i64 * x[j] as i64).sum::<i64>();
                 assert!(want.abs() < i32::MAX as i64);
                 assert_eq!(acc[r] as i64, want, "{cols} inputs, row {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_row_pair_layout_gives_the_row_major_sums() {
+        // Both layouts, single row and lanes, extreme weights (±127) and
+        // activations (±255): odd and even row counts, fewer than four inputs,
+        // whole and partial groups of four.
+        use crate::format::row_pairs::pack;
+        use crate::kernels::LANES;
+        const R: usize = 9;
+        const C: usize = 13;
+        let mut seed = 7u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            seed >> 8
+        };
+        for rows in 1..=R {
+            for cols in [1, 2, 3, 4, 5, 6, 8, 10, C] {
+                let w: [i8; R * C] = core::array::from_fn(|k| match k % 7 {
+                    0 => 127,
+                    1 => -127,
+                    _ => (next() % 255) as i8,
+                });
+                let w: [i8; R * C] = w.map(|v| if v == i8::MIN { 0 } else { v });
+                let x: [i16; C] = core::array::from_fn(|k| if k % 3 == 0 { 255 } else { (next() % 511) as i16 - 255 });
+                let b: [i32; R] = core::array::from_fn(|k| (next() as i32) >> (k % 3 * 8 + 2));
+                let (w, b) = (&w[..rows * cols], &b[..rows]);
+                let mut xs = [0i16; C + 1];
+                for k in 0..cols {
+                    xs[paired_index(k, cols)] = x[k];
+                }
+                let mut packed = [0i8; R * C];
+                pack(w, rows, cols, &mut packed[..rows * cols]).unwrap();
+                let (mut want, mut got) = ([0i32; R], [0i32; R]);
+                dense_i8(w, b, &xs[..cols], &mut want[..rows]).unwrap();
+                dense_i8_pairs(&packed[..rows * cols], b, &xs[..cols], &mut got[..rows]).unwrap();
+                assert_eq!(got, want, "{rows} x {cols}");
+                for r in 0..rows {
+                    let exact = b[r] as i64 + (0..cols).map(|j| w[r * cols + j] as i64 * x[j] as i64).sum::<i64>();
+                    assert_eq!(want[r] as i64, exact);
+                }
+                let xl: [i16; C * LANES] = core::array::from_fn(|k| x[k / LANES] - (k % LANES) as i16);
+                let (mut want_l, mut got_l) = ([0i32; R * LANES], [0i32; R * LANES]);
+                dense_i8_lanes(w, b, &xl[..cols * LANES], &mut want_l[..rows * LANES]).unwrap();
+                dense_i8_lanes_pairs(&packed[..rows * cols], b, &xl[..cols * LANES], &mut got_l[..rows * LANES])
+                    .unwrap();
+                assert_eq!(got_l, want_l, "lanes, {rows} x {cols}");
+                assert!(dense_i8_pairs(&packed[..rows * cols], b, &xs[..cols + 1], &mut got[..rows]).is_err());
             }
         }
     }

@@ -15,8 +15,8 @@
 //! `out = Wf h + bf`. See docs/FORMAT.md for the int8 arithmetic.
 
 use crate::error::{Error, Result};
-use crate::format::{bf16_to_f32, Activation, DType, LayerRecord, Precision, View, MAX_BLOCKS, MAX_DIM};
-use crate::kernels::quant::{dense_i8, dense_w8, quantize, requantize_relu};
+use crate::format::{bf16_to_f32, row_pairs, Activation, DType, LayerRecord, Precision, View, MAX_BLOCKS, MAX_DIM};
+use crate::kernels::quant::{dense_i8, dense_i8_pairs, dense_w8, quantize, requantize_relu};
 use crate::kernels::{activate, dense_f32, dense_f32_lanes, dense_f32_lanes_relu, take, LANES};
 
 mod int8_lanes;
@@ -31,6 +31,8 @@ pub(crate) struct MlpShape {
     pub residual: bool,
     pub act: Activation,
     pub precision: Precision,
+    /// int8 weights in the row-pair layout (`crate::format::row_pairs`).
+    pub row_pairs: bool,
 }
 
 /// Words of f32 scratch that hold `n` i16 values.
@@ -49,6 +51,7 @@ impl MlpShape {
             act: rec.activation,
             // Both quantization flags set is rejected at load (`record_ok`).
             precision: rec.precision().unwrap_or(Precision::Int8),
+            row_pairs: rec.row_pairs(),
         }
     }
 
@@ -59,7 +62,7 @@ impl MlpShape {
         let flags_ok = match rec.precision() {
             None => false,
             Some(Precision::Int8) => !rec.residual() && rec.activation == Activation::Relu,
-            Some(_) => true,
+            Some(_) => !rec.row_pairs(),
         };
         flags_ok
             && self.hidden >= 1
@@ -139,8 +142,10 @@ impl MlpShape {
 pub(crate) enum Weights<'a> {
     /// f32 weights.
     F32(&'a [f32]),
-    /// int8 weights (w8 and int8 conditioners).
+    /// int8 weights (w8 and int8 conditioners), row-major.
     I8(&'a [i8]),
+    /// int8 weights in the row-pair layout (`crate::format::row_pairs`).
+    I8Pairs(&'a [i8]),
 }
 
 /// A conditioner bound to its file: its shape and where its tensors start.
@@ -173,6 +178,7 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         let t = self.tensor(self.shape.weight_index(d));
         match self.shape.precision {
             Precision::F32 => self.view.f32s(t).map(Weights::F32),
+            Precision::Int8 if self.shape.row_pairs => self.view.i8s(t).map(Weights::I8Pairs),
             Precision::W8 | Precision::Int8 => self.view.i8s(t).map(Weights::I8),
         }
     }
@@ -312,6 +318,15 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         }
     }
 
+    /// `acc = B + W x` of an int8 dense, in the conditioner's weight layout.
+    fn dense_int8(&self, w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
+        if self.shape.row_pairs {
+            dense_i8_pairs(w, b, x, acc)
+        } else {
+            dense_i8(w, b, x, acc)
+        }
+    }
+
     /// `(W, s, B)` of dense `d` of an int8 conditioner.
     fn int8_dense(&self, d: usize) -> Result<(&'a [i8], &'a [u16], &'a [i32])> {
         let t = self.tensor(self.shape.weight_index(d));
@@ -323,7 +338,7 @@ impl<'v, 'a> Conditioner<'v, 'a> {
     /// the table `a`.
     fn int8_hidden(&self, a: &[f32], d: usize, x: &[i16], y: &mut [i16], acc: &mut [i32]) -> Result<()> {
         let (w, s, b) = self.int8_dense(d)?;
-        dense_i8(w, b, x, acc)?;
+        self.dense_int8(w, b, x, acc)?;
         let (ratio, zp) = row(a, d + 1)?;
         let n = y.len();
         if acc.len() != n || s.len() != n {
@@ -371,12 +386,26 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         }
         let (w, s, b) = self.int8_dense(last)?;
         let acc = acc_all.get_mut(..shape.n_out).ok_or(Error::Internal)?;
-        dense_i8(w, b, cur, acc)?;
+        self.dense_int8(w, b, cur, acc)?;
         let (s_in, _) = row(a, last + 1)?;
         for ((o, &v), &sc) in out.iter_mut().zip(acc.iter()).zip(s) {
             *o = dequantize(v, sc, s_in);
         }
         Ok(())
+    }
+
+    /// Whether a weight of the row-pair layout is −128. Out of line (and
+    /// only for such files), so that `check_values`' frame — on the stack of
+    /// `Model::load`, bound at 800 bytes — stays as it was.
+    #[inline(never)]
+    fn pairs_have_min(&self) -> Result<bool> {
+        for d in 0..self.shape.n_dense() {
+            let (rows, cols) = self.shape.dense_shape(d);
+            if row_pairs::has_min(self.view.i8s(self.tensor(self.shape.weight_index(d)))?, rows, cols) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Load-time checks of a quantized conditioner's values: symmetric int8
@@ -390,7 +419,7 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         let v = self.view;
         for d in 0..shape.n_dense() {
             let t = self.tensor(shape.weight_index(d));
-            if v.i8s(t)?.contains(&i8::MIN) {
+            if !shape.row_pairs && v.i8s(t)?.contains(&i8::MIN) {
                 return Ok(false);
             }
             if !v.u16s(t + 1)?.iter().all(|&s| bf16_to_f32(s) >= 0.0) {
@@ -401,6 +430,9 @@ impl<'v, 'a> Conditioner<'v, 'a> {
             {
                 return Ok(false);
             }
+        }
+        if shape.row_pairs && self.pairs_have_min()? {
+            return Ok(false);
         }
         if shape.precision == Precision::Int8 {
             let a = v.f32s(self.first)?;

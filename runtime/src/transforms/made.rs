@@ -11,6 +11,7 @@ use super::conditioner::{Conditioner, Weights};
 use super::{Elementwise, Tracer};
 use crate::error::{Error, Result};
 use crate::format::made::{mask_allows_by, MaskLayer, MaskRule};
+use crate::format::row_pairs;
 use crate::kernels::{at, set, sub, sub_mut, take};
 
 /// A MADE layer bound to its conditioner.
@@ -33,6 +34,7 @@ impl Made<'_, '_> {
             let ok = match self.cond.weights(d)? {
                 Weights::F32(w) => w.len() == rows * cols && w.iter().enumerate().all(|(k, &v)| v == 0.0 || allowed(k)),
                 Weights::I8(w) => w.len() == rows * cols && w.iter().enumerate().all(|(k, &v)| v == 0 || allowed(k)),
+                Weights::I8Pairs(w) => pairs_masked(w, rows, cols, &allowed),
             };
             if !ok {
                 return Ok(false);
@@ -88,4 +90,14 @@ impl Made<'_, '_> {
         }
         Ok(logdet)
     }
+}
+
+/// Whether every weight of the row-pair matrix `w` that `allowed` (by
+/// row-major index) masks is zero. Out of line, off the stack of the other
+/// load-time checks.
+#[inline(never)]
+fn pairs_masked(w: &[i8], rows: usize, cols: usize, allowed: &dyn Fn(usize) -> bool) -> bool {
+    w.len() == rows * cols
+        && (0..rows * cols)
+            .all(|k| row_pairs::value(w, rows, cols, k / cols, k % cols).is_some_and(|v| v == 0 || allowed(k)))
 }

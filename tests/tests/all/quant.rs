@@ -4,9 +4,9 @@
 
 use floe_exporter::data::Rows;
 use floe_exporter::flow::TransformKind;
-use floe_exporter::freeze::{AlignedBytes, FrozenModel, Payload};
+use floe_exporter::freeze::{AlignedBytes, FrozenModel, LoadedModel, Payload};
 use floe_exporter::quant::{quantize, QuantConfig, Quantized};
-use floe_runtime::format::{crc32, layout, Precision, FLAG_W8, HEADER_LEN, LAYER_RECORD_LEN};
+use floe_runtime::format::{crc32, layout, Precision, FLAG_INT8_ROW_PAIRS, FLAG_W8, HEADER_LEN, LAYER_RECORD_LEN};
 use floe_runtime::{Error, Model};
 use floe_tests::{config, random_flow, rows};
 
@@ -171,6 +171,18 @@ fn malformed_quantized_layers_get_typed_errors() {
         }
     });
     assert_eq!(e, Err(Error::InvalidParameter(layer)));
+    // The same in a pair's second row and in an odd last row (the row-pair
+    // layout stores -128 differently there: 0x80, not 0x00).
+    for d in [0, 2] {
+        let e = mutate(&q, |m| {
+            let t = &mut m.layers[li].tensors[1 + 3 * d];
+            let (rows, cols) = (t.rows, t.cols);
+            if let Payload::I8(w) = &mut t.data {
+                w[if rows % 2 == 1 { (rows - 1) * cols } else { cols + 1 }] = i8::MIN;
+            }
+        });
+        assert_eq!(e, Err(Error::InvalidParameter(layer)), "dense {d}");
+    }
     // A non-integral zero point.
     let e = mutate(&q, |m| {
         if let Payload::F32(a) = &mut m.layers[li].tensors[0].data {
@@ -208,6 +220,17 @@ fn malformed_quantized_layers_get_typed_errors() {
     both[n - 4..].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(Model::load(&AlignedBytes::new(&both)).map(|_| ()), Err(Error::BadLayer(layer)));
     assert_eq!(mutate(&q, |m| m.layers[li].residual = true), Err(Error::BadLayer(layer)));
+    // The row-pair flag (set on every int8 layer written) without int8.
+    let bytes = q.loaded.bytes();
+    assert_ne!(bytes[HEADER_LEN + li * LAYER_RECORD_LEN + layout::layer::FLAGS] & FLAG_INT8_ROW_PAIRS, 0);
+    let w8 = run(&model, Precision::W8, f64::INFINITY);
+    let wi = first_quantized(&w8.model);
+    let mut pairs_w8 = w8.loaded.bytes().to_vec();
+    pairs_w8[HEADER_LEN + wi * LAYER_RECORD_LEN + layout::layer::FLAGS] |= FLAG_INT8_ROW_PAIRS;
+    let n = pairs_w8.len();
+    let crc = crc32(&pairs_w8[..n - 4]);
+    pairs_w8[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(Model::load(&AlignedBytes::new(&pairs_w8)).map(|_| ()), Err(Error::BadLayer(wi as u16)));
     // A w8 flag on int8 tensors: the shapes and dtypes no longer fit.
     assert_eq!(mutate(&q, |m| m.layers[li].precision = Precision::W8), Err(Error::ShapeMismatch(layer)));
 }
@@ -225,4 +248,32 @@ fn made_masks_are_checked_on_int8_weights() {
         }
     });
     assert_eq!(e, Err(Error::InvalidParameter(li as u16)));
+}
+
+#[test]
+fn older_row_major_int8_files_load_and_upgrade_to_the_same_bits() {
+    // The committed fuzz seeds were written before the row-pair layout: a
+    // coupling flow and a MADE (masks checked on the rewritten weights).
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    for name in ["spline-coupling-int8", "maf-int8"] {
+        let old = std::fs::read(seeds.join(format!("{name}.floe"))).expect("seed");
+        let loaded = LoadedModel::from_bytes(&old).expect("an older int8 file loads");
+        // `upgraded` itself checks log p of sampled rows bit for bit.
+        let (new, n) = loaded.upgraded().expect("upgrade");
+        assert!(n >= 1, "{name}: no int8 layer rewritten");
+        assert_eq!(new.bytes().len(), old.len());
+        assert_ne!(new.bytes(), &old[..]);
+        let (again, m) = new.upgraded().expect("upgrade twice");
+        assert_eq!((m, again.bytes()), (0, new.bytes()), "{name}: a second upgrade changes nothing");
+        // Both files on other rows, one at a time and in lanes.
+        let (d, c) = (loaded.model().dim(), loaded.model().context_dim());
+        let (x, cx) = (rows(37, d, 2.0, 11), rows(37, c, 1.0, 12));
+        let want = log_probs(&old, &x, &cx, d, c);
+        assert_eq!(bits(&log_probs(new.bytes(), &x, &cx, d, c)), bits(&want), "{name}");
+        assert_eq!(bits(&batch_log_probs(new.bytes(), &x, &cx)), bits(&want), "{name}, batch");
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
 }

@@ -2,7 +2,7 @@
 
 use super::{dequantize, i16_words, row, take_i16, unit_ratio, Conditioner};
 use crate::error::{Error, Result};
-use crate::kernels::quant::{dense_i8_lanes, quantize_value, requantize_relu};
+use crate::kernels::quant::{dense_i8_lanes, dense_i8_lanes_pairs, quantize_value, requantize_relu};
 use crate::kernels::{take, LANES};
 
 /// `f32` words of work space [`Conditioner::int8_eval_lanes`] needs.
@@ -11,6 +11,16 @@ pub(super) fn work_len(n_in: usize, hidden: usize, n_out: usize) -> usize {
 }
 
 impl Conditioner<'_, '_> {
+    /// `acc = B + W x` of an int8 dense on [`LANES`] inputs, in the
+    /// conditioner's weight layout.
+    fn dense_int8_lanes(&self, w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
+        if self.shape.row_pairs {
+            dense_i8_lanes_pairs(w, b, x, acc)
+        } else {
+            dense_i8_lanes(w, b, x, acc)
+        }
+    }
+
     /// [`Conditioner::int8_eval`] on [`LANES`] inputs at once, in the layout of
     /// [`Conditioner::eval_lanes`]: every value quantized, summed (exact
     /// integers), requantized and dequantized by the single-row functions, so
@@ -31,7 +41,7 @@ impl Conditioner<'_, '_> {
         for d in 0..last {
             let (w, s, b) = self.int8_dense(d)?;
             let acc = acc_all.get_mut(..shape.hidden * LANES).ok_or(Error::Internal)?;
-            dense_i8_lanes(w, b, if d == 0 { &*q_in } else { &*cur }, acc)?;
+            self.dense_int8_lanes(w, b, if d == 0 { &*q_in } else { &*cur }, acc)?;
             let (ratio, zp) = row(a, d + 1)?;
             for ((ys, accs), &sc) in nxt.chunks_exact_mut(LANES).zip(acc.chunks_exact(LANES)).zip(s) {
                 let real = unit_ratio(sc, ratio);
@@ -43,7 +53,7 @@ impl Conditioner<'_, '_> {
         }
         let (w, s, b) = self.int8_dense(last)?;
         let acc = acc_all.get_mut(..shape.n_out * LANES).ok_or(Error::Internal)?;
-        dense_i8_lanes(w, b, cur, acc)?;
+        self.dense_int8_lanes(w, b, cur, acc)?;
         let (s_in, _) = row(a, last + 1)?;
         for ((os, accs), &sc) in out.chunks_exact_mut(LANES).zip(acc.chunks_exact(LANES)).zip(s) {
             for (o, &v) in os.iter_mut().zip(accs) {

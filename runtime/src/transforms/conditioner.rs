@@ -394,11 +394,12 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         Ok(())
     }
 
-    /// Whether a weight of the row-pair layout is −128. Out of line (and
-    /// only for such files), so that `check_values`' frame — on the stack of
-    /// `Model::load`, bound at 800 bytes — stays as it was.
+    /// Whether a weight of the row-pair layout is −128 (the check
+    /// `check_values` makes on row-major weights). Called by `Model::load`
+    /// after a layer's other checks, from its own frame rather than under
+    /// them: its 800-byte stack bound has no room for it deeper down.
     #[inline(never)]
-    fn pairs_have_min(&self) -> Result<bool> {
+    pub(crate) fn pairs_have_min(&self) -> Result<bool> {
         for d in 0..self.shape.n_dense() {
             let (rows, cols) = self.shape.dense_shape(d);
             if row_pairs::has_min(self.view.i8s(self.tensor(self.shape.weight_index(d)))?, rows, cols) {
@@ -430,9 +431,6 @@ impl<'v, 'a> Conditioner<'v, 'a> {
             {
                 return Ok(false);
             }
-        }
-        if shape.row_pairs && self.pairs_have_min()? {
-            return Ok(false);
         }
         if shape.precision == Precision::Int8 {
             let a = v.f32s(self.first)?;

@@ -129,6 +129,20 @@ impl Plan {
         }
     }
 
+    /// Whether the layer's int8 weights, stored in the row-pair layout, hold a
+    /// −128 (see [`Conditioner::pairs_have_min`]); `false` for other layers.
+    pub(crate) fn pairs_have_min(&self, view: &View<'_>, rec: &LayerRecord) -> Result<bool> {
+        match self {
+            Plan::Coupling { shape, .. } | Plan::Made { shape, .. } if shape.row_pairs => {
+                Conditioner::new(view, rec.first_tensor, *shape).pairs_have_min()
+            }
+            Plan::Encoder { shape, .. } if shape.row_pairs => {
+                Conditioner::new(view, rec.first_tensor + 2, *shape).pairs_have_min()
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Whether the record's parameter fields are valid for this plan.
     fn record_ok(&self, rec: &LayerRecord, dim: usize) -> bool {
         let bins_ok = rec.kind.is_spline() || rec.bins == 0;

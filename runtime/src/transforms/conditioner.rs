@@ -394,12 +394,15 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         Ok(())
     }
 
-    /// Whether a weight of the row-pair layout is −128 (the check
-    /// `check_values` makes on row-major weights). Called by `Model::load`
-    /// after a layer's other checks, from its own frame rather than under
-    /// them: its 800-byte stack bound has no room for it deeper down.
+    /// Whether a weight stored in the row-pair layout is −128 (the check
+    /// [`Conditioner::check_values`] makes on row-major weights); `false` for
+    /// other conditioners. Out of line and beside `check_values`, not inside
+    /// it, so that `Model::load` stays within its 800-byte stack bound.
     #[inline(never)]
     pub(crate) fn pairs_have_min(&self) -> Result<bool> {
+        if !self.shape.row_pairs {
+            return Ok(false);
+        }
         for d in 0..self.shape.n_dense() {
             let (rows, cols) = self.shape.dense_shape(d);
             if row_pairs::has_min(self.view.i8s(self.tensor(self.shape.weight_index(d)))?, rows, cols) {

@@ -129,20 +129,6 @@ impl Plan {
         }
     }
 
-    /// Whether the layer's int8 weights, stored in the row-pair layout, hold a
-    /// −128 (see [`Conditioner::pairs_have_min`]); `false` for other layers.
-    pub(crate) fn pairs_have_min(&self, view: &View<'_>, rec: &LayerRecord) -> Result<bool> {
-        match self {
-            Plan::Coupling { shape, .. } | Plan::Made { shape, .. } if shape.row_pairs => {
-                Conditioner::new(view, rec.first_tensor, *shape).pairs_have_min()
-            }
-            Plan::Encoder { shape, .. } if shape.row_pairs => {
-                Conditioner::new(view, rec.first_tensor + 2, *shape).pairs_have_min()
-            }
-            _ => Ok(false),
-        }
-    }
-
     /// Whether the record's parameter fields are valid for this plan.
     fn record_ok(&self, rec: &LayerRecord, dim: usize) -> bool {
         let bins_ok = rec.kind.is_spline() || rec.bins == 0;
@@ -203,15 +189,15 @@ impl Plan {
         }
         let t0 = rec.first_tensor;
         let valid = match Layer::bind_plan(view, plan, t0)? {
-            Layer::Made(m) => m.cond.check_values()? && m.check_masks(dim)?,
-            Layer::Coupling(c) => c.cond.check_values()?,
+            Layer::Made(m) => m.cond.check_values()? && !m.cond.pairs_have_min()? && m.check_masks(dim)?,
+            Layer::Coupling(c) => c.cond.check_values()? && !c.cond.pairs_have_min()?,
             Layer::Permute(p) => permute::is_permutation(p),
             // The packed matrix's diagonal is unused and must be zero.
             Layer::LuLinear { lu, .. } => {
                 (0..dim).all(|k| sub(lu, k * dim + k, 1).map(|v| v == [0.0]).unwrap_or(false))
             }
             Layer::Reverse | Layer::ActNorm { .. } => true,
-            Layer::Encoder(e) => e.std.iter().all(|&s| s > 0.0) && e.cond.check_values()?,
+            Layer::Encoder(e) => e.std.iter().all(|&s| s > 0.0) && e.cond.check_values()? && !e.cond.pairs_have_min()?,
         };
         if !valid {
             return Err(Error::InvalidParameter(i));

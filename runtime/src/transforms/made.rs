@@ -30,11 +30,11 @@ impl Made<'_, '_> {
         for d in 0..shape.n_dense() {
             let (rows, cols) = shape.dense_shape(d);
             let layer = MaskLayer::of(d, shape.n_dense());
-            let allowed = |k: usize| mask_allows_by(rule, layer, dim, ppd, k / cols.max(1), k % cols.max(1));
+            let allowed = move |k: usize| mask_allows_by(rule, layer, dim, ppd, k / cols.max(1), k % cols.max(1));
             let ok = match self.cond.weights(d)? {
                 Weights::F32(w) => w.len() == rows * cols && w.iter().enumerate().all(|(k, &v)| v == 0.0 || allowed(k)),
-                Weights::I8(w) => w.len() == rows * cols && w.iter().enumerate().all(|(k, &v)| v == 0 || allowed(k)),
-                Weights::I8Pairs(w) => pairs_masked(w, rows, cols, &allowed),
+                Weights::I8(w) => i8_masked(w, false, rows, cols, allowed),
+                Weights::I8Pairs(w) => i8_masked(w, true, rows, cols, allowed),
             };
             if !ok {
                 return Ok(false);
@@ -92,12 +92,14 @@ impl Made<'_, '_> {
     }
 }
 
-/// Whether every weight of the row-pair matrix `w` that `allowed` (by
-/// row-major index) masks is zero. Out of line, off the stack of the other
-/// load-time checks.
+/// Whether every int8 weight that `allowed` (by row-major index) masks is
+/// zero, `w` row-major or (`pairs`) in the row-pair layout. Out of line, off
+/// the stack of the other load-time checks (the 800-byte load bound).
 #[inline(never)]
-fn pairs_masked(w: &[i8], rows: usize, cols: usize, allowed: &dyn Fn(usize) -> bool) -> bool {
+fn i8_masked(w: &[i8], pairs: bool, rows: usize, cols: usize, allowed: impl Fn(usize) -> bool) -> bool {
     w.len() == rows * cols
-        && (0..rows * cols)
-            .all(|k| row_pairs::value(w, rows, cols, k / cols, k % cols).is_some_and(|v| v == 0 || allowed(k)))
+        && (0..rows * cols).all(|k| {
+            let v = if pairs { row_pairs::value(w, rows, cols, k / cols, k % cols) } else { w.get(k).copied() };
+            v.is_some_and(|v| v == 0 || allowed(k))
+        })
 }

@@ -47,22 +47,22 @@ struct Align4<T>(T);
 /// The timed int8 layer's weights (in flash on the device).
 static DENSE_W_I8: Align4<[i8; DENSE_N * DENSE_N]> = Align4(dense_weights_i8());
 
-/// [`dense_weights_i8`] in the row-pair layout int8 model files use.
-const fn dense_weights_i8_pairs() -> [i8; DENSE_N * DENSE_N] {
-    use floe_runtime::format::row_pairs::{encode_value, stored_index};
-    let plain = dense_weights_i8();
-    let mut w = [0; DENSE_N * DENSE_N];
-    let mut k = 0;
-    while k < w.len() {
-        let (i, j) = (k / DENSE_N, k % DENSE_N);
-        w[stored_index(i, j, DENSE_N, DENSE_N)] = encode_value(plain[k], i, DENSE_N);
-        k += 1;
+/// Print `v` as the integer results `name` 0 j (one shared, out-of-line
+/// copy: the Cortex-M0's flash holds this program with little to spare).
+#[inline(never)]
+fn ints(sink: &mut impl Sink, name: &'static str, v: &[i32]) {
+    for (j, &vj) in v.iter().enumerate() {
+        sink.int(name, 0, j as u32, vj);
     }
-    w
 }
 
-/// The same weights in the row-pair layout (in flash on the device).
-static DENSE_W_I8_PAIRS: Align4<[i8; DENSE_N * DENSE_N]> = Align4(dense_weights_i8_pairs());
+/// [`ints`] for f32 results.
+#[inline(never)]
+fn values(sink: &mut impl Sink, name: &'static str, v: &[f32]) {
+    for (j, &vj) in v.iter().enumerate() {
+        sink.value(name, 0, j as u32, vj);
+    }
+}
 
 /// Instructions per multiply-accumulate of the three dense kernels (f32, w8,
 /// int8), each `DENSE_N x DENSE_N` with weights in flash, repeated
@@ -92,9 +92,7 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     }
     let t1 = clock.now();
     sink.cost("dense-f32-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
-    for (j, yj) in y.iter().enumerate() {
-        sink.value("dense-f32", 0, j as u32, *yj);
-    }
+    values(sink, "dense-f32", &y[..]);
 
     // w8: int8 weights, bf16 scales (1/256), f32 activations.
     let scale = [0x3B80u16; DENSE_N];
@@ -114,9 +112,7 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     }
     let t1 = clock.now();
     sink.cost("dense-w8-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
-    for (j, yj) in y.iter().enumerate() {
-        sink.value("dense-w8", 0, j as u32, *yj);
-    }
+    values(sink, "dense-w8", &y[..]);
 
     // int8: centred int8 activations (i16), i32 accumulators and biases.
     let mut xq = Align4([0i16; DENSE_N]);
@@ -142,17 +138,18 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     }
     let t1 = clock.now();
     sink.cost("dense-int8-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
-    for (j, aj) in acc.iter().enumerate() {
-        sink.int("dense-int8", 0, j as u32, *aj);
-    }
+    ints(sink, "dense-int8", &acc[..]);
 
     // int8 in the row-pair layout (what int8 model files hold), the same
-    // inputs: its sums equal the plain layout's.
+    // weights (packed here, in RAM: the Cortex-M0's flash has no room for a
+    // second copy) and inputs: its sums equal the plain layout's.
+    let mut packed = Align4([0i8; DENSE_N * DENSE_N]);
+    floe_runtime::format::row_pairs::pack(&DENSE_W_I8.0, DENSE_N, DENSE_N, &mut packed.0)?;
     let mut xq = black_box(Align4(xq0));
     let t0 = clock.now();
     for _ in 0..COST_REPEATS {
         quant::dense_i8_pairs(
-            black_box(&DENSE_W_I8_PAIRS.0[..]),
+            black_box(&packed.0[..]),
             black_box(&bq[..]),
             black_box(&xq.0[..]),
             black_box(&mut acc[..]),
@@ -163,9 +160,7 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     }
     let t1 = clock.now();
     sink.cost("dense-int8-pairs-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
-    for (j, aj) in acc.iter().enumerate() {
-        sink.int("dense-int8-pairs", 0, j as u32, *aj);
-    }
+    ints(sink, "dense-int8-pairs", &acc[..]);
 
     // A 7 x 12 int8 dense (not timed): on the Cortex-M4F it takes the DSP
     // kernel's odd group of four, a block of four rows, a pair and a last row,
@@ -185,24 +180,17 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     let b7 = [3, -70_000, 1 << 20, 0, -1, 123_456, -(1 << 24)];
     let mut acc7 = [0i32; 7];
     quant::dense_i8(black_box(&w12.0[..]), black_box(&b7[..]), black_box(&x12.0[..]), black_box(&mut acc7[..]))?;
-    for (j, aj) in acc7.iter().enumerate() {
-        sink.int("dense-int8-odd", 0, j as u32, *aj);
-    }
+    ints(sink, "dense-int8-odd", &acc7[..]);
     let mut acc5 = [0i32; 5];
     quant::dense_i8(black_box(&w12.0[..20]), black_box(&b7[..5]), black_box(&x12.0[..4]), black_box(&mut acc5[..]))?;
-    for (j, aj) in acc5.iter().enumerate() {
-        sink.int("dense-int8-one-group", 0, j as u32, *aj);
-    }
+    ints(sink, "dense-int8-one-group", &acc5[..]);
     let mut acc6 = [0i32; 6];
     quant::dense_i8(black_box(&w12.0[..18]), black_box(&b7[..6]), black_box(&x12.0[..3]), black_box(&mut acc6[..]))?;
-    for (j, aj) in acc6.iter().enumerate() {
-        sink.int("dense-int8-narrow", 0, j as u32, *aj);
-    }
+    ints(sink, "dense-int8-narrow", &acc6[..]);
 
     // The row-pair kernel's other paths, on the same values: 7 x 12 (a block
     // of two pairs, a last pair and an odd row), 6 x 6 (two inputs after the
     // last group of four) and 5 x 3 (fewer inputs than a group).
-    let mut packed = Align4([0i8; 7 * 12]);
     for (rows, cols, name) in
         [(7, 12, "dense-int8-pairs-odd"), (6, 6, "dense-int8-pairs-tail"), (5, 3, "dense-int8-pairs-narrow")]
     {
@@ -215,9 +203,7 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
             black_box(&x12.0[..cols]),
             black_box(&mut a[..rows]),
         )?;
-        for (j, aj) in a[..rows].iter().enumerate() {
-            sink.int(name, 0, j as u32, *aj);
-        }
+        ints(sink, name, &a[..rows]);
     }
     Ok(())
 }

@@ -220,9 +220,25 @@ pub fn run_cost() -> ! {
     let mut run = |b: &[u8], i: &[u8], x: &mut [f32], c: &mut [f32], s: &mut [f32], sink: &mut DefmtSink| {
         script::cost(b, i, x, c, s, sink, &mut clock)
     };
-    let result = script::each_model(&model_refs(), &mut row, arena, &mut DefmtSink, &mut run)
-        .and_then(|()| kernel_cost::kernel_cost(&mut DefmtSink, &mut clock));
-    match result {
+    match script::each_model(&model_refs(), &mut row, arena, &mut DefmtSink, &mut run) {
+        Ok(()) => exit(0),
+        Err(e) => {
+            defmt::println!("error: {}", e);
+            exit(2)
+        }
+    }
+}
+
+/// The kernels program (`src/bin/kernels.rs`): [`kernel_cost::kernel_cost`],
+/// the dense kernels' instructions per MAC and their odd shapes. Apart from
+/// the cost program, whose two embedded models leave the Cortex-M0 about 1 KB
+/// of flash.
+pub fn run_kernels() -> ! {
+    let Some(mut clock) = clock() else {
+        defmt::println!("measure no-clock");
+        exit(0)
+    };
+    match kernel_cost::kernel_cost(&mut DefmtSink, &mut clock) {
         Ok(()) => exit(0),
         Err(e) => {
             defmt::println!("error: {}", e);

@@ -14,7 +14,7 @@ const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// Where Debian's cross toolchain keeps the aarch64 C library (qemu's `-L`).
 const SYSROOT: &str = "/usr/aarch64-linux-gnu";
 /// The programs whose host reference is compared.
-const PROGRAMS: [&str; 5] = ["golden", "cost", "stream", "trajectory", "bounds"];
+const PROGRAMS: [&str; 6] = ["golden", "cost", "kernels", "stream", "trajectory", "bounds"];
 
 /// The reference lines of `program` (`bounds`: for the first board's flash).
 pub fn lines(program: &str, assets: &Assets) -> Vec<String> {

@@ -33,12 +33,14 @@ pub fn bench() {
     let mut targets_out = String::new();
     for board in &BOARDS {
         build_firmware(board.target, &[]);
-        let (code, lines) = run_qemu(board, &elf_path(board.target, "cost"));
-        if code != 0 {
-            fail(format!("cost on {} exited with status {code}", board.name));
-        }
         let mut m = Measured::default();
-        parse_measurements(&lines, &mut m);
+        for program in ["cost", "kernels"] {
+            let (code, lines) = run_qemu(board, &elf_path(board.target, program));
+            if code != 0 {
+                fail(format!("{program} on {} exited with status {code}", board.name));
+            }
+            parse_measurements(&lines, &mut m);
+        }
         check_clock(board, &m);
         let (fm, im) = (per_call(board, &m, "dense-f32-mac"), per_call(board, &m, "dense-int8-pairs-mac"));
         let plain = per_call(board, &m, "dense-int8-mac");

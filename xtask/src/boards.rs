@@ -50,7 +50,7 @@ pub const BOARDS: [Board; 3] = [
 ];
 
 /// The firmware programs (`firmware/src/bin`).
-pub const PROGRAMS: [&str; 5] = ["golden", "cost", "stream", "trajectory", "bounds"];
+pub const PROGRAMS: [&str; 6] = ["golden", "cost", "kernels", "stream", "trajectory", "bounds"];
 
 /// The repository root.
 pub fn root() -> PathBuf {

@@ -218,12 +218,10 @@ pub fn host_lines(program: &str, assets: &Assets) -> Result<Vec<String>, Error> 
         "golden" => script::each_model(&refs, &mut row, &mut scratch, &mut sink, &mut |b, i, x, c, s, k| {
             script::golden(b, i, x, c, s, k)
         })?,
-        "cost" => {
-            script::each_model(&refs, &mut row, &mut scratch, &mut sink, &mut |b, i, x, c, s, k| {
-                script::cost(b, i, x, c, s, k, &mut NoClock)
-            })?;
-            kernel_cost::kernel_cost(&mut sink, &mut NoClock)?;
-        }
+        "cost" => script::each_model(&refs, &mut row, &mut scratch, &mut sink, &mut |b, i, x, c, s, k| {
+            script::cost(b, i, x, c, s, k, &mut NoClock)
+        })?,
+        "kernels" => kernel_cost::kernel_cost(&mut sink, &mut NoClock)?,
         "stream" => {
             for (name, m, series) in &assets.streams {
                 let words = aligned(m);

@@ -107,17 +107,24 @@ pub fn unpack(stored: &[i8], rows: usize, cols: usize, out: &mut [i8]) -> Result
 pub fn has_min(stored: &[i8], rows: usize, cols: usize) -> bool {
     let paired = 2 * (rows / 2) * cols;
     let (pairs, last) = stored.split_at(paired.min(stored.len()));
-    // A word at a time (a load-time scan of every weight): flipping bit 7 of
-    // the second rows' bytes turns both cases into a zero byte.
-    let words = pairs.chunks_exact(4);
-    let tail = words.remainder();
-    let zero_byte = |v: u32| v.wrapping_sub(0x0101_0101) & !v & 0x8080_8080 != 0;
-    let mut words = words;
-    words.any(|b| match *b {
-        [b0, b1, b2, b3] => zero_byte(u32::from_le_bytes([b0 as u8, b1 as u8, b2 as u8, b3 as u8]) ^ 0x8000_8000),
-        _ => false,
-    }) || tail.chunks_exact(2).any(|b| matches!(b, [0, _] | [_, i8::MIN]))
-        || last.contains(&i8::MIN)
+    // A word at a time where flash is plentiful (a load-time scan of every
+    // weight): flipping bit 7 of the second rows' bytes turns both cases into
+    // a zero byte. Byte by byte on the small parts (the same answer).
+    #[cfg(any(feature = "dsp", not(target_os = "none")))]
+    let pairs = {
+        let words = pairs.chunks_exact(4);
+        let tail = words.remainder();
+        let zero_byte = |v: u32| v.wrapping_sub(0x0101_0101) & !v & 0x8080_8080 != 0;
+        let mut words = words;
+        if words.any(|b| match *b {
+            [b0, b1, b2, b3] => zero_byte(u32::from_le_bytes([b0 as u8, b1 as u8, b2 as u8, b3 as u8]) ^ 0x8000_8000),
+            _ => false,
+        }) {
+            return true;
+        }
+        tail
+    };
+    pairs.chunks_exact(2).any(|b| matches!(b, [0, _] | [_, i8::MIN])) || last.contains(&i8::MIN)
 }
 
 /// Rewrite, in place, every int8 conditioner of the model file `file` whose

@@ -305,6 +305,7 @@ const ROW_PAIRS_MAX_COLS: usize = 256;
 /// `b₀ + U − 128·Σx` and row 1 `b₁ + (R − U) / 256`: `R − U = 256·Σ w₁·x`
 /// exactly in wrapping i32 (it is below 2^31 in magnitude), so both are the
 /// exact sums the portable loop gives.
+#[inline(never)]
 pub(crate) fn dense_row_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> usize {
     let cols = x.len();
     let groups = cols / 4;

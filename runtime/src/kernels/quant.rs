@@ -171,6 +171,7 @@ pub fn dense_i8(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
 ///
 /// With the `dsp` feature on Arm, blocks of two row pairs go through the
 /// `UXTB16`/`SMLAD` loop (`kernels/dsp.rs`); the integer result is the same.
+#[inline(never)]
 pub fn dense_i8_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
     let cols = x.len();
     if cols == 0 || w.len() != cols * acc.len() || b.len() != acc.len() {
@@ -189,8 +190,15 @@ pub fn dense_i8_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result
     if let (Some(wr), Some(br), Some(ar)) = (wp.get(done * cols..), bp.get(done..), ap.get_mut(done..)) {
         row_pairs_portable(wr, br, x, ar);
     }
+    // The odd last row, row-major: what `dense_i8` does, called from here so
+    // that its frame does not sit under this one (the 1,200-byte `sample`
+    // stack bound).
     if !al.is_empty() {
-        dense_i8(wl, bl, x, al)?;
+        #[cfg(all(feature = "dsp", target_arch = "arm", target_endian = "little"))]
+        if super::dsp::dense_paired(wl, bl, x, al) {
+            return Ok(());
+        }
+        dense_i8_portable(wl, bl, x, al);
     }
     Ok(())
 }

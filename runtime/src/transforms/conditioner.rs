@@ -394,24 +394,6 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         Ok(())
     }
 
-    /// Whether a weight stored in the row-pair layout is −128 (the check
-    /// [`Conditioner::check_values`] makes on row-major weights); `false` for
-    /// other conditioners. Out of line and beside `check_values`, not inside
-    /// it, so that `Model::load` stays within its 800-byte stack bound.
-    #[inline(never)]
-    pub(crate) fn pairs_have_min(&self) -> Result<bool> {
-        if !self.shape.row_pairs {
-            return Ok(false);
-        }
-        for d in 0..self.shape.n_dense() {
-            let (rows, cols) = self.shape.dense_shape(d);
-            if row_pairs::has_min(self.view.i8s(self.tensor(self.shape.weight_index(d)))?, rows, cols) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// Load-time checks of a quantized conditioner's values: symmetric int8
     /// weights (no -128), non-negative scales, biases within ±2^30, and an int8
     /// table of positive finite scales with integral zero points in -128 ..= 127.
@@ -423,7 +405,8 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         let v = self.view;
         for d in 0..shape.n_dense() {
             let t = self.tensor(shape.weight_index(d));
-            if !shape.row_pairs && v.i8s(t)?.contains(&i8::MIN) {
+            let (rows, cols) = shape.dense_shape(d);
+            if has_min(v.i8s(t)?, shape.row_pairs, rows, cols) {
                 return Ok(false);
             }
             if !v.u16s(t + 1)?.iter().all(|&s| bf16_to_f32(s) >= 0.0) {
@@ -451,6 +434,18 @@ impl<'v, 'a> Conditioner<'v, 'a> {
             }
         }
         Ok(true)
+    }
+}
+
+/// Whether an int8 weight matrix holds a −128, row-major or (`pairs`) in the
+/// row-pair layout. Out of line: `Model::load`'s stack (800-byte bound) has
+/// room for one small frame here, not for more locals in `check_values`.
+#[inline(never)]
+fn has_min(w: &[i8], pairs: bool, rows: usize, cols: usize) -> bool {
+    if pairs {
+        row_pairs::has_min(w, rows, cols)
+    } else {
+        w.contains(&i8::MIN)
     }
 }
 

@@ -53,6 +53,7 @@ pub(crate) enum Plan {
 
 impl Plan {
     /// The plan of record `rec` in a model of these dimensions.
+    #[inline(always)]
     pub(crate) fn of(rec: &LayerRecord, dims: &Dims) -> Plan {
         let (dim, cdim) = (dims.dim, dims.cdim);
         let split = rec.split as usize;
@@ -189,15 +190,15 @@ impl Plan {
         }
         let t0 = rec.first_tensor;
         let valid = match Layer::bind_plan(view, plan, t0)? {
-            Layer::Made(m) => m.cond.check_values()? && !m.cond.pairs_have_min()? && m.check_masks(dim)?,
-            Layer::Coupling(c) => c.cond.check_values()? && !c.cond.pairs_have_min()?,
+            Layer::Made(m) => m.cond.check_values()? && m.check_masks(dim)?,
+            Layer::Coupling(c) => c.cond.check_values()?,
             Layer::Permute(p) => permute::is_permutation(p),
             // The packed matrix's diagonal is unused and must be zero.
             Layer::LuLinear { lu, .. } => {
                 (0..dim).all(|k| sub(lu, k * dim + k, 1).map(|v| v == [0.0]).unwrap_or(false))
             }
             Layer::Reverse | Layer::ActNorm { .. } => true,
-            Layer::Encoder(e) => e.std.iter().all(|&s| s > 0.0) && e.cond.check_values()? && !e.cond.pairs_have_min()?,
+            Layer::Encoder(e) => e.std.iter().all(|&s| s > 0.0) && e.cond.check_values()?,
         };
         if !valid {
             return Err(Error::InvalidParameter(i));

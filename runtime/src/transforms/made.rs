@@ -99,7 +99,8 @@ impl Made<'_, '_> {
 fn i8_masked(w: &[i8], pairs: bool, rows: usize, cols: usize, allowed: impl Fn(usize) -> bool) -> bool {
     w.len() == rows * cols
         && (0..rows * cols).all(|k| {
-            let v = if pairs { row_pairs::value(w, rows, cols, k / cols, k % cols) } else { w.get(k).copied() };
+            let (i, j) = (k / cols.max(1), k % cols.max(1));
+            let v = if pairs { row_pairs::value(w, rows, cols, i, j) } else { w.get(k).copied() };
             v.is_some_and(|v| v == 0 || allowed(k))
         })
 }

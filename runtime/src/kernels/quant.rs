@@ -204,17 +204,22 @@ pub fn dense_i8_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result
 }
 
 /// [`dense_i8_pairs`]'s portable loop over whole row pairs (lengths checked by
-/// the caller): the first row of a pair reads its stored byte as `w + 128`.
+/// the caller): the first row of a pair sums its stored bytes `w + 128` times
+/// `x`, then takes `128·Σx` off once (exact in wrapping i32, like the sums).
 #[inline(never)]
 pub(crate) fn row_pairs_portable(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) {
     let cols = x.len();
+    if w.is_empty() {
+        return; // every pair went through the Cortex-M4F kernel
+    }
+    let sum_x = x.iter().fold(0i32, |s, &v| s.wrapping_add(i32::from(v))).wrapping_mul(128);
     for ((pair, bb), a) in w.chunks_exact(2 * cols).zip(b.chunks_exact(2)).zip(acc.chunks_exact_mut(2)) {
         if let ([b0, b1], [a0, a1]) = (bb, a) {
-            let (mut s0, mut s1) = (*b0, *b1);
+            let (mut s0, mut s1) = (b0.wrapping_sub(sum_x), *b1);
             for (wk, &xk) in pair.chunks_exact(2).zip(x) {
                 if let [u, v] = *wk {
                     let xk = i32::from(xk);
-                    s0 = s0.wrapping_add((i32::from(u as u8) - 128) * xk);
+                    s0 = s0.wrapping_add(i32::from(u as u8) * xk);
                     s1 = s1.wrapping_add(i32::from(v) * xk);
                 }
             }

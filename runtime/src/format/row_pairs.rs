@@ -143,7 +143,9 @@ pub fn repack_file(file: &mut [u8], scratch: &mut [i8]) -> Result<usize> {
     for i in 0..h.n_layers {
         let at = h.layer_table as usize + usize::from(i) * LAYER_RECORD_LEN;
         let rec = LayerRecord::decode(file.get(at..at + LAYER_RECORD_LEN).ok_or(Error::Truncated)?, i)?;
-        if rec.precision() != Some(Precision::Int8) || rec.row_pairs() {
+        // MADE layers keep row-major weights (see docs/FORMAT.md).
+        let made = matches!(rec.kind, LayerKind::MadeAffine | LayerKind::MadeSpline);
+        if rec.precision() != Some(Precision::Int8) || rec.row_pairs() || made {
             continue;
         }
         // The conditioner (after an encoder's `mean`, `std`): a leading table,

@@ -216,6 +216,22 @@ pub(crate) fn row_pairs_portable(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]
     for ((pair, bb), a) in w.chunks_exact(2 * cols).zip(b.chunks_exact(2)).zip(acc.chunks_exact_mut(2)) {
         if let ([b0, b1], [a0, a1]) = (bb, a) {
             let (mut s0, mut s1) = (b0.wrapping_sub(sum_x), *b1);
+            // Two inputs per pass (two independent products per row), except
+            // on Arm: the Cortex-M0's eight low registers make it slower there,
+            // and the Cortex-M4F takes its pairs in `kernels/dsp.rs`.
+            #[cfg(not(target_arch = "arm"))]
+            let (pair, x) = {
+                let (w2, wr) = pair.split_at(pair.len() - pair.len() % 4);
+                let (x2, xr) = x.split_at(w2.len() / 2);
+                for (wk, xk) in w2.chunks_exact(4).zip(x2.chunks_exact(2)) {
+                    if let ([u0, v0, u1, v1], [xa, xb]) = (wk, xk) {
+                        let (xa, xb) = (i32::from(*xa), i32::from(*xb));
+                        s0 = s0.wrapping_add(i32::from(*u0 as u8) * xa + i32::from(*u1 as u8) * xb);
+                        s1 = s1.wrapping_add(i32::from(*v0) * xa + i32::from(*v1) * xb);
+                    }
+                }
+                (wr, xr)
+            };
             for (wk, &xk) in pair.chunks_exact(2).zip(x) {
                 if let [u, v] = *wk {
                     let xk = i32::from(xk);

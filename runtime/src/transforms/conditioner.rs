@@ -144,8 +144,6 @@ pub(crate) enum Weights<'a> {
     F32(&'a [f32]),
     /// int8 weights (w8 and int8 conditioners), row-major.
     I8(&'a [i8]),
-    /// int8 weights in the row-pair layout (`crate::format::row_pairs`).
-    I8Pairs(&'a [i8]),
 }
 
 /// A conditioner bound to its file: its shape and where its tensors start.
@@ -178,7 +176,9 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         let t = self.tensor(self.shape.weight_index(d));
         match self.shape.precision {
             Precision::F32 => self.view.f32s(t).map(Weights::F32),
-            Precision::Int8 if self.shape.row_pairs => self.view.i8s(t).map(Weights::I8Pairs),
+            // Row pairs: not a row-major matrix (MADE layers, the one reader,
+            // never have them).
+            Precision::Int8 if self.shape.row_pairs => Err(Error::Internal),
             Precision::W8 | Precision::Int8 => self.view.i8s(t).map(Weights::I8),
         }
     }

@@ -137,7 +137,10 @@ impl Plan {
             Plan::Coupling { shape, elem, split } => {
                 (1..dim).contains(split) && shape.record_ok(rec) && elem.check() && bins_ok
             }
-            Plan::Made { shape, elem } => rec.split == 0 && shape.record_ok(rec) && elem.check() && bins_ok,
+            // MADE weights stay row-major (their mask check reads them in place).
+            Plan::Made { shape, elem } => {
+                rec.split == 0 && shape.record_ok(rec) && elem.check() && bins_ok && !rec.row_pairs()
+            }
             Plan::Encoder { shape, .. } => {
                 (1..=MAX_ENCODING).contains(&shape.n_out)
                     && rec.flags & crate::format::FLAG_ZUKO == 0

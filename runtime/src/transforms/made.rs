@@ -11,7 +11,6 @@ use super::conditioner::{Conditioner, Weights};
 use super::{Elementwise, Tracer};
 use crate::error::{Error, Result};
 use crate::format::made::{mask_allows_by, MaskLayer, MaskRule};
-use crate::format::row_pairs;
 use crate::kernels::{at, set, sub, sub_mut, take};
 
 /// A MADE layer bound to its conditioner.
@@ -30,11 +29,10 @@ impl Made<'_, '_> {
         for d in 0..shape.n_dense() {
             let (rows, cols) = shape.dense_shape(d);
             let layer = MaskLayer::of(d, shape.n_dense());
-            let allowed = move |k: usize| mask_allows_by(rule, layer, dim, ppd, k / cols.max(1), k % cols.max(1));
+            let allowed = |k: usize| mask_allows_by(rule, layer, dim, ppd, k / cols.max(1), k % cols.max(1));
             let ok = match self.cond.weights(d)? {
                 Weights::F32(w) => w.len() == rows * cols && w.iter().enumerate().all(|(k, &v)| v == 0.0 || allowed(k)),
-                Weights::I8(w) => i8_masked(w, false, rows, cols, allowed),
-                Weights::I8Pairs(w) => i8_masked(w, true, rows, cols, allowed),
+                Weights::I8(w) => w.len() == rows * cols && w.iter().enumerate().all(|(k, &v)| v == 0 || allowed(k)),
             };
             if !ok {
                 return Ok(false);
@@ -90,17 +88,4 @@ impl Made<'_, '_> {
         }
         Ok(logdet)
     }
-}
-
-/// Whether every int8 weight that `allowed` (by row-major index) masks is
-/// zero, `w` row-major or (`pairs`) in the row-pair layout. Out of line, off
-/// the stack of the other load-time checks (the 800-byte load bound).
-#[inline(never)]
-fn i8_masked(w: &[i8], pairs: bool, rows: usize, cols: usize, allowed: impl Fn(usize) -> bool) -> bool {
-    w.len() == rows * cols
-        && (0..rows * cols).all(|k| {
-            let (i, j) = (k / cols.max(1), k % cols.max(1));
-            let v = if pairs { row_pairs::value(w, rows, cols, i, j) } else { w.get(k).copied() };
-            v.is_some_and(|v| v == 0 || allowed(k))
-        })
 }

@@ -53,9 +53,17 @@ struct Facts {
 }
 
 /// Read a model file and validate it with the runtime's own loader (in a 16-byte
-/// aligned copy, as the firmware embeds it).
+/// aligned copy, as the firmware embeds it). For the Cortex-M4F (the one target
+/// built with the runtime's `dsp` kernels) its int8 conditioners are stored in
+/// the row-pair layout first, the one that kernel reads fastest (docs/FORMAT.md;
+/// `floe repack` does the same): the same model, the same bits.
 fn validated(path: &std::path::Path) -> Facts {
-    let bytes = fs::read(path).unwrap_or_else(|e| panic!("cannot read model {}: {e}", path.display()));
+    let mut bytes = fs::read(path).unwrap_or_else(|e| panic!("cannot read model {}: {e}", path.display()));
+    if env::var("TARGET").is_ok_and(|t| t == "thumbv7em-none-eabihf") {
+        let mut scratch = vec![0i8; bytes.len()];
+        floe_runtime::format::row_pairs::relayout_file(&mut bytes, &mut scratch, true)
+            .unwrap_or_else(|e| panic!("{}: int8 row pairs: {e:?}", path.display()));
+    }
     let mut words = vec![0u128; bytes.len().div_ceil(16)];
     let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
     buf[..bytes.len()].copy_from_slice(&bytes);

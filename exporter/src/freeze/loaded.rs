@@ -59,8 +59,8 @@ pub struct LoadedModel {
     cell: Cell,
 }
 
-/// Rows [`LoadedModel::upgraded`] compares.
-pub const UPGRADE_CHECK_ROWS: usize = 256;
+/// Rows [`LoadedModel::relayout`] compares.
+pub const RELAYOUT_CHECK_ROWS: usize = 256;
 
 impl LoadedModel {
     /// Validate `bytes` (copied into an aligned buffer).
@@ -87,24 +87,24 @@ impl LoadedModel {
         self.cell.borrow_owner()
     }
 
-    /// The same model with every int8 conditioner in the row-pair layout
-    /// (docs/FORMAT.md; files written before it keep row-major int8 weights,
-    /// which load and give the same bits, only slower on the Cortex-M4F), and
-    /// how many layers were rewritten. Checked before it is returned: the
-    /// rewritten file loads, and its `log p` of rows drawn from the model equal
-    /// the original's bit for bit.
-    pub fn upgraded(&self) -> Result<(LoadedModel, usize)> {
+    /// The same model with its int8 conditioners in the row-pair layout
+    /// (`pairs`; docs/FORMAT.md: what a Cortex-M4/M7-class kernel reads
+    /// fastest) or row-major (`!pairs`, what every runtime build reads), and how
+    /// many layers were rewritten. Checked before it is returned: the rewritten
+    /// file loads, and its `log p` of rows drawn from the model equal the
+    /// original's bit for bit.
+    pub fn relayout(&self, pairs: bool) -> Result<(LoadedModel, usize)> {
         let mut bytes = self.bytes().to_vec();
         let mut scratch = vec![0i8; bytes.len()];
-        let n = floe_runtime::format::row_pairs::repack_file(&mut bytes, &mut scratch)?;
+        let n = floe_runtime::format::row_pairs::relayout_file(&mut bytes, &mut scratch, pairs)?;
         let new = LoadedModel::from_bytes(&bytes)?;
         let (old_m, new_m) = (self.model(), new.model());
         let context = vec![0.0f32; old_m.context_dim()];
-        let rows = super::runtime::samples(old_m, UPGRADE_CHECK_ROWS, 0, &context)?;
+        let rows = super::runtime::samples(old_m, RELAYOUT_CHECK_ROWS, 0, &context)?;
         let rows = crate::data::Rows { c: context.repeat(rows.n()), context_dim: context.len(), ..rows };
         let (a, b) = (super::runtime::log_probs(old_m, &rows)?, super::runtime::log_probs(new_m, &rows)?);
-        if a.iter().zip(&b).any(|(x, y)| x.to_bits() != y.to_bits()) || a.len() != b.len() {
-            return Err(FloeError::Internal("the upgraded file's log p differs from the original's"));
+        if a.len() != b.len() || a.iter().zip(&b).any(|(x, y)| x.to_bits() != y.to_bits()) {
+            return Err(FloeError::Internal("the rewritten file's log p differs from the original's"));
         }
         Ok((new, n))
     }

@@ -17,7 +17,7 @@ use floe_runtime::format::{
 
 pub use fold::fold;
 pub(crate) use fold::mlp_tensors;
-pub use loaded::{AlignedBytes, LoadedModel, UPGRADE_CHECK_ROWS};
+pub use loaded::{AlignedBytes, LoadedModel, RELAYOUT_CHECK_ROWS};
 pub use parity::{check_parity, freeze, Parity, PARITY_RELATIVE, PARITY_TOLERANCE};
 
 use crate::error::{ConfigError, FloeError, Result};
@@ -266,10 +266,6 @@ impl FrozenModel {
         let mut out = vec![0u8; contents.encoded_len()?];
         let n = contents.encode(&mut out)?;
         out.truncate(n);
-        // int8 conditioners in the row-pair layout (docs/FORMAT.md): the same
-        // weights, stored the way the Cortex-M4F kernel reads them.
-        let largest = self.layers.iter().flat_map(|l| &l.tensors).map(|t| t.data.len()).max().unwrap_or(0);
-        floe_runtime::format::row_pairs::repack_file(&mut out, &mut vec![0i8; largest])?;
         Ok(out)
     }
 

@@ -127,16 +127,16 @@ pub fn has_min(stored: &[i8], rows: usize, cols: usize) -> bool {
     pairs.chunks_exact(2).any(|b| matches!(b, [0, _] | [_, i8::MIN])) || last.contains(&i8::MIN)
 }
 
-/// Rewrite, in place, every int8 conditioner of the model file `file` whose
-/// weights are row-major (a file written before the row-pair layout) into the
-/// row-pair layout, set its layer flag and recompute the CRC. Returns how many
-/// layers it rewrote (0: `file` is unchanged). Every weight keeps its value, so
-/// the model's sums — and every result — stay the same bits; the file keeps its
-/// length. `scratch` must hold the largest int8 weight matrix (else
-/// [`Error::InvalidArgument`]). Pass a file
-/// [`crate::Model::load`] accepted: a malformed one is an error, with `file`
-/// then partly rewritten.
-pub fn repack_file(file: &mut [u8], scratch: &mut [i8]) -> Result<usize> {
+/// Rewrite, in place, the int8 conditioners of the model file `file` into the
+/// row-pair layout (`pairs`) or back to row-major (`!pairs`), set or clear their
+/// layer flag, and recompute the CRC. MADE layers stay row-major. Returns how
+/// many layers it rewrote (0: `file` is unchanged). Every weight keeps its
+/// value, so the model's sums — and every result — stay the same bits; the file
+/// keeps its length. `scratch` must hold the largest int8 weight matrix (else
+/// [`Error::InvalidArgument`]). Pass a file [`crate::Model::load`] accepted
+/// (with the `row-pairs` feature when it has row pairs already): a malformed
+/// one is an error, with `file` then partly rewritten.
+pub fn relayout_file(file: &mut [u8], scratch: &mut [i8], pairs: bool) -> Result<usize> {
     let h = Header::decode(file)?;
     let body = (h.file_len as usize).checked_sub(CRC_LEN).ok_or(Error::BadHeader)?;
     let mut done = 0;
@@ -145,7 +145,7 @@ pub fn repack_file(file: &mut [u8], scratch: &mut [i8]) -> Result<usize> {
         let rec = LayerRecord::decode(file.get(at..at + LAYER_RECORD_LEN).ok_or(Error::Truncated)?, i)?;
         // MADE layers keep row-major weights (see docs/FORMAT.md).
         let made = matches!(rec.kind, LayerKind::MadeAffine | LayerKind::MadeSpline);
-        if rec.precision() != Some(Precision::Int8) || rec.row_pairs() || made {
+        if rec.precision() != Some(Precision::Int8) || rec.row_pairs() == pairs || made {
             continue;
         }
         // The conditioner (after an encoder's `mean`, `std`): a leading table,
@@ -165,10 +165,14 @@ pub fn repack_file(file: &mut [u8], scratch: &mut [i8]) -> Result<usize> {
             }
             let data: &mut [i8] = bytemuck::cast_slice_mut(data);
             tmp.copy_from_slice(data);
-            pack(tmp, rows, cols, data)?;
+            if pairs {
+                pack(tmp, rows, cols, data)?;
+            } else {
+                unpack(tmp, rows, cols, data)?;
+            }
         }
         let flags = file.get_mut(at + lr::FLAGS).ok_or(Error::Truncated)?;
-        *flags |= FLAG_INT8_ROW_PAIRS;
+        *flags ^= FLAG_INT8_ROW_PAIRS;
         done += 1;
     }
     if done > 0 {

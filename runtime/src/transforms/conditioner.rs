@@ -21,6 +21,10 @@ use crate::kernels::{activate, dense_f32, dense_f32_lanes, dense_f32_lanes_relu,
 
 mod int8_lanes;
 
+/// Whether this build reads int8 weights in the row-pair layout (the
+/// `row-pairs` feature; `dsp` implies it).
+pub(crate) const ROW_PAIRS: bool = cfg!(feature = "row-pairs");
+
 /// Shape of a conditioner, derived from its layer record.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MlpShape {
@@ -51,7 +55,7 @@ impl MlpShape {
             act: rec.activation,
             // Both quantization flags set is rejected at load (`record_ok`).
             precision: rec.precision().unwrap_or(Precision::Int8),
-            row_pairs: rec.row_pairs(),
+            row_pairs: ROW_PAIRS && rec.row_pairs(),
         }
     }
 
@@ -59,12 +63,7 @@ impl MlpShape {
     /// quantization, int8 only for plain ReLU conditioners, a width, an
     /// activation and a depth in range.
     pub(crate) fn record_ok(&self, rec: &LayerRecord) -> bool {
-        let flags_ok = match rec.precision() {
-            None => false,
-            Some(Precision::Int8) => !rec.residual() && rec.activation == Activation::Relu,
-            Some(_) => !rec.row_pairs(),
-        };
-        flags_ok
+        flags_ok(rec, ROW_PAIRS)
             && self.hidden >= 1
             && self.hidden <= MAX_DIM
             && rec.activation != Activation::None
@@ -178,7 +177,7 @@ impl<'v, 'a> Conditioner<'v, 'a> {
             Precision::F32 => self.view.f32s(t).map(Weights::F32),
             // Row pairs: not a row-major matrix (MADE layers, the one reader,
             // never have them).
-            Precision::Int8 if self.shape.row_pairs => Err(Error::Internal),
+            Precision::Int8 if ROW_PAIRS && self.shape.row_pairs => Err(Error::Internal),
             Precision::W8 | Precision::Int8 => self.view.i8s(t).map(Weights::I8),
         }
     }
@@ -320,7 +319,7 @@ impl<'v, 'a> Conditioner<'v, 'a> {
 
     /// `acc = B + W x` of an int8 dense, in the conditioner's weight layout.
     fn dense_int8(&self, w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
-        if self.shape.row_pairs {
+        if ROW_PAIRS && self.shape.row_pairs {
             dense_i8_pairs(w, b, x, acc)
         } else {
             dense_i8(w, b, x, acc)
@@ -405,8 +404,14 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         let v = self.view;
         for d in 0..shape.n_dense() {
             let t = self.tensor(shape.weight_index(d));
-            let (rows, cols) = shape.dense_shape(d);
-            if has_min(v.i8s(t)?, shape.row_pairs, rows, cols) {
+            let w = v.i8s(t)?;
+            let bad = if ROW_PAIRS {
+                let (rows, cols) = shape.dense_shape(d);
+                has_min(w, shape.row_pairs, rows, cols)
+            } else {
+                w.contains(&i8::MIN)
+            };
+            if bad {
                 return Ok(false);
             }
             if !v.u16s(t + 1)?.iter().all(|&s| bf16_to_f32(s) >= 0.0) {
@@ -434,6 +439,19 @@ impl<'v, 'a> Conditioner<'v, 'a> {
             }
         }
         Ok(true)
+    }
+}
+
+/// Whether a conditioner's layer flags are valid: at most one quantization,
+/// int8 only for plain ReLU conditioners, and the row-pair layout only on
+/// int8 weights, in a build that reads it (`row_pairs`).
+fn flags_ok(rec: &LayerRecord, row_pairs: bool) -> bool {
+    match rec.precision() {
+        None => false,
+        Some(Precision::Int8) => {
+            !rec.residual() && rec.activation == Activation::Relu && (row_pairs || !rec.row_pairs())
+        }
+        Some(_) => !rec.row_pairs(),
     }
 }
 
@@ -481,3 +499,24 @@ fn dequantize(v: i32, sc: u16, s_in: f32) -> f32 {
 
 /// Largest |bias| of an int8 dense: keeps `b + Σ w·x` inside i32 (see `dense_i8`).
 const MAX_I32_BIAS: i32 = 1 << 30;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{LayerKind, FLAG_INT8, FLAG_INT8_ROW_PAIRS, FLAG_W8};
+
+    #[test]
+    fn the_row_pair_flag_needs_int8_and_a_build_that_reads_it() {
+        let rec = |flags| LayerRecord {
+            activation: Activation::Relu,
+            flags,
+            ..LayerRecord::plain(LayerKind::SplineCoupling, 0, 0)
+        };
+        for supported in [false, true] {
+            assert!(flags_ok(&rec(FLAG_INT8), supported));
+            assert_eq!(flags_ok(&rec(FLAG_INT8 | FLAG_INT8_ROW_PAIRS), supported), supported);
+            assert!(!flags_ok(&rec(FLAG_W8 | FLAG_INT8_ROW_PAIRS), supported));
+            assert!(!flags_ok(&rec(FLAG_INT8_ROW_PAIRS), supported));
+        }
+    }
+}

@@ -53,7 +53,9 @@ pub(crate) enum Plan {
 
 impl Plan {
     /// The plan of record `rec` in a model of these dimensions.
-    #[inline(always)]
+    // Inlined with the row-pair code in the build (the loader's stack then
+    // stays under its 800-byte bound on the Cortex-M4F).
+    #[cfg_attr(feature = "row-pairs", inline(always))]
     pub(crate) fn of(rec: &LayerRecord, dims: &Dims) -> Plan {
         let (dim, cdim) = (dims.dim, dims.cdim);
         let split = rec.split as usize;

@@ -220,9 +220,23 @@ fn malformed_quantized_layers_get_typed_errors() {
     both[n - 4..].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(Model::load(&AlignedBytes::new(&both)).map(|_| ()), Err(Error::BadLayer(layer)));
     assert_eq!(mutate(&q, |m| m.layers[li].residual = true), Err(Error::BadLayer(layer)));
-    // The row-pair flag (set on every int8 layer written) without int8.
-    let bytes = q.loaded.bytes();
-    assert_ne!(bytes[HEADER_LEN + li * LAYER_RECORD_LEN + layout::layer::FLAGS] & FLAG_INT8_ROW_PAIRS, 0);
+    // In the row-pair layout: a first row's stored 0x00 is a -128 (and a
+    // second row's 0x80, as in row-major order).
+    let (pairs, n) = q.loaded.relayout(true).expect("row pairs");
+    assert!(n >= 1);
+    let flag_at = HEADER_LEN + li * LAYER_RECORD_LEN + layout::layer::FLAGS;
+    assert_ne!(pairs.bytes()[flag_at] & FLAG_INT8_ROW_PAIRS, 0);
+    let first = pairs.model().layer_info(li).expect("layer").record.first_tensor;
+    let t = floe_runtime::exporter_hooks::tensor_record(pairs.model(), first + 1).expect("the first weight tensor");
+    for (at, v) in [(0, 0x00u8), (1, 0x80)] {
+        let mut bad = pairs.bytes().to_vec();
+        bad[t.offset as usize + at] = v;
+        let n = bad.len();
+        let crc = crc32(&bad[..n - 4]);
+        bad[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Model::load(&AlignedBytes::new(&bad)).map(|_| ()), Err(Error::InvalidParameter(layer)), "byte {at}");
+    }
+    // The row-pair flag without int8.
     let w8 = run(&model, Precision::W8, f64::INFINITY);
     let wi = first_quantized(&w8.model);
     let mut pairs_w8 = w8.loaded.bytes().to_vec();
@@ -251,20 +265,22 @@ fn made_masks_are_checked_on_int8_weights() {
 }
 
 #[test]
-fn older_row_major_int8_files_load_and_upgrade_to_the_same_bits() {
-    // The committed fuzz seeds were written before the row-pair layout: a
-    // coupling flow (rewritten) and a MADE (kept row-major: nothing to do).
+fn int8_files_change_layout_both_ways_with_the_same_bits() {
+    // Two committed fuzz seeds, row-major: a coupling flow (rewritten) and a
+    // MADE (kept row-major: nothing to do).
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
     for (name, layers) in [("spline-coupling-int8", 1..usize::MAX), ("maf-int8", 0..1)] {
         let old = std::fs::read(seeds.join(format!("{name}.floe"))).expect("seed");
-        let loaded = LoadedModel::from_bytes(&old).expect("an older int8 file loads");
-        // `upgraded` itself checks log p of sampled rows bit for bit.
-        let (new, n) = loaded.upgraded().expect("upgrade");
+        let loaded = LoadedModel::from_bytes(&old).expect("a row-major int8 file loads");
+        // `relayout` itself checks log p of sampled rows bit for bit.
+        let (new, n) = loaded.relayout(true).expect("to row pairs");
         assert!(layers.contains(&n), "{name}: {n} int8 layers rewritten");
         assert_eq!(new.bytes().len(), old.len());
         assert_eq!(new.bytes() == &old[..], n == 0);
-        let (again, m) = new.upgraded().expect("upgrade twice");
-        assert_eq!((m, again.bytes()), (0, new.bytes()), "{name}: a second upgrade changes nothing");
+        let (again, m) = new.relayout(true).expect("to row pairs twice");
+        assert_eq!((m, again.bytes()), (0, new.bytes()), "{name}: a second pass changes nothing");
+        let (back, k) = new.relayout(false).expect("back to row-major");
+        assert_eq!((k, back.bytes()), (n, &old[..]), "{name}: back to the original bytes");
         // Both files on other rows, one at a time and in lanes.
         let (d, c) = (loaded.model().dim(), loaded.model().context_dim());
         let (x, cx) = (rows(37, d, 2.0, 11), rows(37, c, 1.0, 12));

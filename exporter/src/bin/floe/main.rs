@@ -12,10 +12,10 @@ mod freeze;
 mod import;
 mod inspect;
 mod plot;
+mod repack;
 mod sample;
 mod train;
 mod trajectory;
-mod upgrade;
 
 use clap::{Parser, Subcommand};
 use floe_exporter::Result;
@@ -47,8 +47,8 @@ enum Cmd {
     Import(import::Args),
     /// Describe a model file: header, layers, parameters, bytes, scratch.
     Inspect(inspect::Args),
-    /// Rewrite an older file's int8 conditioners into the row-pair layout (same bits, faster on the Cortex-M4F).
-    Upgrade(upgrade::Args),
+    /// Store a file's int8 weights in the row-pair layout for DSP cores (Cortex-M4/M7), or back row-major.
+    Repack(repack::Args),
     /// Draw samples from a model file with the runtime's seeded sampler.
     Sample(sample::Args),
     /// Plot a checkpoint: training curve and 2-D marginals of data vs samples.
@@ -73,7 +73,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Export(c) => export::run(c),
         Cmd::Import(a) => import::run(a),
         Cmd::Inspect(a) => inspect::run(a),
-        Cmd::Upgrade(a) => upgrade::run(a),
+        Cmd::Repack(a) => repack::run(a),
         Cmd::Sample(a) => sample::run(a),
         Cmd::Plot(a) => plot::run(a),
         Cmd::Anomaly(c) => anomaly::run(c),

@@ -14,7 +14,7 @@ impl Conditioner<'_, '_> {
     /// `acc = B + W x` of an int8 dense on [`LANES`] inputs, in the
     /// conditioner's weight layout.
     fn dense_int8_lanes(&self, w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
-        if self.shape.row_pairs {
+        if super::ROW_PAIRS && self.shape.row_pairs {
             dense_i8_lanes_pairs(w, b, x, acc)
         } else {
             dense_i8_lanes(w, b, x, acc)

@@ -103,6 +103,44 @@ fn narrow_n<const N: usize>(w: &[i8], b: &[i32], x: [i16; N], acc: &mut [i32]) {
     }
 }
 
+/// [`narrow`] for whole row pairs in the row-pair layout (see
+/// [`dense_row_pairs`]): one to three inputs kept in registers, both rows of a
+/// pair per pass. Returns `false` (nothing written) unless there are one to
+/// three inputs and the lengths agree.
+#[inline(never)]
+pub(crate) fn narrow_row_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> bool {
+    if w.len() != x.len() * acc.len() || b.len() != acc.len() {
+        return false;
+    }
+    match *x {
+        [x0] => narrow_pairs_n(w, b, [x0], acc),
+        [x0, x1] => narrow_pairs_n(w, b, [x0, x1], acc),
+        [x0, x1, x2] => narrow_pairs_n(w, b, [x0, x1, x2], acc),
+        _ => return false,
+    }
+    true
+}
+
+/// [`narrow_row_pairs`] with `N` inputs, unrolled: a pair's first row reads
+/// its stored byte as `w + 128`.
+#[inline(always)]
+fn narrow_pairs_n<const N: usize>(w: &[i8], b: &[i32], x: [i16; N], acc: &mut [i32]) {
+    let x = x.map(i32::from);
+    for ((pair, bb), a) in w.chunks_exact(2 * N).zip(b.chunks_exact(2)).zip(acc.chunks_exact_mut(2)) {
+        if let ([b0, b1], [a0, a1]) = (bb, a) {
+            let (mut s0, mut s1) = (*b0, *b1);
+            for (wk, xk) in pair.chunks_exact(2).zip(x) {
+                if let [u, v] = *wk {
+                    s0 = s0.wrapping_add((i32::from(u as u8) - 128) * xk);
+                    s1 = s1.wrapping_add(i32::from(v) * xk);
+                }
+            }
+            *a0 = s0;
+            *a1 = s1;
+        }
+    }
+}
+
 /// Where [`block4_smlad`] reads the four biases and writes the four sums.
 #[repr(C)]
 struct BiasAcc {

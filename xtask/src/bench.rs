@@ -26,7 +26,8 @@ pub fn bench() {
     let assets = Assets::load();
     let mut out = String::from(
         "\nQEMU (-icount shift=0), instructions per call, ratios int8 / f32 from the same run\n\n\
-         int8 MAC: the row-pair layout int8 files hold (plain: the row-major layout of older files)\n\n\
+         int8 MAC: weights in the row-pair layout (what the Cortex-M4F firmware embeds; `floe repack`);\n\
+         plain: row-major (what the exporter writes and every build reads)\n\n\
          | board | f32 MAC | int8 MAC | int8 MAC, plain | int8 / f32 | log_prob f32 | log_prob int8 | int8 / f32 |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );

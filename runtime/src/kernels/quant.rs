@@ -184,8 +184,11 @@ pub fn dense_i8_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result
         return Err(Error::Internal);
     };
     #[cfg(all(feature = "dsp", target_arch = "arm", target_endian = "little"))]
-    let done =
-        if super::dsp::narrow_row_pairs(wp, bp, x, ap) { bp.len() } else { super::dsp::dense_row_pairs(wp, bp, x, ap) };
+    let done = if cols < 4 && super::dsp::narrow_row_pairs(wp, bp, x, ap) {
+        bp.len()
+    } else {
+        super::dsp::dense_row_pairs(wp, bp, x, ap)
+    };
     #[cfg(not(all(feature = "dsp", target_arch = "arm", target_endian = "little")))]
     let done = 0;
     if let (Some(wr), Some(br), Some(ar)) = (wp.get(done * cols..), bp.get(done..), ap.get_mut(done..)) {

@@ -64,6 +64,40 @@ fn values(sink: &mut impl Sink, name: &'static str, v: &[f32]) {
     }
 }
 
+/// An int8 dense kernel: row-major or row pairs.
+type Int8Dense = fn(&[i8], &[i32], &[i16], &mut [i32]) -> Result<(), Error>;
+
+/// Time `kernel` on the `DENSE_N × DENSE_N` weights `w` from inputs `x`, each
+/// result fed back (scaled) as the next input, [`COST_REPEATS`] times; print the
+/// cost as `names.0` and the last sums as `names.1`.
+#[allow(clippy::too_many_arguments)]
+fn time_int8(
+    sink: &mut impl Sink,
+    clock: &mut impl Clock,
+    kernel: Int8Dense,
+    w: &[i8],
+    b: &[i32],
+    x: [i16; DENSE_N],
+    names: (&'static str, &'static str),
+    overhead: u64,
+) -> Result<(), Error> {
+    use core::hint::black_box;
+    let macs = COST_REPEATS * (DENSE_N * DENSE_N) as u32;
+    let mut acc = [0i32; DENSE_N];
+    let mut xq = black_box(Align4(x));
+    let t0 = clock.now();
+    for _ in 0..COST_REPEATS {
+        kernel(black_box(w), black_box(b), black_box(&xq.0[..]), black_box(&mut acc[..]))?;
+        for (xk, ak) in xq.0.iter_mut().zip(acc.iter()) {
+            *xk = (*ak >> 12).clamp(-255, 255) as i16;
+        }
+    }
+    let t1 = clock.now();
+    sink.cost(names.0, macs, t1.saturating_sub(t0).saturating_sub(overhead));
+    ints(sink, names.1, &acc[..]);
+    Ok(())
+}
+
 /// Instructions per multiply-accumulate of the three dense kernels (f32, w8,
 /// int8), each `DENSE_N x DENSE_N` with weights in flash, repeated
 /// [`COST_REPEATS`] times; their outputs are results too.
@@ -121,46 +155,14 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
         *xk = i16::from(dense_weight_i8(k * 7 + 3)) * 2;
         *bk = i32::from(dense_weight_i8(k * 11 + 5)) * 1000;
     }
-    let mut acc = [0i32; DENSE_N];
-    let xq0 = xq.0;
-    let mut xq = black_box(xq);
-    let t0 = clock.now();
-    for _ in 0..COST_REPEATS {
-        quant::dense_i8(
-            black_box(&DENSE_W_I8.0[..]),
-            black_box(&bq[..]),
-            black_box(&xq.0[..]),
-            black_box(&mut acc[..]),
-        )?;
-        for (xk, ak) in xq.0.iter_mut().zip(acc.iter()) {
-            *xk = (*ak >> 12).clamp(-255, 255) as i16;
-        }
-    }
-    let t1 = clock.now();
-    sink.cost("dense-int8-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
-    ints(sink, "dense-int8", &acc[..]);
-
-    // int8 in the row-pair layout (what int8 model files hold), the same
-    // weights (packed here, in RAM: the Cortex-M0's flash has no room for a
-    // second copy) and inputs: its sums equal the plain layout's.
+    time_int8(sink, clock, quant::dense_i8, &DENSE_W_I8.0, &bq, xq.0, ("dense-int8-mac", "dense-int8"), overhead)?;
+    // int8 in the row-pair layout (`floe repack`; what the Cortex-M4F firmware
+    // embeds), the same weights (packed here, in RAM) and inputs: its sums
+    // equal the row-major ones.
     let mut packed = Align4([0i8; DENSE_N * DENSE_N]);
     floe_runtime::format::row_pairs::pack(&DENSE_W_I8.0, DENSE_N, DENSE_N, &mut packed.0)?;
-    let mut xq = black_box(Align4(xq0));
-    let t0 = clock.now();
-    for _ in 0..COST_REPEATS {
-        quant::dense_i8_pairs(
-            black_box(&packed.0[..]),
-            black_box(&bq[..]),
-            black_box(&xq.0[..]),
-            black_box(&mut acc[..]),
-        )?;
-        for (xk, ak) in xq.0.iter_mut().zip(acc.iter()) {
-            *xk = (*ak >> 12).clamp(-255, 255) as i16;
-        }
-    }
-    let t1 = clock.now();
-    sink.cost("dense-int8-pairs-mac", macs, t1.saturating_sub(t0).saturating_sub(overhead));
-    ints(sink, "dense-int8-pairs", &acc[..]);
+    let names = ("dense-int8-pairs-mac", "dense-int8-pairs");
+    time_int8(sink, clock, quant::dense_i8_pairs, &packed.0, &bq, xq.0, names, overhead)?;
 
     // A 7 x 12 int8 dense (not timed): on the Cortex-M4F it takes the DSP
     // kernel's odd group of four, a block of four rows, a pair and a last row,

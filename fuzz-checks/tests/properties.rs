@@ -146,7 +146,11 @@ proptest! {
             let (y, ld) = reference_spline(r, k, bound as f64, x[j] as f64);
             ld_ref += ld;
             slope[j] = ld.exp();
-            prop_assert!((z[j] as f64 - y).abs() <= 2e-5 * bound as f64, "coordinate {j}: {} vs {y}", z[j]);
+            // f32 rounding of the knots and of the bin position (a few ulps of
+            // the bound), carried to the output by the local slope, plus the
+            // output's own rounding.
+            let tol = 2e-5 * bound as f64 * (1.0 + slope[j]);
+            prop_assert!((z[j] as f64 - y).abs() <= tol, "coordinate {j}: {} vs {y} (slope {})", z[j], slope[j]);
             // Increasing: a slightly larger input maps no lower.
             let mut x2 = x.clone();
             x2[j] += 1e-2 * bound;

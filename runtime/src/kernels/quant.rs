@@ -68,78 +68,71 @@ pub(crate) fn quantize_value(v: f32, inv_scale: f32, zp: i32) -> i16 {
 /// `acc` gets `rows × LANES` sums the same way. Integer sums wrap the same in
 /// any order, so every lane has the sum [`dense_i8`] gives its row.
 pub(crate) fn dense_i8_lanes(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
-    struct Run<'a>(&'a [i8], &'a [i32], &'a [i16], &'a mut [i32]);
-    impl super::Wide for Run<'_> {
-        type Out = Result<()>;
-        #[inline(always)]
-        fn run(self) -> Result<()> {
-            let Run(w, b, x, acc) = self;
-            const L: usize = super::LANES;
-            let cols = x.len() / L;
-            if cols == 0 || x.len() != cols * L || w.len() != cols * b.len() || acc.len() != b.len() * L {
-                return Err(Error::Internal);
-            }
-            for ((row, &bi), a) in w.chunks_exact(cols).zip(b).zip(acc.chunks_exact_mut(L)) {
-                let mut s = [bi; L];
-                for (&wj, xj) in row.iter().zip(x.chunks_exact(L)) {
-                    let wj = i32::from(wj);
-                    for (sl, &xl) in s.iter_mut().zip(xj) {
-                        *sl = sl.wrapping_add(wj * i32::from(xl));
-                    }
-                }
-                a.copy_from_slice(&s);
-            }
-            Ok(())
-        }
-    }
-    super::run_wide(Run(w, b, x, acc))
+    super::run_wide(LanesI8 { w, b, x, acc, pairs: false })
 }
 
 /// [`dense_i8_lanes`] on weights in the row-pair layout (see
 /// [`dense_i8_pairs`]); `x` and `acc` as there (inputs in order, not paired:
 /// a pair's stored position `k` reads input [`paired_index`]`(k, cols)`).
 pub(crate) fn dense_i8_lanes_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
-    struct Run<'a>(&'a [i8], &'a [i32], &'a [i16], &'a mut [i32]);
-    impl super::Wide for Run<'_> {
-        type Out = Result<()>;
-        #[inline(always)]
-        fn run(self) -> Result<()> {
-            let Run(w, b, x, acc) = self;
-            const L: usize = super::LANES;
-            let cols = x.len() / L;
-            if cols == 0 || x.len() != cols * L || w.len() != cols * b.len() || acc.len() != b.len() * L {
-                return Err(Error::Internal);
-            }
-            let paired = b.len() - b.len() % 2;
-            let (Some((wp, wl)), Some((bp, bl)), Some((ap, al))) =
-                (w.split_at_checked(paired * cols), b.split_at_checked(paired), acc.split_at_mut_checked(paired * L))
-            else {
-                return Err(Error::Internal);
-            };
-            for ((pair, bb), a) in wp.chunks_exact(2 * cols).zip(bp.chunks_exact(2)).zip(ap.chunks_exact_mut(2 * L)) {
-                let (Some(&b0), Some(&b1)) = (bb.first(), bb.get(1)) else { return Err(Error::Internal) };
-                let (mut s0, mut s1) = ([b0; L], [b1; L]);
-                for (k, wk) in pair.chunks_exact(2).enumerate() {
-                    let j = paired_index(k, cols);
-                    let (Some(xj), &[u, v]) = (x.get(j * L..j * L + L), wk) else { return Err(Error::Internal) };
-                    let (w0, w1) = (i32::from(u as u8) - 128, i32::from(v));
-                    for ((l0, l1), &xl) in s0.iter_mut().zip(s1.iter_mut()).zip(xj) {
-                        *l0 = l0.wrapping_add(w0 * i32::from(xl));
-                        *l1 = l1.wrapping_add(w1 * i32::from(xl));
-                    }
-                }
-                let (a0, a1) = a.split_at_mut(L);
-                a0.copy_from_slice(&s0);
-                a1.copy_from_slice(&s1);
-            }
-            if bl.is_empty() {
-                Ok(())
-            } else {
-                dense_i8_lanes(wl, bl, x, al)
-            }
+    super::run_wide(LanesI8 { w, b, x, acc, pairs: true })
+}
+
+/// The int8 lanes' loops, inlined into each instruction-set variant: whole row
+/// pairs when `pairs`, then single rows in row-major order (all of them when
+/// not `pairs`, an odd last row when `pairs`).
+struct LanesI8<'a> {
+    w: &'a [i8],
+    b: &'a [i32],
+    x: &'a [i16],
+    acc: &'a mut [i32],
+    pairs: bool,
+}
+
+impl super::Wide for LanesI8<'_> {
+    type Out = Result<()>;
+    #[inline(always)]
+    fn run(self) -> Result<()> {
+        let LanesI8 { w, b, x, acc, pairs } = self;
+        const L: usize = super::LANES;
+        let cols = x.len() / L;
+        if cols == 0 || x.len() != cols * L || w.len() != cols * b.len() || acc.len() != b.len() * L {
+            return Err(Error::Internal);
         }
+        let paired = if pairs { b.len() - b.len() % 2 } else { 0 };
+        let (Some((wp, wl)), Some((bp, bl)), Some((ap, al))) =
+            (w.split_at_checked(paired * cols), b.split_at_checked(paired), acc.split_at_mut_checked(paired * L))
+        else {
+            return Err(Error::Internal);
+        };
+        for ((pair, bb), a) in wp.chunks_exact(2 * cols).zip(bp.chunks_exact(2)).zip(ap.chunks_exact_mut(2 * L)) {
+            let (Some(&b0), Some(&b1)) = (bb.first(), bb.get(1)) else { return Err(Error::Internal) };
+            let (mut s0, mut s1) = ([b0; L], [b1; L]);
+            for (k, wk) in pair.chunks_exact(2).enumerate() {
+                let j = paired_index(k, cols);
+                let (Some(xj), &[u, v]) = (x.get(j * L..j * L + L), wk) else { return Err(Error::Internal) };
+                let (w0, w1) = (i32::from(u as u8) - 128, i32::from(v));
+                for ((l0, l1), &xl) in s0.iter_mut().zip(s1.iter_mut()).zip(xj) {
+                    *l0 = l0.wrapping_add(w0 * i32::from(xl));
+                    *l1 = l1.wrapping_add(w1 * i32::from(xl));
+                }
+            }
+            let (a0, a1) = a.split_at_mut(L);
+            a0.copy_from_slice(&s0);
+            a1.copy_from_slice(&s1);
+        }
+        for ((row, &bi), a) in wl.chunks_exact(cols).zip(bl).zip(al.chunks_exact_mut(L)) {
+            let mut s = [bi; L];
+            for (&wj, xj) in row.iter().zip(x.chunks_exact(L)) {
+                let wj = i32::from(wj);
+                for (sl, &xl) in s.iter_mut().zip(xj) {
+                    *sl = sl.wrapping_add(wj * i32::from(xl));
+                }
+            }
+            a.copy_from_slice(&s);
+        }
+        Ok(())
     }
-    super::run_wide(Run(w, b, x, acc))
 }
 
 /// `acc_i = b_i + Σ_j w_ij · x_j`, exact in i32, with `x` in the paired layout
@@ -151,16 +144,30 @@ pub(crate) fn dense_i8_lanes_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i3
 /// With the `dsp` feature on Arm, rows of whole groups of four go through the
 /// `SMLAD` loop (`kernels/dsp.rs`); the integer result is the same.
 pub fn dense_i8(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
+    check_i8_shape(w, b, x, acc)?;
+    row_major(w, b, x, acc);
+    Ok(())
+}
+
+/// The lengths an int8 dense needs: inputs, and `cols` weights and one bias per sum.
+#[inline(always)]
+fn check_i8_shape(w: &[i8], b: &[i32], x: &[i16], acc: &[i32]) -> Result<()> {
     let cols = x.len();
     if cols == 0 || w.len() != cols * acc.len() || b.len() != acc.len() {
         return Err(Error::Internal);
     }
+    Ok(())
+}
+
+/// Row-major int8 sums (lengths checked by the caller): the Cortex-M4F's
+/// `SMLAD` loop where it applies, else the portable loop.
+#[inline(always)]
+fn row_major(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) {
     #[cfg(all(feature = "dsp", target_arch = "arm", target_endian = "little"))]
     if super::dsp::dense_paired(w, b, x, acc) {
-        return Ok(());
+        return;
     }
     dense_i8_portable(w, b, x, acc);
-    Ok(())
 }
 
 /// [`dense_i8`] on weights in the row-pair layout
@@ -173,10 +180,8 @@ pub fn dense_i8(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
 /// `UXTB16`/`SMLAD` loop (`kernels/dsp.rs`); the integer result is the same.
 #[inline(never)]
 pub fn dense_i8_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result<()> {
+    check_i8_shape(w, b, x, acc)?;
     let cols = x.len();
-    if cols == 0 || w.len() != cols * acc.len() || b.len() != acc.len() {
-        return Err(Error::Internal);
-    }
     let paired = acc.len() - acc.len() % 2;
     let (Some((wp, wl)), Some((bp, bl)), Some((ap, al))) =
         (w.split_at_checked(paired * cols), b.split_at_checked(paired), acc.split_at_mut_checked(paired))
@@ -198,11 +203,7 @@ pub fn dense_i8_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -> Result
     // that its frame does not sit under this one (the 1,200-byte `sample`
     // stack bound).
     if !al.is_empty() {
-        #[cfg(all(feature = "dsp", target_arch = "arm", target_endian = "little"))]
-        if super::dsp::dense_paired(wl, bl, x, al) {
-            return Ok(());
-        }
-        dense_i8_portable(wl, bl, x, al);
+        row_major(wl, bl, x, al);
     }
     Ok(())
 }

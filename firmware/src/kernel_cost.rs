@@ -190,12 +190,16 @@ pub fn kernel_cost(sink: &mut impl Sink, clock: &mut impl Clock) -> Result<(), E
     quant::dense_i8(black_box(&w12.0[..18]), black_box(&b7[..6]), black_box(&x12.0[..3]), black_box(&mut acc6[..]))?;
     ints(sink, "dense-int8-narrow", &acc6[..]);
 
-    // The row-pair kernel's other paths, on the same values: 7 x 12 (a block
-    // of two pairs, a last pair and an odd row), 6 x 6 (two inputs after the
-    // last group of four) and 5 x 3 (fewer inputs than a group).
-    for (rows, cols, name) in
-        [(7, 12, "dense-int8-pairs-odd"), (6, 6, "dense-int8-pairs-tail"), (5, 3, "dense-int8-pairs-narrow")]
-    {
+    // The row-pair kernels' other paths, on the same values: 7 x 12 (a block
+    // of two pairs, a last pair and an odd row), 4 x 4 (one group: the block
+    // loop runs no pass, only its odd group), 6 x 6 (not a whole number of
+    // groups: the portable loop) and 5 x 3 (fewer inputs than a group).
+    for (rows, cols, name) in [
+        (7, 12, "dense-int8-pairs-odd"),
+        (4, 4, "dense-int8-pairs-one-group"),
+        (6, 6, "dense-int8-pairs-tail"),
+        (5, 3, "dense-int8-pairs-narrow"),
+    ] {
         let n = rows * cols;
         floe_runtime::format::row_pairs::pack(&w12.0[..n], rows, cols, &mut packed.0[..n])?;
         let mut a = [0i32; 7];

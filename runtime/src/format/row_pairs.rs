@@ -133,12 +133,17 @@ pub fn has_min(stored: &[i8], rows: usize, cols: usize) -> bool {
 /// many layers it rewrote (0: `file` is unchanged). Every weight keeps its
 /// value, so the model's sums — and every result — stay the same bits; the file
 /// keeps its length. `scratch` must hold the largest int8 weight matrix (else
-/// [`Error::InvalidArgument`]). Pass a file [`crate::Model::load`] accepted
-/// (with the `row-pairs` feature when it has row pairs already): a malformed
-/// one is an error, with `file` then partly rewritten.
+/// [`Error::InvalidArgument`]). The CRC is checked first ([`Error::BadCrc`]), so
+/// a damaged file never comes out with a fresh one; a file that is otherwise
+/// malformed is an error too (typed, no panic), with `file` then partly
+/// rewritten: pass one [`crate::Model::load`] accepts.
 pub fn relayout_file(file: &mut [u8], scratch: &mut [i8], pairs: bool) -> Result<usize> {
     let h = Header::decode(file)?;
     let body = (h.file_len as usize).checked_sub(CRC_LEN).ok_or(Error::BadHeader)?;
+    let stored = file.get(body..body + CRC_LEN).ok_or(Error::Truncated)?;
+    if crc32(file.get(..body).ok_or(Error::Truncated)?).to_le_bytes() != *stored {
+        return Err(Error::BadCrc);
+    }
     let mut done = 0;
     for i in 0..h.n_layers {
         let at = h.layer_table as usize + usize::from(i) * LAYER_RECORD_LEN;
@@ -150,15 +155,19 @@ pub fn relayout_file(file: &mut [u8], scratch: &mut [i8], pairs: bool) -> Result
         }
         // The conditioner (after an encoder's `mean`, `std`): a leading table,
         // then `W, s, B` per dense, `blocks + 1` denses (int8 is plain only).
-        let first = rec.first_tensor + if rec.kind == LayerKind::Encoder { 2 } else { 0 };
+        let first = rec.first_tensor.checked_add(if rec.kind == LayerKind::Encoder { 2 } else { 0 });
         for d in 0..=u32::from(rec.blocks) {
-            let t = first + 1 + 3 * d;
+            let t = first
+                .and_then(|f| f.checked_add(1 + 3 * d))
+                .filter(|&t| t < h.n_tensors && t < rec.first_tensor.saturating_add(rec.n_tensors))
+                .ok_or(Error::BadLayer(i))?;
             let ta = h.tensor_table as usize + t as usize * TENSOR_RECORD_LEN;
             let tr = TensorRecord::decode(file.get(ta..ta + TENSOR_RECORD_LEN).ok_or(Error::Truncated)?, t)?;
             let (rows, cols) = (tr.rows as usize, tr.cols as usize);
-            let n = rows * cols;
+            let n = rows.checked_mul(cols).ok_or(Error::BadTensor(t))?;
             let start = tr.offset as usize;
-            let data = file.get_mut(start..start + n).ok_or(Error::BadTensor(t))?;
+            let end = start.checked_add(n).ok_or(Error::BadTensor(t))?;
+            let data = file.get_mut(start..end).ok_or(Error::BadTensor(t))?;
             let tmp = scratch.get_mut(..n).ok_or(Error::InvalidArgument)?;
             if tr.dtype != DType::I8 {
                 return Err(Error::BadTensor(t));
@@ -216,17 +225,19 @@ mod tests {
 
     #[test]
     fn has_min_finds_minus_128_in_every_position() {
-        let (rows, cols) = (5, 6);
-        let w = [3i8; 30];
-        let mut s = [0i8; 30];
-        pack(&w, rows, cols, &mut s).unwrap();
-        assert!(!has_min(&s, rows, cols));
-        for i in 0..rows {
-            for j in 0..cols {
+        // Whole words of pairs (5 x 6) and a pair tail off the words (3 x 5);
+        // an odd last row in both.
+        for (rows, cols) in [(5, 6), (3, 5)] {
+            let n = rows * cols;
+            let w = [3i8; 30];
+            let mut s = [0i8; 30];
+            pack(&w[..n], rows, cols, &mut s[..n]).unwrap();
+            assert!(!has_min(&s[..n], rows, cols));
+            for k in 0..n {
                 let mut v = w;
-                v[i * cols + j] = i8::MIN;
-                pack(&v, rows, cols, &mut s).unwrap();
-                assert!(has_min(&s, rows, cols), "({i}, {j})");
+                v[k] = i8::MIN;
+                pack(&v[..n], rows, cols, &mut s[..n]).unwrap();
+                assert!(has_min(&s[..n], rows, cols), "{rows} x {cols}: ({}, {})", k / cols, k % cols);
             }
         }
     }

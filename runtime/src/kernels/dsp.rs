@@ -1,12 +1,17 @@
-//! The int8 dense layer on the Armv7E-M DSP extension. Four output rows × eight
-//! inputs per pass ([`block4_smlad`]): per four inputs one double-word load of
-//! activations (shared by the four rows), per row one word load of weights, two
-//! `SXTB16` and two `SMLAD` (dual 16-bit multiply-accumulate) — 44 instructions
-//! per 32 MACs with the loop's `SUBS`/`BNE` (two rows per pass took 24 per 16;
-//! one row × four inputs 8 per 4). The last one to three rows go two (then one)
-//! at a time. The weights' sign extension (`SXTB16`) is the largest share of the
-//! loop; avoiding it would take 16-bit weights, twice the flash. Exact integer
-//! arithmetic, so the result equals the portable loop's, bit for bit.
+//! The int8 dense layer on the Armv7E-M DSP extension, for both weight layouts.
+//!
+//! - Row-major ([`dense_paired`]): four output rows × eight inputs per pass
+//!   ([`block4_smlad`]): per four inputs one double-word load of activations
+//!   (shared by the four rows), per row one word load of weights, two `SXTB16`
+//!   and two `SMLAD` (dual 16-bit multiply-accumulate) — 44 instructions per 32
+//!   MACs with the loop's `SUBS`/`BNE`. The last one to three rows go two (then
+//!   one) at a time. The weights' sign extension is the largest share.
+//! - Row pairs ([`dense_row_pairs`], `crate::format::row_pairs`): the weights
+//!   stored so that one `UXTB16` serves two rows — 32 instructions per 32 MACs
+//!   ([`row_pairs_smlad`]); [`narrow_row_pairs`] for one to three inputs.
+//!
+//! Exact integer arithmetic, so the result equals the portable loops', bit for
+//! bit.
 #![allow(unsafe_code)]
 
 /// One group of four inputs for two rows: one double-word load of (paired)

@@ -153,6 +153,13 @@ fn mutate(q: &Quantized, edit: impl FnOnce(&mut FrozenModel)) -> Result<(), Erro
     Model::load(&AlignedBytes::new(&bytes)).map(|_| ())
 }
 
+/// Recompute the CRC of an edited file.
+fn recrc(b: &mut [u8]) {
+    let n = b.len();
+    let crc = crc32(&b[..n - 4]);
+    b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+}
+
 fn first_quantized(m: &FrozenModel) -> usize {
     m.layers.iter().position(|l| l.precision.is_quantized()).expect("a quantized layer")
 }
@@ -171,18 +178,6 @@ fn malformed_quantized_layers_get_typed_errors() {
         }
     });
     assert_eq!(e, Err(Error::InvalidParameter(layer)));
-    // The same in a pair's second row and in an odd last row (the row-pair
-    // layout stores -128 differently there: 0x80, not 0x00).
-    for d in [0, 2] {
-        let e = mutate(&q, |m| {
-            let t = &mut m.layers[li].tensors[1 + 3 * d];
-            let (rows, cols) = (t.rows, t.cols);
-            if let Payload::I8(w) = &mut t.data {
-                w[if rows % 2 == 1 { (rows - 1) * cols } else { cols + 1 }] = i8::MIN;
-            }
-        });
-        assert_eq!(e, Err(Error::InvalidParameter(layer)), "dense {d}");
-    }
     // A non-integral zero point.
     let e = mutate(&q, |m| {
         if let Payload::F32(a) = &mut m.layers[li].tensors[0].data {
@@ -215,25 +210,23 @@ fn malformed_quantized_layers_get_typed_errors() {
     // (`Precision` cannot say both, so the flag byte is edited in the file.)
     let mut both = q.loaded.bytes().to_vec();
     both[HEADER_LEN + li * LAYER_RECORD_LEN + layout::layer::FLAGS] |= FLAG_W8;
-    let n = both.len();
-    let crc = crc32(&both[..n - 4]);
-    both[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    recrc(&mut both);
     assert_eq!(Model::load(&AlignedBytes::new(&both)).map(|_| ()), Err(Error::BadLayer(layer)));
     assert_eq!(mutate(&q, |m| m.layers[li].residual = true), Err(Error::BadLayer(layer)));
-    // In the row-pair layout: a first row's stored 0x00 is a -128 (and a
-    // second row's 0x80, as in row-major order).
+    // In the row-pair layout a -128 is a stored 0x00 in a pair's first row
+    // and 0x80 in its second row (the first pair's first two inputs here;
+    // every dense of this model has an even row count, so the odd last row's
+    // 0x80 is left to the runtime's `has_min` unit test).
     let (pairs, n) = q.loaded.relayout(true).expect("row pairs");
     assert!(n >= 1);
     let flag_at = HEADER_LEN + li * LAYER_RECORD_LEN + layout::layer::FLAGS;
     assert_ne!(pairs.bytes()[flag_at] & FLAG_INT8_ROW_PAIRS, 0);
     let first = pairs.model().layer_info(li).expect("layer").record.first_tensor;
     let t = floe_runtime::exporter_hooks::tensor_record(pairs.model(), first + 1).expect("the first weight tensor");
-    for (at, v) in [(0, 0x00u8), (1, 0x80)] {
+    for (at, v) in [(0, 0x00u8), (1, 0x80), (2, 0x00), (3, 0x80)] {
         let mut bad = pairs.bytes().to_vec();
         bad[t.offset as usize + at] = v;
-        let n = bad.len();
-        let crc = crc32(&bad[..n - 4]);
-        bad[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        recrc(&mut bad);
         assert_eq!(Model::load(&AlignedBytes::new(&bad)).map(|_| ()), Err(Error::InvalidParameter(layer)), "byte {at}");
     }
     // The row-pair flag without int8.
@@ -241,9 +234,7 @@ fn malformed_quantized_layers_get_typed_errors() {
     let wi = first_quantized(&w8.model);
     let mut pairs_w8 = w8.loaded.bytes().to_vec();
     pairs_w8[HEADER_LEN + wi * LAYER_RECORD_LEN + layout::layer::FLAGS] |= FLAG_INT8_ROW_PAIRS;
-    let n = pairs_w8.len();
-    let crc = crc32(&pairs_w8[..n - 4]);
-    pairs_w8[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    recrc(&mut pairs_w8);
     assert_eq!(Model::load(&AlignedBytes::new(&pairs_w8)).map(|_| ()), Err(Error::BadLayer(wi as u16)));
     // A w8 flag on int8 tensors: the shapes and dtypes no longer fit.
     assert_eq!(mutate(&q, |m| m.layers[li].precision = Precision::W8), Err(Error::ShapeMismatch(layer)));
@@ -262,6 +253,14 @@ fn made_masks_are_checked_on_int8_weights() {
         }
     });
     assert_eq!(e, Err(Error::InvalidParameter(li as u16)));
+    // MADE weights stay row-major: the row-pair flag is refused on them, and
+    // `floe repack` leaves them as they are.
+    let mut flagged = q.loaded.bytes().to_vec();
+    flagged[HEADER_LEN + li * LAYER_RECORD_LEN + layout::layer::FLAGS] |= FLAG_INT8_ROW_PAIRS;
+    recrc(&mut flagged);
+    assert_eq!(Model::load(&AlignedBytes::new(&flagged)).map(|_| ()), Err(Error::BadLayer(li as u16)));
+    let (same, rewritten) = q.loaded.relayout(true).expect("relayout");
+    assert_eq!((rewritten, same.bytes()), (0, q.loaded.bytes()));
 }
 
 #[test]

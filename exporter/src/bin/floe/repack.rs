@@ -37,9 +37,13 @@ pub fn run(a: Args) -> Result<()> {
     let (new, n) = LoadedModel::read(&a.model)?.relayout(pairs)?;
     new.write(&a.out)?;
     let layout = if pairs { "the row-pair layout" } else { "row-major order" };
+    let check = if n == 0 {
+        "nothing to rewrite (no int8 layer that the layout applies to, or already so)".to_string()
+    } else {
+        format!("log p of {RELAYOUT_CHECK_ROWS} sampled rows identical bit for bit")
+    };
     println!(
-        "{}: {n} int8 layer(s) rewritten into {layout}; log p of {RELAYOUT_CHECK_ROWS} sampled rows identical bit \
-         for bit; wrote {} ({} bytes)",
+        "{}: {n} int8 layer(s) rewritten into {layout}; {check}; wrote {} ({} bytes)",
         a.model.display(),
         a.out.display(),
         new.bytes().len()

@@ -198,6 +198,11 @@ fn bad_input_gets_one_clear_error() {
     std::fs::write(&junk, b"definitely not a model").unwrap();
     let (ok, _, err) = floe(&["inspect", junk.to_str().unwrap()]);
     assert_clean_error(ok, &err, "bad magic");
+    let (ok, _, err) = floe(&["repack", junk.to_str().unwrap(), "--out", d.join("r.floe").to_str().unwrap()]);
+    assert_clean_error(ok, &err, "bad magic");
+    let m8 = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/assets/thyroid-int8.floe");
+    let (ok, _, err) = floe(&["repack", m8, "--out", "x.floe", "--int8-layout", "diagonal"]);
+    assert_clean_error(ok, &err, "invalid value 'diagonal'");
     let (ok, _, err) = floe(&["frobnicate"]);
     assert_clean_error(ok, &err, "unrecognized subcommand");
     // A negative number after a flag is the flag's value, and the range check
@@ -642,4 +647,21 @@ fn stream_column_all_takes_every_numeric_column() {
     // 9 channels × 3 first differences of a 4-sample window.
     assert!(info.contains("window 4 x 9 channel(s), first differences"), "{info}");
     assert!(info.lines().any(|l| l.split_whitespace().eq(["dim", "27"])), "{info}");
+}
+
+#[test]
+fn repack_writes_row_pairs_and_back_to_the_same_bytes() {
+    let d = tmp("repack");
+    let m8 = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/assets/thyroid-int8.floe");
+    let (pairs, rows) = (d.join("pairs.floe"), d.join("rows.floe"));
+    let (ok, out, err) = floe(&["repack", m8, "--out", pairs.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("4 int8 layer(s) rewritten into the row-pair layout"), "{out}");
+    let (ok, out, err) =
+        floe(&["repack", pairs.to_str().unwrap(), "--out", rows.to_str().unwrap(), "--int8-layout", "rows"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("4 int8 layer(s) rewritten into row-major order"), "{out}");
+    let original = std::fs::read(m8).unwrap();
+    assert_eq!(std::fs::read(&rows).unwrap(), original, "back to the original bytes");
+    assert_ne!(std::fs::read(&pairs).unwrap(), original);
 }

@@ -1,7 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
-// The only `unsafe` code is the Arm kernels of `kernels/dsp.rs` (feature `dsp`:
-// the int8 SMLAD loops, the f32 VLDM/VMLA kernel) and the x86-64 run-time
+// The only `unsafe` code is the Arm kernels of `kernels/dsp.rs` and its
+// `dsp/row_pairs.rs` (feature `dsp`: the int8 SMLAD loops, the f32 VLDM/VMLA
+// kernel) and the x86-64 run-time
 // dispatch of `kernels/x86.rs` (CPUID/XGETBV, AVX-512F/AVX2 variants), each
 // block with its written justification; everything else is safe code.
 #![deny(unsafe_code)]

@@ -212,7 +212,8 @@ pub fn activate(act: Activation, v: &mut [f32]) {
 #[inline]
 pub fn softplus(x: f32) -> f32 {
     let m = if x > 0.0 { x } else { 0.0 };
-    m + libm::log1pf(crate::kernels::math::exp(-libm::fabsf(x)))
+    // −|x| ≤ 0 (or NaN): `exp_nonpos`, exp's bits without its overflow branch.
+    m + libm::log1pf(crate::kernels::math::exp_nonpos(-libm::fabsf(x)))
 }
 
 /// Cut `n` values off the front of a mutable slice.

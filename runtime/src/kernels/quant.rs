@@ -225,18 +225,27 @@ pub fn multiplier(real: f32) -> (i32, i32) {
 /// multiple of 2^t); |prod| < 2^62 keeps |hi| < 2^30, so nothing overflows, and
 /// the i32 saturation never engages, so clamping the rounded value to
 /// `0 ..= 127 − zp` is the same as the saturating add and the clamp; and
-/// ⌊(hi + 2^(t−1)) / 2^t⌋ = ⌊(⌊hi / 2^(t−1)⌋ + 1) / 2⌋. One `SMMUL`, two shifts,
-/// an add and the clamp, with the multiplier read off `real`'s bits.
+/// ⌊(hi + 2^(t−1)) / 2^t⌋ = ⌊(⌊hi / 2^(t−1)⌋ + 1) / 2⌋ = ⌊(⌊hi₂ / 2^t⌋ + 1) / 2⌋
+/// with hi₂ = ⌊acc·2m / 2^32⌋ (⌊⌊a/2⌋/2^(t−1)⌋ = ⌊a/2^t⌋). `2m` is `real`'s
+/// 24-bit significand at the top of a word, `(bits | 2^23) << 8`; read as i32
+/// that is `2m − 2^32`, so hi₂ = ⌊acc·(2m − 2^32) / 2^32⌋ + acc, one `SMMLA`
+/// (|hi₂| < 2^31: the sum wraps to the exact value). With the shift, an add
+/// and the clamp: about half the instructions of building `m` with masks.
 #[inline]
 pub(crate) fn requantize_relu(acc: i32, real: f32, zp: i32) -> i16 {
     let bits = real.to_bits();
-    let e = bits >> 23; // the sign bit too: a negative `real` takes the slow path
-    if (95..=124).contains(&e) {
-        let m = (((bits & 0x007F_FFFF) | 0x0080_0000) << 7) as i32;
-        let hi = ((i64::from(acc) * i64::from(m)) >> 32) as i32;
-        // ⌊(hi + 2^(t−1)) / 2^t⌋ = ⌊(⌊hi / 2^(t−1)⌋ + 1) / 2⌋ (floor division
-        // nests; the +1 is integral), with t = 125 − e: no 2^(t−1) to build.
-        let r = ((hi >> (124 - e)) + 1) >> 1;
+    // k = e − 95 for the exponent field e (the sign bit too: a negative
+    // `real` gives a huge k and takes the slow path); the fast path is
+    // k < 30, and t = 30 − k = 125 − e, which the compiler then knows needs
+    // no shift mask.
+    let k = (bits >> 23).wrapping_sub(95);
+    if k < 30 {
+        let t = 30 - k;
+        // The implicit bit ORed in before the shift: an immediate, no constant register.
+        let m2 = ((bits | 0x0080_0000) << 8) as i32;
+        let hi2 = ((i64::from(acc) * i64::from(m2)) >> 32) as i32;
+        let hi2 = hi2.wrapping_add(acc);
+        let r = ((hi2 >> t) + 1) >> 1;
         return r.max(0).min(127 - zp) as i16;
     }
     requantize_relu_wide(acc, real, zp)

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::format::spline::{
     params_per_dim, zuko_clip, DERIVATIVE_SHIFT, MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE, ZUKO_NEG_LN_SLOPE,
 };
-use crate::kernels::math::exp;
+use crate::kernels::math::{exp, exp_nonpos};
 use crate::kernels::{at, softplus, sub, take};
 
 pub(crate) mod lanes;
@@ -44,10 +44,12 @@ fn knots<const ZUKO: bool>(raw: &[f32], min: f32, bound: f32, knots: &mut [f32])
             m = r;
         }
     }
-    // e^(r − m) once per bin, parked in knots[1..] until the sum is known.
+    // e^(r − m) once per bin, parked in knots[1..] until the sum is known;
+    // r − m ≤ 0 (or NaN: an infinite or NaN logit), `exp_nonpos`'s domain.
     let mut sum = 0.0f32;
-    for (&r, kn) in raw.iter().zip(knots.iter_mut().skip(1)) {
-        let e = exp(logit(r) - m);
+    let tail = knots.get_mut(1..).ok_or(Error::Internal)?;
+    for (&r, kn) in raw.iter().zip(tail.iter_mut()) {
+        let e = exp_nonpos(logit(r) - m);
         *kn = e;
         sum += e;
     }
@@ -93,11 +95,13 @@ fn derivative_at<const ZUKO: bool>(raw: &[f32], i: usize) -> Result<f32> {
 
 /// Index of the bin holding `v`: the largest `i < K` with `knots[i] <= v`.
 fn bin_index(knots: &[f32], v: f32) -> usize {
-    let k = knots.len().saturating_sub(1);
+    // The interior knots 1 ..= K − 1 as a slice (an iterator's `skip` costs
+    // a call per spline on the Cortex-M4F).
+    let inner = knots.get(1..knots.len().saturating_sub(1)).unwrap_or(&[]);
     let mut idx = 0;
-    for (i, &kn) in knots.iter().enumerate().take(k).skip(1) {
+    for (i, &kn) in inner.iter().enumerate() {
         if v >= kn {
-            idx = i;
+            idx = i + 1;
         }
     }
     idx

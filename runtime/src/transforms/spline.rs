@@ -27,15 +27,13 @@ pub(crate) const fn work_len(bins: usize) -> usize {
     3 * (bins + 1)
 }
 
-/// Knot positions from raw logits: softmax, minimum size, cumulative sum, scaled
-/// to `[-B, B]`. `knots` has `K + 1` entries. With `zuko` the logits are
-/// soft-clipped first and the minimum size is 0 (zuko's parameterization).
-fn knots<const ZUKO: bool>(raw: &[f32], min: f32, bound: f32, knots: &mut [f32]) -> Result<()> {
-    let k = raw.len();
-    if knots.len() != k + 1 || k == 0 {
+/// The softmax of a spline's raw bin logits, unnormalized: `e^(r − max r)`
+/// per bin into `e` (K values), and their sum, added left to right. With
+/// `ZUKO` the logits are soft-clipped first (zuko's parameterization).
+fn softmax_parts<const ZUKO: bool>(raw: &[f32], e: &mut [f32]) -> Result<f32> {
+    if e.len() != raw.len() || raw.is_empty() {
         return Err(Error::Internal);
     }
-    let min = if ZUKO { 0.0 } else { min };
     let logit = |r: f32| if ZUKO { clip_logit(r) } else { r };
     let mut m = f32::NEG_INFINITY;
     for &r in raw {
@@ -44,30 +42,48 @@ fn knots<const ZUKO: bool>(raw: &[f32], min: f32, bound: f32, knots: &mut [f32])
             m = r;
         }
     }
-    // e^(r − m) once per bin, parked in knots[1..] until the sum is known;
     // r − m ≤ 0 (or NaN: an infinite or NaN logit), `exp_nonpos`'s domain.
     let mut sum = 0.0f32;
-    let tail = knots.get_mut(1..).ok_or(Error::Internal)?;
-    for (&r, kn) in raw.iter().zip(tail.iter_mut()) {
-        let e = exp_nonpos(logit(r) - m);
-        *kn = e;
-        sum += e;
+    for (&r, ei) in raw.iter().zip(e.iter_mut()) {
+        *ei = exp_nonpos(logit(r) - m);
+        sum += *ei;
     }
-    let scale = 1.0 - min * k as f32;
-    let mut cum = 0.0f32;
-    let mut it = knots.iter_mut();
-    if let Some(first) = it.next() {
-        *first = -bound;
+    Ok(sum)
+}
+
+/// The knots of one side of a spline, one at a time from the left: softmax,
+/// minimum size, running sum, scaled to `[-B, B]` — knot `i` is
+/// `2B (Σ_{j<i} (min + (1 − min K) e_j / Σe)) − B` (with zuko's
+/// parameterization the minimum is 0), knot 0 is `−B` and knot K is `B`.
+/// A walk computes only the knots it is asked for, each with the same
+/// operations in the same order as every other.
+struct Knots<'e> {
+    e: core::slice::Iter<'e, f32>,
+    sum: f32,
+    min: f32,
+    scale: f32,
+    bound: f32,
+    cum: f32,
+}
+
+impl<'e> Knots<'e> {
+    fn new<const ZUKO: bool>(e: &'e [f32], sum: f32, min: f32, bound: f32) -> Self {
+        let min = if ZUKO { 0.0 } else { min };
+        Knots { e: e.iter(), sum, min, scale: 1.0 - min * e.len() as f32, bound, cum: 0.0 }
     }
-    for kn in it {
-        let p = *kn / sum;
-        cum += min + scale * p;
-        *kn = 2.0 * bound * cum - bound;
+
+    /// The next interior knot (1, 2, …), or `B` once the bins are used up
+    /// (knot K; the running sum's rounding would put it near, not at, `B`).
+    #[inline(always)]
+    fn next_knot(&mut self) -> f32 {
+        let Some(&e) = self.e.next() else { return self.bound };
+        if self.e.len() == 0 {
+            return self.bound;
+        }
+        let p = e / self.sum;
+        self.cum += self.min + self.scale * p;
+        2.0 * self.bound * self.cum - self.bound
     }
-    if let Some(last) = knots.last_mut() {
-        *last = bound;
-    }
-    Ok(())
 }
 
 /// zuko's soft clip of a bin logit.
@@ -93,20 +109,6 @@ fn derivative_at<const ZUKO: bool>(raw: &[f32], i: usize) -> Result<f32> {
     Ok(derivative::<ZUKO>(at(raw, i - 1)?))
 }
 
-/// Index of the bin holding `v`: the largest `i < K` with `knots[i] <= v`.
-fn bin_index(knots: &[f32], v: f32) -> usize {
-    // The interior knots 1 ..= K − 1 as a slice (an iterator's `skip` costs
-    // a call per spline on the Cortex-M4F).
-    let inner = knots.get(1..knots.len().saturating_sub(1)).unwrap_or(&[]);
-    let mut idx = 0;
-    for (i, &kn) in inner.iter().enumerate() {
-        if v >= kn {
-            idx = i + 1;
-        }
-    }
-    idx
-}
-
 struct Bin {
     xk: f32,
     wk: f32,
@@ -116,36 +118,60 @@ struct Bin {
     dk1: f32,
 }
 
-/// The bin holding `v` among the x-knots (`by_y` false) or the y-knots, the
-/// knots set up in `work` from `raw`; the parameterization chosen at compile
-/// time so floe's own splines pay nothing for zuko's. Only the bin's two knot
-/// derivatives are computed (each one's value does not depend on the others).
-fn bin_of(raw: &[f32], bins: usize, bound: f32, zuko: bool, v: f32, by_y: bool, work: &mut [f32]) -> Result<Bin> {
+/// The bin holding `v` among the x-knots (`BY_Y` false) or the y-knots, the
+/// softmax numerators kept in `work`; the parameterization chosen at compile
+/// time so floe's own splines pay nothing for zuko's. Only the knots up to the
+/// bin's right end and the bin's two knot derivatives are computed (each
+/// value is the same whether or not the others are).
+fn bin_of<const BY_Y: bool>(raw: &[f32], bins: usize, bound: f32, zuko: bool, v: f32, work: &mut [f32]) -> Result<Bin> {
     if zuko {
-        bin_as::<true>(raw, bins, bound, v, by_y, work)
+        bin_as::<true, BY_Y>(raw, bins, bound, v, work)
     } else {
-        bin_as::<false>(raw, bins, bound, v, by_y, work)
+        bin_as::<false, BY_Y>(raw, bins, bound, v, work)
     }
 }
 
-fn bin_as<const ZUKO: bool>(raw: &[f32], bins: usize, bound: f32, v: f32, by_y: bool, work: &mut [f32]) -> Result<Bin> {
+#[inline(always)]
+fn bin_as<const ZUKO: bool, const BY_Y: bool>(raw: &[f32], bins: usize, bound: f32, v: f32, work: &mut [f32]) -> Result<Bin> {
     if raw.len() != params_per_dim(bins) {
         return Err(Error::Internal);
     }
     let mut w = &mut *work;
-    let cw = take(&mut w, bins + 1)?;
-    let ch = take(&mut w, bins + 1)?;
-    knots::<ZUKO>(sub(raw, 0, bins)?, MIN_BIN_WIDTH, bound, cw)?;
-    knots::<ZUKO>(sub(raw, bins, bins)?, MIN_BIN_HEIGHT, bound, ch)?;
-    let idx = bin_index(if by_y { &*ch } else { &*cw }, v);
+    let ew = take(&mut w, bins)?;
+    let eh = take(&mut w, bins)?;
+    let sw = softmax_parts::<ZUKO>(sub(raw, 0, bins)?, ew)?;
+    let sh = softmax_parts::<ZUKO>(sub(raw, bins, bins)?, eh)?;
+    let mut xs = Knots::new::<ZUKO>(ew, sw, MIN_BIN_WIDTH, bound);
+    let mut ys = Knots::new::<ZUKO>(eh, sh, MIN_BIN_HEIGHT, bound);
+    let (searched, other) = if BY_Y { (&mut ys, &mut xs) } else { (&mut xs, &mut ys) };
+    // The bin: the largest i < K with knot i ≤ v. The knots never decrease
+    // (each step adds min + scale·p ≥ 0, and rounding is monotone; a NaN
+    // knot makes every later one NaN), so the knots ≤ v come first and the
+    // walk stops at the first one above v (at once for a NaN v): bin 0
+    // starts at −B, and the knot the walk stops at ends the bin.
+    let (mut idx, mut lo, mut hi) = (0, -bound, bound);
+    for i in 1..bins {
+        let kn = searched.next_knot();
+        if v >= kn {
+            (idx, lo) = (i, kn);
+        } else {
+            hi = kn;
+            break;
+        }
+    }
+    // The other side's knots idx and idx + 1.
+    let mut olo = -bound;
+    for _ in 0..idx {
+        olo = other.next_knot();
+    }
+    let ohi = other.next_knot();
+    let ((xk, xk1), (yk, yk1)) = if BY_Y { ((olo, ohi), (lo, hi)) } else { ((lo, hi), (olo, ohi)) };
     let d = sub(raw, 2 * bins, bins.saturating_sub(1))?;
-    let xk = at(cw, idx)?;
-    let yk = at(ch, idx)?;
     Ok(Bin {
         xk,
-        wk: at(cw, idx + 1)? - xk,
+        wk: xk1 - xk,
         yk,
-        hk: at(ch, idx + 1)? - yk,
+        hk: yk1 - yk,
         dk: derivative_at::<ZUKO>(d, idx)?,
         dk1: derivative_at::<ZUKO>(d, idx + 1)?,
     })
@@ -195,28 +221,27 @@ pub(crate) struct Spline {
 }
 
 impl Spline {
-    /// The bin holding `v` among the x-knots (`by_y` false) or the y-knots,
-    /// the knots set up in `work` from `raw`; `None` outside `[-B, B]` (and for
-    /// NaN), where the map is the identity. Inlined: it is on every spline
-    /// evaluation's path, and `by_y` is a constant at each call.
+    /// The bin holding `v` among the x-knots (`BY_Y` false) or the y-knots
+    /// ([`bin_of`]); `None` outside `[-B, B]` (and for NaN), where the map is
+    /// the identity. Inlined: it is on every spline evaluation's path.
     #[inline(always)]
-    fn locate(&self, v: f32, raw: &[f32], work: &mut [f32], by_y: bool) -> Result<Option<Bin>> {
+    fn locate<const BY_Y: bool>(&self, v: f32, raw: &[f32], work: &mut [f32]) -> Result<Option<Bin>> {
         let (bins, bound) = (self.bins, self.bound);
         if !(v >= -bound && v <= bound) {
             return Ok(None);
         }
-        bin_of(raw, bins, bound, self.zuko, v, by_y, work).map(Some)
+        bin_of::<BY_Y>(raw, bins, bound, self.zuko, v, work).map(Some)
     }
 
     /// Forward map `y = s(x)` and `log |dy/dx|`. `work` holds [`work_len`] values.
     pub(crate) fn forward(&self, x: f32, raw: &[f32], work: &mut [f32]) -> Result<(f32, f32)> {
-        let Some(b) = self.locate(x, raw, work, false)? else { return Ok((x, 0.0)) };
+        let Some(b) = self.locate::<false>(x, raw, work)? else { return Ok((x, 0.0)) };
         Ok(forward_in(&b, x))
     }
 
     /// Inverse map `x = s^-1(y)` and the *forward* `log |dy/dx|` at that `x`.
     pub(crate) fn inverse(&self, y: f32, raw: &[f32], work: &mut [f32]) -> Result<(f32, f32)> {
-        let Some(b) = self.locate(y, raw, work, true)? else { return Ok((y, 0.0)) };
+        let Some(b) = self.locate::<true>(y, raw, work)? else { return Ok((y, 0.0)) };
         let delta = b.hk / b.wk;
         let dy = y - b.yk;
         let s = b.dk1 + b.dk - 2.0 * delta;
@@ -234,6 +259,7 @@ impl Spline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::{vec, vec::Vec};
 
     fn raw(k: usize, seed: u32) -> [f32; 32] {
         let mut r = [0.0f32; 32];
@@ -243,6 +269,79 @@ mod tests {
             *v = ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 2.0;
         }
         r
+    }
+
+    /// The knots the way they were computed before the walk (every knot
+    /// into an array, then a scan over all of them), for the test below.
+    fn reference_bin(raw: &[f32], bins: usize, bound: f32, zuko: bool, v: f32, by_y: bool) -> [f32; 6] {
+        let knots = |raw: &[f32], min: f32| {
+            let min = if zuko { 0.0 } else { min };
+            let logit = |r: f32| if zuko { clip_logit(r) } else { r };
+            let m = raw.iter().map(|&r| logit(r)).fold(f32::NEG_INFINITY, |m, r| if r > m { r } else { m });
+            let e: Vec<f32> = raw.iter().map(|&r| exp(logit(r) - m)).collect();
+            let sum = e.iter().fold(0.0f32, |s, &v| s + v);
+            let scale = 1.0 - min * bins as f32;
+            let mut k = vec![-bound];
+            let mut cum = 0.0f32;
+            for &ei in &e {
+                cum += min + scale * (ei / sum);
+                k.push(2.0 * bound * cum - bound);
+            }
+            k[bins] = bound;
+            k
+        };
+        let (cw, ch) = (knots(&raw[..bins], MIN_BIN_WIDTH), knots(&raw[bins..2 * bins], MIN_BIN_HEIGHT));
+        let searched = if by_y { &ch } else { &cw };
+        let idx = (1..bins).filter(|&i| v >= searched[i]).max().unwrap_or(0);
+        let d = &raw[2 * bins..];
+        let der = |i: usize| if i == 0 || i == bins { 1.0 } else if zuko { derivative::<true>(d[i - 1]) } else { derivative::<false>(d[i - 1]) };
+        [cw[idx], cw[idx + 1] - cw[idx], ch[idx], ch[idx + 1] - ch[idx], der(idx), der(idx + 1)]
+    }
+
+    #[test]
+    fn the_knot_walk_finds_the_bin_and_bits_of_every_knot() {
+        // Against every knot computed and scanned: random logits (some
+        // large, some infinite or NaN), both parameterizations, both sides,
+        // points on and between the knots, the bounds and NaN.
+        let mut s = 0x2545_f491u32;
+        let mut next = || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            s
+        };
+        let mut work = [0.0f32; 3 * 17];
+        for case in 0..3000u32 {
+            let bins = 1 + (case % 16) as usize;
+            let mut raw = [0.0f32; 3 * 16];
+            let spread = [0.1f32, 3.0, 40.0][(case % 3) as usize];
+            for r in raw.iter_mut().take(3 * bins - 1) {
+                *r = ((next() >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * spread;
+            }
+            if case % 97 == 5 {
+                raw[(next() as usize) % (2 * bins)] = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN][(case % 3) as usize];
+            }
+            let raw = &raw[..3 * bins - 1];
+            let (bound, zuko) = (3.0f32, case % 2 == 1);
+            for by_y in [false, true] {
+                let side = reference_bin(raw, bins, bound, zuko, 0.0, by_y);
+                let mut vs = vec![-bound, bound, 0.0, f32::NAN, side[0], side[2]];
+                for _ in 0..8 {
+                    vs.push(((next() >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 2.0 * bound);
+                }
+                for v in vs {
+                    let want = reference_bin(raw, bins, bound, zuko, v, by_y);
+                    let b = if by_y {
+                        bin_of::<true>(raw, bins, bound, zuko, v, &mut work)
+                    } else {
+                        bin_of::<false>(raw, bins, bound, zuko, v, &mut work)
+                    }
+                    .unwrap();
+                    let got = [b.xk, b.wk, b.yk, b.hk, b.dk, b.dk1];
+                    for (g, w) in got.iter().zip(want) {
+                        assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "case {case} by_y {by_y} v {v}: {got:?} vs {want:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

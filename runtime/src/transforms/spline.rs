@@ -132,7 +132,13 @@ fn bin_of<const BY_Y: bool>(raw: &[f32], bins: usize, bound: f32, zuko: bool, v:
 }
 
 #[inline(always)]
-fn bin_as<const ZUKO: bool, const BY_Y: bool>(raw: &[f32], bins: usize, bound: f32, v: f32, work: &mut [f32]) -> Result<Bin> {
+fn bin_as<const ZUKO: bool, const BY_Y: bool>(
+    raw: &[f32],
+    bins: usize,
+    bound: f32,
+    v: f32,
+    work: &mut [f32],
+) -> Result<Bin> {
     if raw.len() != params_per_dim(bins) {
         return Err(Error::Internal);
     }
@@ -294,7 +300,15 @@ mod tests {
         let searched = if by_y { &ch } else { &cw };
         let idx = (1..bins).filter(|&i| v >= searched[i]).max().unwrap_or(0);
         let d = &raw[2 * bins..];
-        let der = |i: usize| if i == 0 || i == bins { 1.0 } else if zuko { derivative::<true>(d[i - 1]) } else { derivative::<false>(d[i - 1]) };
+        let der = |i: usize| {
+            if i == 0 || i == bins {
+                1.0
+            } else if zuko {
+                derivative::<true>(d[i - 1])
+            } else {
+                derivative::<false>(d[i - 1])
+            }
+        };
         [cw[idx], cw[idx + 1] - cw[idx], ch[idx], ch[idx + 1] - ch[idx], der(idx), der(idx + 1)]
     }
 
@@ -337,7 +351,10 @@ mod tests {
                     .unwrap();
                     let got = [b.xk, b.wk, b.yk, b.hk, b.dk, b.dk1];
                     for (g, w) in got.iter().zip(want) {
-                        assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "case {case} by_y {by_y} v {v}: {got:?} vs {want:?}");
+                        assert!(
+                            g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                            "case {case} by_y {by_y} v {v}: {got:?} vs {want:?}"
+                        );
                     }
                 }
             }

@@ -104,10 +104,23 @@ pub fn exp(x: f32) -> f32 {
 
 /// [`exp`] for `x ≤ 0` or NaN, with its bits: a softmax's shifted logits
 /// (`r − max`) are never above 0, so the overflow branch and the upper half of
-/// the exponent check go. For `x > 0` the result is e^x up to 89 and
-/// meaningless (but finite or infinite, never a panic) beyond.
+/// the exponent check can go ([`exp_nonpos_lean`]). On bare-metal builds
+/// without the `dsp` feature (the Cortex-M0 and RV32 boards, soft float) it is
+/// [`exp`] itself: a second copy would cost them about 370 bytes of flash,
+/// and the minimal program must stay under 24 KiB there.
 #[inline]
 pub(crate) fn exp_nonpos(x: f32) -> f32 {
+    if cfg!(all(target_os = "none", not(feature = "dsp"))) {
+        exp(x)
+    } else {
+        exp_nonpos_lean(x)
+    }
+}
+
+/// [`exp_nonpos`]'s own code path. For `x > 0` the result is e^x up to 89 and
+/// meaningless (but finite or infinite, never a panic) beyond.
+#[inline]
+pub(crate) fn exp_nonpos_lean(x: f32) -> f32 {
     if !(x >= -104.0) {
         return if x < -104.0 { 0.0 } else { x }; // 0, or NaN
     }
@@ -271,16 +284,17 @@ mod tests {
         assert_eq!(exp(88.72284), f32::INFINITY); // just above ln f32::MAX
         assert!(exp(88.72283).is_finite());
         assert_eq!(exp(-104.5), 0.0);
-        // exp_nonpos gives exp's bits on its whole domain: every f32 exponent
+        // exp_nonpos_lean gives exp's bits on its whole domain: every f32 exponent
         // of x ≤ 0 (random significands), the cut-offs, infinities and NaN.
         let mut s = 0x9e37_79b9u32;
         for k in 0..200_000u32 {
             s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             let x = -f32::from_bits((k % 256) << 23 | s >> 9);
-            assert!(same_bits(exp_nonpos(x), exp(x)), "exp_nonpos({x:e})");
+            assert!(same_bits(exp_nonpos_lean(x), exp(x)), "exp_nonpos({x:e})");
         }
         for x in [0.0, -0.0, -104.0, -104.00001, -87.33655, -87.33654, -103.97, f32::NEG_INFINITY, f32::NAN, -f32::NAN]
         {
+            assert!(same_bits(exp_nonpos_lean(x), exp(x)), "exp_nonpos({x:e})");
             assert!(same_bits(exp_nonpos(x), exp(x)), "exp_nonpos({x:e})");
         }
         // Subnormal results: within one subnormal step of the exact value.

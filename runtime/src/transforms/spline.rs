@@ -131,7 +131,6 @@ fn bin_of<const BY_Y: bool>(raw: &[f32], bins: usize, bound: f32, zuko: bool, v:
     }
 }
 
-#[inline(always)]
 fn bin_as<const ZUKO: bool, const BY_Y: bool>(
     raw: &[f32],
     bins: usize,

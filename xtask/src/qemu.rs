@@ -276,9 +276,22 @@ fn minimal_program() -> String {
             board.name, a.text, b.text
         );
         out += &format!("| {} | {} | {} | {} |\n", board.name, a.text, b.text, a.rodata);
+        // The flash budget is a check, not only a figure: a change that
+        // pushes the size-built program past it fails here (RV32 went to
+        // 24,832 once, unnoticed until the table was read).
+        if b.text > MINIMAL_TEXT_BUDGET {
+            fail(format!(
+                "the minimal program's .text on {} is {} bytes at opt-level z, over the {MINIMAL_TEXT_BUDGET}-byte \
+                 budget (issue 12)",
+                board.name, b.text
+            ));
+        }
     }
     out
 }
+
+/// The minimal program's `.text` budget at opt-level "z" (issue 12: 24 KiB).
+const MINIMAL_TEXT_BUDGET: u64 = 24 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -6,12 +6,12 @@
 use super::{check_i8_shape, row_major};
 use crate::error::{Error, Result};
 
-/// [`dense_i8`] on weights in the row-pair layout
+/// [`dense_i8`](super::dense_i8) on weights in the row-pair layout
 /// ([`crate::format::row_pairs`]): `acc_i = b_i + Σ_j w_ij · x_j`, the same
 /// exact (wrapping) i32 sums, `x` in the paired layout (a pair's stored
 /// position `k` holds the weights of the input at `x[k]`). An odd last row is
-/// stored plainly and goes through [`dense_i8`]'s loops. `x` must be centred
-/// int8 values, |x| ≤ 255 (what [`quantize`] writes): the Cortex-M4F kernel's
+/// stored plainly and goes through [`dense_i8`](super::dense_i8)'s loops. `x` must be centred
+/// int8 values, |x| ≤ 255 (what [`quantize`](super::quantize) writes): the Cortex-M4F kernel's
 /// second-row sums are exact only within that (`kernels/dsp.rs`).
 ///
 /// With the `dsp` feature on Arm, blocks of two row pairs go through the

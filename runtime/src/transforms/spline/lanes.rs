@@ -34,8 +34,11 @@ fn block(s: &[f32], i: usize) -> Result<&Lanes> {
     sub(s, i * LANES, LANES)?.try_into().map_err(|_| Error::Internal)
 }
 
-/// [`super::knots`] on every lane: `raw` holds K logits lane-major (logit `i`
-/// of lane `l` at `i · LANES + l`), `knots` gets the K + 1 knots the same way.
+/// Every knot of one side of the spline on every lane, each with the operations
+/// [`super::Knots`] performs for it (the single-row walk computes only the
+/// knots up to the bin; each knot's value does not depend on how many are
+/// computed): `raw` holds K logits lane-major (logit `i` of lane `l` at
+/// `i · LANES + l`), `knots` gets the K + 1 knots the same way.
 #[inline(always)]
 fn knots<const ZUKO: bool>(raw: &[f32], bins: usize, min: f32, bound: f32, knots: &mut [f32]) -> Result<()> {
     if raw.len() != bins * LANES || knots.len() != (bins + 1) * LANES || bins == 0 {
@@ -83,7 +86,7 @@ fn knots<const ZUKO: bool>(raw: &[f32], bins: usize, min: f32, bound: f32, knots
     Ok(())
 }
 
-/// [`derivative`] of every lane: the knot derivatives from their raw values.
+/// [`derivative`](super::derivative) of every lane: the knot derivatives from their raw values.
 #[inline(always)]
 fn derivatives<const ZUKO: bool>(raw: &Lanes) -> Lanes {
     let mut a = [0.0f32; LANES];
@@ -131,7 +134,9 @@ impl Spline {
         let ch = rest.get_mut(..n).ok_or(Error::Internal)?;
         knots::<ZUKO>(sub(raw, 0, bins * LANES)?, bins, MIN_BIN_WIDTH, bound, cw)?;
         knots::<ZUKO>(sub(raw, bins * LANES, bins * LANES)?, bins, MIN_BIN_HEIGHT, bound, ch)?;
-        // super::bin_index on every lane: the last interior knot at or below v.
+        // The bin on every lane: the last interior knot at or below v (all
+        // K − 1 compared, where the single-row walk stops at the first above v:
+        // the knots never decrease, so the two agree).
         let mut idx = [0u32; LANES];
         for i in 1..bins {
             for ((ix, &kn), &x) in idx.iter_mut().zip(block(cw, i)?).zip(v.iter()) {

@@ -117,8 +117,9 @@ pub(crate) fn exp_nonpos(x: f32) -> f32 {
     }
 }
 
-/// [`exp_nonpos`]'s own code path. For `x > 0` the result is e^x up to 89 and
-/// meaningless (but finite or infinite, never a panic) beyond.
+/// [`exp_nonpos`]'s own code path. For `x > 0` the result is unspecified
+/// (beyond about 88.7 the exponent field overflows into garbage), never a
+/// panic; no caller passes one.
 #[inline]
 pub(crate) fn exp_nonpos_lean(x: f32) -> f32 {
     if !(x >= -104.0) {

@@ -21,8 +21,10 @@ use crate::kernels::{at, softplus, sub, take};
 
 pub(crate) mod lanes;
 
-/// `f32` words of work space per spline evaluation (the x- and y-knots; a
-/// third `K + 1` is kept for the format's scratch sizes, which include it).
+/// `f32` words of work space per spline evaluation: the two sides' K
+/// exponentials (the format's scratch sizes count `3(K + 1)`, from when every
+/// knot was stored; kept so that files and their scratch sizes stay as they
+/// are).
 pub(crate) const fn work_len(bins: usize) -> usize {
     3 * (bins + 1)
 }
@@ -276,9 +278,9 @@ mod tests {
         r
     }
 
-    /// The knots the way they were computed before the walk (every knot
-    /// into an array, then a scan over all of them), for the test below.
-    fn reference_bin(raw: &[f32], bins: usize, bound: f32, zuko: bool, v: f32, by_y: bool) -> [f32; 6] {
+    /// Both sides' knots the way they were computed before the walk (every
+    /// knot into an array), for the test below.
+    fn reference_knots(raw: &[f32], bins: usize, bound: f32, zuko: bool) -> (Vec<f32>, Vec<f32>) {
         let knots = |raw: &[f32], min: f32| {
             let min = if zuko { 0.0 } else { min };
             let logit = |r: f32| if zuko { clip_logit(r) } else { r };
@@ -295,7 +297,13 @@ mod tests {
             k[bins] = bound;
             k
         };
-        let (cw, ch) = (knots(&raw[..bins], MIN_BIN_WIDTH), knots(&raw[bins..2 * bins], MIN_BIN_HEIGHT));
+        (knots(&raw[..bins], MIN_BIN_WIDTH), knots(&raw[bins..2 * bins], MIN_BIN_HEIGHT))
+    }
+
+    /// The bin the way it was found before the walk: every knot computed,
+    /// then all interior knots scanned.
+    fn reference_bin(raw: &[f32], bins: usize, bound: f32, zuko: bool, v: f32, by_y: bool) -> [f32; 6] {
+        let (cw, ch) = reference_knots(raw, bins, bound, zuko);
         let searched = if by_y { &ch } else { &cw };
         let idx = (1..bins).filter(|&i| v >= searched[i]).max().unwrap_or(0);
         let d = &raw[2 * bins..];
@@ -312,49 +320,58 @@ mod tests {
     }
 
     #[test]
-    fn the_knot_walk_finds_the_bin_and_bits_of_every_knot() {
-        // Against every knot computed and scanned: random logits (some
-        // large, some infinite or NaN), both parameterizations, both sides,
-        // points on and between the knots, the bounds and NaN.
+    fn the_knot_walk_gives_the_bin_of_a_full_scan_bit_for_bit() {
+        // Every field a spline evaluation reads from its bin (the knot, width,
+        // height and derivatives at both ends), against every knot computed
+        // and scanned: random logits (some large, some infinite or NaN), both
+        // parameterizations, both sides, K = 1 ..= 16 and a few up to 256,
+        // three bounds; at every knot of both sides and the floats next to
+        // them, between the knots, at the bounds and NaN. NaNs are compared by
+        // their bits too.
         let mut s = 0x2545_f491u32;
         let mut next = || {
             s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             s
         };
-        let mut work = [0.0f32; 3 * 17];
-        for case in 0..3000u32 {
-            let bins = 1 + (case % 16) as usize;
-            let mut raw = [0.0f32; 3 * 16];
+        let mut work = vec![0.0f32; work_len(256)];
+        for case in 0..1600u32 {
+            let bins = if case % 50 == 7 { [64, 255, 256][(case % 3) as usize] } else { 1 + (case % 16) as usize };
+            let mut raw = vec![0.0f32; 3 * bins - 1];
             let spread = [0.1f32, 3.0, 40.0][(case % 3) as usize];
-            for r in raw.iter_mut().take(3 * bins - 1) {
+            for r in raw.iter_mut() {
                 *r = ((next() >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * spread;
             }
-            if case % 97 == 5 {
+            if case % 37 == 5 {
                 raw[(next() as usize) % (2 * bins)] = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN][(case % 3) as usize];
             }
-            let raw = &raw[..3 * bins - 1];
-            let (bound, zuko) = (3.0f32, case % 2 == 1);
+            let bound = [3.0f32, 1e-3, 1e30][(case % 5 % 3) as usize];
+            let zuko = case % 2 == 1;
+            let (cw, ch) = reference_knots(&raw, bins, bound, zuko);
+            let mut vs = vec![-bound, bound, 0.0, f32::NAN];
+            for &k in cw.iter().chain(&ch) {
+                vs.extend([
+                    k,
+                    f32::from_bits(k.to_bits().wrapping_add(1)),
+                    f32::from_bits(k.to_bits().wrapping_sub(1)),
+                ]);
+            }
+            for _ in 0..4 {
+                vs.push(((next() >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 2.0 * bound);
+            }
             for by_y in [false, true] {
-                let side = reference_bin(raw, bins, bound, zuko, 0.0, by_y);
-                let mut vs = vec![-bound, bound, 0.0, f32::NAN, side[0], side[2]];
-                for _ in 0..8 {
-                    vs.push(((next() >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 2.0 * bound);
-                }
-                for v in vs {
-                    let want = reference_bin(raw, bins, bound, zuko, v, by_y);
+                for &v in &vs {
+                    let want = reference_bin(&raw, bins, bound, zuko, v, by_y);
                     let b = if by_y {
-                        bin_of::<true>(raw, bins, bound, zuko, v, &mut work)
+                        bin_of::<true>(&raw, bins, bound, zuko, v, &mut work)
                     } else {
-                        bin_of::<false>(raw, bins, bound, zuko, v, &mut work)
+                        bin_of::<false>(&raw, bins, bound, zuko, v, &mut work)
                     }
                     .unwrap();
                     let got = [b.xk, b.wk, b.yk, b.hk, b.dk, b.dk1];
-                    for (g, w) in got.iter().zip(want) {
-                        assert!(
-                            g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
-                            "case {case} by_y {by_y} v {v}: {got:?} vs {want:?}"
-                        );
-                    }
+                    assert!(
+                        got.iter().zip(want).all(|(g, w)| g.to_bits() == w.to_bits()),
+                        "case {case} K {bins} B {bound} by_y {by_y} v {v}: {got:?} vs {want:?}"
+                    );
                 }
             }
         }

@@ -7,10 +7,12 @@
 //! ([`crate::kernels::math::softplus_lanes`], or `exp_lanes` for zuko's), the
 //! rational-quadratic formula and its log-derivative
 //! ([`crate::kernels::math::ln_lanes`]) run side by side again, with the
-//! single-row functions' bits. Every lane performs exactly the
-//! operations [`Spline::forward`] performs on that row, in the same order, so
-//! it gets the same bits (tested in `runtime/tests/batch.rs` and the
-//! cross-crate batch tests).
+//! single-row functions' bits. Every value a lane uses is computed by exactly
+//! the operations [`Spline::forward`] uses for it on that row, in the same
+//! order, so it gets the same bits (tested in `runtime/tests/batch.rs` and the
+//! cross-crate batch tests). The lanes compute every knot, where the single
+//! row walks only to its bin (each knot's value is the same either way), and
+//! `exp` where the single row calls `exp_nonpos` (the same bits on its domain).
 
 use super::{clip_logit, forward_y, log_deriv_parts, Bin, Spline};
 use crate::error::{Error, Result};

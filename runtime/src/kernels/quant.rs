@@ -229,8 +229,10 @@ pub fn multiplier(real: f32) -> (i32, i32) {
 /// with hi₂ = ⌊acc·2m / 2^32⌋ (⌊⌊a/2⌋/2^(t−1)⌋ = ⌊a/2^t⌋). `2m` is `real`'s
 /// 24-bit significand at the top of a word, `(bits | 2^23) << 8`; read as i32
 /// that is `2m − 2^32`, so hi₂ = ⌊acc·(2m − 2^32) / 2^32⌋ + acc, one `SMMLA`
-/// (|hi₂| < 2^31: the sum wraps to the exact value). With the shift, an add
-/// and the clamp: about half the instructions of building `m` with masks.
+/// (|hi₂| < 2^31: the sum wraps to the exact value), then the shift, an add
+/// and the clamp. On the Cortex-M4F this and the masked form before it took
+/// the demo int8 `log_prob`'s requantization (`Conditioner::int8_hidden`, 512
+/// units) from 14,437 to 13,068 instructions (QEMU block profile).
 #[inline]
 pub(crate) fn requantize_relu(acc: i32, real: f32, zp: i32) -> i16 {
     let bits = real.to_bits();

@@ -65,8 +65,8 @@ pub(crate) fn dense_row_pairs(w: &[i8], b: &[i32], x: &[i16], acc: &mut [i32]) -
 
 /// `Σx` over `groups` ≥ 1 whole groups of four values, `x` 4-byte aligned
 /// (both checked by [`dense_row_pairs`]): one `SMLAD` by `0x0001_0001` per
-/// two values, 1.25 instructions a value against the plain loop's 2.5. The
-/// sum is exact (|Σx| ≤ 255·256).
+/// two values, 1.25 instructions a value against the compiled plain loop's
+/// 2.5 (counted from their assembly). The sum is exact (|Σx| ≤ 255·256).
 #[inline(always)]
 fn sum_groups(x: &[i16], groups: usize) -> i32 {
     let mut s = 0i32;

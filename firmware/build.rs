@@ -56,7 +56,8 @@ struct Facts {
 /// aligned copy, as the firmware embeds it). For the Cortex-M4F (the one target
 /// built with the runtime's `dsp` kernels) its int8 conditioners are stored in
 /// the row-pair layout first, the one that kernel reads fastest (docs/FORMAT.md;
-/// `floe repack` does the same): the same model, the same bits.
+/// `floe repack` does the same); on every board the int8 hidden units'
+/// requantization words are stored: the same model, the same bits.
 fn validated(path: &std::path::Path) -> Facts {
     let mut bytes = fs::read(path).unwrap_or_else(|e| panic!("cannot read model {}: {e}", path.display()));
     if env::var("TARGET").is_ok_and(|t| t == "thumbv7em-none-eabihf") {
@@ -64,6 +65,14 @@ fn validated(path: &std::path::Path) -> Facts {
         floe_runtime::format::row_pairs::relayout_file(&mut bytes, &mut scratch, true)
             .unwrap_or_else(|e| panic!("{}: int8 row pairs: {e:?}", path.display()));
     }
+    // Every board: the int8 hidden units' requantization words stored, so no
+    // evaluation derives them (`floe repack --requant-words` does the same).
+    let words = |e| format!("{}: requantization words: {e:?}", path.display());
+    let stored = floe_runtime::format::requant_words::stored_len(&bytes).and_then(|n| {
+        let mut stored = vec![0u8; n];
+        floe_runtime::format::requant_words::store(&bytes, &mut stored).map(|(n, _)| stored[..n].to_vec())
+    });
+    let bytes = stored.unwrap_or_else(|e| panic!("{}", words(e)));
     let mut words = vec![0u128; bytes.len().div_ceil(16)];
     let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
     buf[..bytes.len()].copy_from_slice(&bytes);

@@ -654,14 +654,29 @@ fn repack_writes_row_pairs_and_back_to_the_same_bytes() {
     let d = tmp("repack");
     let m8 = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/assets/thyroid-int8.floe");
     let (pairs, rows) = (d.join("pairs.floe"), d.join("rows.floe"));
-    let (ok, out, err) = floe(&["repack", m8, "--out", pairs.to_str().unwrap()]);
+    let keep = ["--requant-words", "keep"];
+    let (ok, out, err) = floe(&[&["repack", m8, "--out", pairs.to_str().unwrap()][..], &keep].concat());
     assert!(ok, "{err}");
-    assert!(out.contains("4 int8 layer(s) rewritten into the row-pair layout"), "{out}");
-    let (ok, out, err) =
-        floe(&["repack", pairs.to_str().unwrap(), "--out", rows.to_str().unwrap(), "--int8-layout", "rows"]);
+    assert!(out.contains("4 int8 layer(s) rewritten into the row-pair layout, 0 given requantization words"), "{out}");
+    let back =
+        [&["repack", pairs.to_str().unwrap(), "--out", rows.to_str().unwrap(), "--int8-layout", "rows"][..], &keep];
+    let (ok, out, err) = floe(&back.concat());
     assert!(ok, "{err}");
     assert!(out.contains("4 int8 layer(s) rewritten into row-major order"), "{out}");
     let original = std::fs::read(m8).unwrap();
     assert_eq!(std::fs::read(&rows).unwrap(), original, "back to the original bytes");
     assert_ne!(std::fs::read(&pairs).unwrap(), original);
+    // By default the requantization words are stored too: a longer file (two
+    // bytes more per hidden unit, and alignment), and a second pass has nothing to do.
+    let words = d.join("words.floe");
+    let (ok, out, err) = floe(&["repack", m8, "--out", words.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("4 int8 layer(s) rewritten into the row-pair layout, 4 given requantization words"), "{out}");
+    assert!(out.contains("identical bit for bit"), "{out}");
+    let grown = std::fs::read(&words).unwrap().len() - original.len();
+    assert!((1024..1024 + 16 * 4).contains(&grown), "{grown} bytes more");
+    let (ok, out, err) = floe(&["repack", words.to_str().unwrap(), "--out", words.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("0 int8 layer(s) rewritten into the row-pair layout, 0 given requantization words"), "{out}");
+    assert!(out.contains("nothing to rewrite"), "{out}");
 }

@@ -156,11 +156,14 @@ impl Assets {
         if models.is_empty() {
             fail("firmware/assets/models.txt lists no models");
         }
+        let embed = |list: Vec<(String, Vec<u8>, Vec<u8>)>| {
+            list.into_iter().map(|(name, m, rows)| (name, as_embedded(m), rows)).collect::<Vec<_>>()
+        };
         Assets {
-            models,
-            streams: read_list(&dir.join("streams.txt")),
-            trajectories: read_list(&dir.join("trajectories.txt")),
-            bounds: read_bounds(&dir.join("bounds.txt")),
+            models: embed(models),
+            streams: embed(read_list(&dir.join("streams.txt"))),
+            trajectories: embed(read_list(&dir.join("trajectories.txt"))),
+            bounds: read_bounds(&dir.join("bounds.txt")).into_iter().map(|(n, m)| (n, as_embedded(m))).collect(),
         }
     }
 
@@ -190,6 +193,19 @@ impl Assets {
             bounds: self.bounds.clone(),
         }
     }
+}
+
+/// The model file as `firmware/build.rs` embeds it on every board: its int8
+/// hidden units' requantization words stored (the same model, the same bits,
+/// a longer file). The Cortex-M4F's row-pair layout keeps the length, and the
+/// results, so the host reads row-major weights.
+fn as_embedded(model: Vec<u8>) -> Vec<u8> {
+    use floe_runtime::format::requant_words::{store, stored_len};
+    let stored = stored_len(&model).and_then(|n| {
+        let mut out = vec![0u8; n];
+        store(&model, &mut out).map(|(n, _)| out[..n].to_vec())
+    });
+    stored.unwrap_or_else(|e| fail(format!("a bundled model: requantization words: {e:?}")))
 }
 
 /// A 16-byte aligned copy of a model file (the runtime reads tensors in place).

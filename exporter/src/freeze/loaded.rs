@@ -97,7 +97,21 @@ impl LoadedModel {
         let mut bytes = self.bytes().to_vec();
         let mut scratch = vec![0i8; bytes.len()];
         let n = floe_runtime::format::row_pairs::relayout_file(&mut bytes, &mut scratch, pairs)?;
-        let new = LoadedModel::from_bytes(&bytes)?;
+        Ok((self.same_model(&bytes)?, n))
+    }
+
+    /// The same model with its int8 conditioners' requantization words stored
+    /// (docs/FORMAT.md; every conditioner whose hidden units all have one), and
+    /// how many layers were rewritten; checked like [`LoadedModel::relayout`].
+    pub fn store_requant_words(&self) -> Result<(LoadedModel, usize)> {
+        let (bytes, n) = super::store_requant_words(self.bytes())?;
+        Ok((self.same_model(&bytes)?, n))
+    }
+
+    /// `bytes` loaded, checked to give the `log p` of this model, bit for bit,
+    /// on [`RELAYOUT_CHECK_ROWS`] rows drawn from it.
+    fn same_model(&self, bytes: &[u8]) -> Result<LoadedModel> {
+        let new = LoadedModel::from_bytes(bytes)?;
         let (old_m, new_m) = (self.model(), new.model());
         let context = vec![0.0f32; old_m.context_dim()];
         let rows = super::runtime::samples(old_m, RELAYOUT_CHECK_ROWS, 0, &context)?;
@@ -106,7 +120,7 @@ impl LoadedModel {
         if a.len() != b.len() || a.iter().zip(&b).any(|(x, y)| x.to_bits() != y.to_bits()) {
             return Err(FloeError::Internal("the rewritten file's log p differs from the original's"));
         }
-        Ok((new, n))
+        Ok(new)
     }
 
     /// Write the file to `path` (creating its folder), then read it back from

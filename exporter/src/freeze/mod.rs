@@ -229,7 +229,9 @@ impl FrozenModel {
         exporter_hooks::scratch_len(self.dim, self.context_dim, self.trajectory, &self.records())
     }
 
-    /// Serialize with the runtime's encoder.
+    /// Serialize with the runtime's encoder; int8 conditioners whose hidden
+    /// units all have a requantization word store them
+    /// (`floe_runtime::format::requant_words`).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         if self.base_tensors.len() != self.base.n_tensors() {
             return Err(FloeError::Internal("the base's tensors do not match its kind"));
@@ -266,6 +268,11 @@ impl FrozenModel {
         let mut out = vec![0u8; contents.encoded_len()?];
         let n = contents.encode(&mut out)?;
         out.truncate(n);
+        if records.iter().any(|r| r.precision() == Some(Precision::Int8)) {
+            // The int8 hidden units' requantization words stored (docs/FORMAT.md):
+            // no evaluation then derives them. The same results, bit for bit.
+            out = store_requant_words(&out)?.0;
+        }
         Ok(out)
     }
 
@@ -273,6 +280,17 @@ impl FrozenModel {
     pub fn load(&self) -> Result<LoadedModel> {
         LoadedModel::from_bytes(&self.to_bytes()?)
     }
+}
+
+/// `file` with its int8 conditioners' requantization words stored where they
+/// are not yet (`floe_runtime::format::requant_words::store`), and how many
+/// layers were rewritten.
+pub fn store_requant_words(file: &[u8]) -> Result<(Vec<u8>, usize)> {
+    use floe_runtime::format::requant_words::{store, stored_len};
+    let mut out = vec![0u8; stored_len(file)?];
+    let (n, done) = store(file, &mut out)?;
+    out.truncate(n);
+    Ok((out, done))
 }
 
 /// A checkpoint frozen: its data as at training time, the file, and the parity

@@ -1,7 +1,7 @@
 //! The int8 conditioner as ONNX integer arithmetic (docs/FORMAT.md,
 //! "Quantized conditioners"): exactly the runtime's pipeline.
 
-use floe_runtime::format::{Activation, LayerRecord};
+use floe_runtime::format::{requant_words, Activation, LayerRecord};
 use floe_runtime::kernels::quant::multiplier;
 use onnx_protobuf::tensor_proto::DataType;
 
@@ -55,22 +55,30 @@ impl Builder<'_> {
             let dot = self.g.cast(&dot, DataType::INT32);
             let bias = self.g.i32s("bias", &[b.rows as i64], bv);
             let acc = self.g.add(&dot, &bias);
-            let scales = s.f32()?;
             if l + 1 < layers {
                 // 3. requantize: ⌊(acc·M + 2^(t−1)) / 2^t⌋ then the ReLU clamp.
                 // ONNX's integer Div truncates; it differs from the floor only
                 // for a negative quotient, which the clamp at 0 maps to 0 either way.
                 let (ratio, z) = (a(1 + l, 0)?, a(1 + l, 1)?);
+                // Each unit's ratio: stored as a requantization word (exactly
+                // the f32 it stands for) or its scale times the layer's ratio.
+                let reals: Vec<f32> = match &s.data {
+                    Data::I32(words) if r.requant_words() => words
+                        .iter()
+                        .map(|&w| requant_words::real(w).ok_or(FloeError::Internal("ONNX export: requantization word")))
+                        .collect::<Result<_>>()?,
+                    _ => s.f32()?.iter().map(|&si| si * ratio).collect(),
+                };
                 let (mut ms, mut rs, mut ds) = (Vec::new(), Vec::new(), Vec::new());
-                for &si in scales {
-                    let (m, sh) = multiplier(si * ratio);
+                for &real in &reals {
+                    let (m, sh) = multiplier(real);
                     let total = 31 - sh;
                     if m == 0 || total > 62 {
                         ms.push(0);
                         rs.push(0);
                         ds.push(1);
                     } else if total <= 0 {
-                        return Err(unsupported(format!("an int8 requantization multiplier ≥ 2^30 ({})", si * ratio)));
+                        return Err(unsupported(format!("an int8 requantization multiplier ≥ 2^30 ({real})")));
                     } else {
                         ms.push(i64::from(m));
                         rs.push(1i64 << (total - 1));
@@ -91,6 +99,7 @@ impl Builder<'_> {
                 q = self.g.cast(&y, DataType::FLOAT);
             } else {
                 // 4. out = (f32(acc)·s_i)·s_L.
+                let scales = s.f32()?;
                 let s_last = a(layers, 0)?;
                 let accf = self.g.cast(&acc, DataType::FLOAT);
                 let ss = self.g.f32s("s", &[s.rows as i64], scales);

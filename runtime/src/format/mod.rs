@@ -33,6 +33,7 @@ mod header;
 pub mod layout;
 pub mod made;
 mod records;
+pub mod requant_words;
 pub mod row_pairs;
 pub mod spline;
 mod types;
@@ -130,8 +131,15 @@ pub const FLAG_ZUKO: u8 = 8;
 /// row-pair layout ([`row_pairs`]); only with [`FLAG_INT8`]. Files without it
 /// keep plain row-major int8 weights, which every reader still takes.
 pub const FLAG_INT8_ROW_PAIRS: u8 = 16;
+/// Layer flag: the int8 conditioner's hidden denses store each unit's
+/// requantization multiplier and shift as one i32 *requantization word*
+/// ([`requant_words`]) in place of its bf16 scale, so no evaluation derives
+/// them; only with [`FLAG_INT8`]. Files without it derive them per call from
+/// the scales, as before.
+pub const FLAG_INT8_WORDS: u8 = 32;
 /// Every layer flag bit version 1 defines.
-pub(crate) const KNOWN_LAYER_FLAGS: u8 = FLAG_RESIDUAL | FLAG_W8 | FLAG_INT8 | FLAG_ZUKO | FLAG_INT8_ROW_PAIRS;
+pub(crate) const KNOWN_LAYER_FLAGS: u8 =
+    FLAG_RESIDUAL | FLAG_W8 | FLAG_INT8 | FLAG_ZUKO | FLAG_INT8_ROW_PAIRS | FLAG_INT8_WORDS;
 
 /// Widen a bfloat16 (the high half of an f32) to f32, exactly.
 pub const fn bf16_to_f32(v: u16) -> f32 {

@@ -188,6 +188,12 @@ impl LayerRecord {
         self.flags & super::FLAG_INT8_ROW_PAIRS != 0
     }
 
+    /// Whether the int8 conditioner's hidden denses store requantization words
+    /// ([`super::requant_words`]) instead of bf16 scales.
+    pub const fn requant_words(&self) -> bool {
+        self.flags & super::FLAG_INT8_WORDS != 0
+    }
+
     /// Whether the conditioner uses residual blocks.
     pub const fn residual(&self) -> bool {
         self.flags & super::FLAG_RESIDUAL != 0

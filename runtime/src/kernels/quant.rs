@@ -253,13 +253,46 @@ pub(crate) fn requantize_relu(acc: i32, real: f32, zp: i32) -> i16 {
     requantize_relu_wide(acc, real, zp)
 }
 
+/// [`requantize_relu`] from a unit's stored requantization word
+/// (`crate::format::requant_words`): `t = word & 31` and `2m − 2^32 =
+/// word & !0xFF` are read off the word instead of derived from the scale, then
+/// the same `SMMLA`, shift, add and clamp. For `word = requant_words::word(real)`
+/// it gives `requantize_relu(acc, real, zp)`'s bits (the fast path's `t` and `m2`
+/// are exactly the word's fields). `Model::load` admits only words with the low
+/// byte in 1 ..= 30 and bit 31 set; any other word still gives some value, never
+/// a panic.
+#[inline]
+pub(crate) fn requantize_relu_word(acc: i32, word: i32, zp: i32) -> i16 {
+    let t = (word & 31) as u32;
+    let m2 = word & !0xFF;
+    let hi2 = ((i64::from(acc) * i64::from(m2)) >> 32) as i32;
+    let hi2 = hi2.wrapping_add(acc);
+    let r = (hi2 >> t).wrapping_add(1) >> 1;
+    r.max(0).min(127 - zp) as i16
+}
+
 /// [`requantize_relu`] outside the usual range, in i64; out of line so that the
 /// fast path keeps its registers.
+/// Clamping the rounded i64 value straight to `0 ..= 127 − zp` is the same as
+/// [`requantize`]'s i32 saturation, the saturating add and the clamp: both
+/// keep the sign and cap at 127 − zp ≤ 255. A total shift ≤ 0 scales a non-zero
+/// `acc` by at least `m ≥ 2^30`, so only its sign matters.
 #[cold]
 #[inline(never)]
 fn requantize_relu_wide(acc: i32, real: f32, zp: i32) -> i16 {
+    let top = 127 - zp;
     let (m, sh) = multiplier(real);
-    (requantize(acc, m, sh).saturating_add(zp).max(zp).min(127) - zp) as i16
+    let total = 31 - sh;
+    let r = if m == 0 || total > 62 {
+        0
+    } else if total > 0 {
+        (i64::from(acc) * i64::from(m) + (1i64 << (total - 1))) >> total
+    } else if acc > 0 {
+        i64::from(top)
+    } else {
+        0
+    };
+    r.clamp(0, i64::from(top)) as i16
 }
 
 /// `round(acc · m · 2^(shift - 31))` with one rounding (half towards +∞),
@@ -331,6 +364,7 @@ mod tests {
             s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             s
         };
+        let mut words = 0;
         for e in 0..=255u32 {
             for k in 0..200 {
                 let real = f32::from_bits(e << 23 | next() >> 9);
@@ -357,8 +391,17 @@ mod tests {
                 assert_eq!(requantize(acc, m, shift), r, "acc {acc} real {real:e}");
                 let want = (r.saturating_add(zp).clamp(zp, 127) - zp) as i16;
                 assert_eq!(requantize_relu(acc, real, zp), want, "acc {acc} real {real:e} zp {zp}");
+                // A stored word exists exactly in the fast range, and reads the same bits.
+                let word = crate::format::requant_words::word(real);
+                assert_eq!(word.is_some(), (95..=124).contains(&e), "exponent {e}");
+                if let Some(word) = word {
+                    assert!(crate::format::requant_words::is_valid(word));
+                    assert_eq!(requantize_relu_word(acc, word, zp), want, "word: acc {acc} real {real:e} zp {zp}");
+                    words += 1;
+                }
             }
         }
+        assert_eq!(words, 30 * 200);
     }
 
     #[test]

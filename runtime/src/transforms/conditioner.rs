@@ -16,7 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::{bf16_to_f32, Activation, DType, LayerRecord, Precision, View, MAX_BLOCKS, MAX_DIM};
-use crate::kernels::quant::{dense_i8, dense_i8_pairs, dense_w8, quantize, requantize_relu};
+use crate::kernels::quant::{dense_i8, dense_i8_pairs, dense_w8, quantize, requantize_relu, requantize_relu_word};
 use crate::kernels::{activate, dense_f32, dense_f32_lanes, dense_f32_lanes_relu, take, LANES};
 
 mod checks;
@@ -38,6 +38,9 @@ pub(crate) struct MlpShape {
     pub precision: Precision,
     /// int8 weights in the row-pair layout (`crate::format::row_pairs`).
     pub row_pairs: bool,
+    /// int8 hidden denses with stored requantization words
+    /// (`crate::format::requant_words`) in place of bf16 scales.
+    pub words: bool,
 }
 
 /// Words of f32 scratch that hold `n` i16 values.
@@ -57,6 +60,7 @@ impl MlpShape {
             // Both quantization flags set is rejected at load (`record_ok`).
             precision: rec.precision().unwrap_or(Precision::Int8),
             row_pairs: ROW_PAIRS && rec.row_pairs(),
+            words: rec.requant_words(),
         }
     }
 
@@ -116,11 +120,14 @@ impl MlpShape {
             return (self.blocks + 2, 2, DType::F32);
         }
         let (d, k) = ((j - lead) / per, (j - lead) % per);
-        let (rows, cols) = self.dense_shape(d);
+        let hidden = d + 1 < self.n_dense();
+        let rows = if hidden { self.hidden } else { self.n_out };
+        let cols = if d == 0 { self.n_in } else { self.hidden };
         match (self.precision, k) {
             (Precision::F32, 0) => (rows, cols, DType::F32),
             (Precision::F32, _) => (rows, 1, DType::F32),
             (_, 0) => (rows, cols, DType::I8),
+            (Precision::Int8, 1) if self.words && hidden => (rows, 1, DType::I32),
             (_, 1) => (rows, 1, DType::BF16),
             (Precision::W8, _) => (rows, 1, DType::F32),
             (_, _) => (rows, 1, DType::I32),
@@ -327,42 +334,39 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         }
     }
 
-    /// `(W, s, B)` of dense `d` of an int8 conditioner.
+    /// `(W, s, B)` of dense `d` of an int8 conditioner (`s`: bf16 scales).
     fn int8_dense(&self, d: usize) -> Result<(&'a [i8], &'a [u16], &'a [i32])> {
         let t = self.tensor(self.shape.weight_index(d));
         Ok((self.view.i8s(t)?, self.view.u16s(t + 1)?, self.view.i32s(t + 2)?))
     }
 
+    /// `(W, R, B)` of hidden dense `d` of an int8 conditioner with stored
+    /// requantization words `R`.
+    fn int8_dense_words(&self, d: usize) -> Result<(&'a [i8], &'a [i32], &'a [i32])> {
+        let t = self.tensor(self.shape.weight_index(d));
+        Ok((self.view.i8s(t)?, self.view.i32s(t + 1)?, self.view.i32s(t + 2)?))
+    }
+
     /// One hidden dense of the int8 conditioner: `y = relu(requantize(W x + B))`,
     /// centred on the output zero point, with `(ratio, zp)` from row `d + 1` of
-    /// the table `a`.
+    /// the table `a`; each unit's multiplier read from its stored word, or
+    /// derived from its scale and `ratio`.
     fn int8_hidden(&self, a: &[f32], d: usize, x: &[i16], y: &mut [i16], acc: &mut [i32]) -> Result<()> {
-        let (w, s, b) = self.int8_dense(d)?;
-        self.dense_int8(w, b, x, acc)?;
         let (ratio, zp) = row(a, d + 1)?;
-        let n = y.len();
-        if acc.len() != n || s.len() != n {
-            return Err(Error::Internal);
+        let t = self.tensor(self.shape.weight_index(d));
+        self.dense_int8(self.view.i8s(t)?, self.view.i32s(t + 2)?, x, acc)?;
+        let units = if self.shape.words {
+            Units::Words(self.view.i32s(t + 1)?)
+        } else {
+            Units::Scales(self.view.u16s(t + 1)?, ratio)
+        };
+        if COMPACT_REQUANTIZE {
+            return requantize_compact(acc, units, y, zp);
         }
-        // Written straight into the paired layout (see `paired_index`): each
-        // whole group of four as elements 0, 2, 1, 3, the rest in order.
-        let rq = |v: i32, sc: u16| requantize_relu(v, unit_ratio(sc, ratio), zp);
-        let full = n - n % 4;
-        let (y4, yr) = y.split_at_mut(full);
-        let (a4, ar) = acc.split_at(full);
-        let (s4, sr) = s.split_at(full);
-        for ((yc, ac), sc) in y4.chunks_exact_mut(4).zip(a4.chunks_exact(4)).zip(s4.chunks_exact(4)) {
-            if let ([y0, y1, y2, y3], [a0, a1, a2, a3], [s0, s1, s2, s3]) = (yc, ac, sc) {
-                *y0 = rq(*a0, *s0);
-                *y1 = rq(*a2, *s2);
-                *y2 = rq(*a1, *s1);
-                *y3 = rq(*a3, *s3);
-            }
+        match units {
+            Units::Words(r) => requantize_words(acc, r, y, zp),
+            Units::Scales(s, ratio) => requantize_scales(acc, s, ratio, y, zp),
         }
-        for ((yi, &v), &sc) in yr.iter_mut().zip(ar).zip(sr) {
-            *yi = rq(v, sc);
-        }
-        Ok(())
     }
 
     /// The fully int8 conditioner (plain, ReLU).
@@ -393,6 +397,78 @@ impl<'v, 'a> Conditioner<'v, 'a> {
         }
         Ok(())
     }
+}
+
+/// Whether hidden units are requantized by one small loop for both forms
+/// ([`requantize_compact`]) rather than one unrolled loop per form: on
+/// bare-metal builds without `dsp` (Cortex-M0, RV32), where flash is the
+/// tighter budget (the minimal program's 24 KiB).
+const COMPACT_REQUANTIZE: bool = cfg!(all(target_os = "none", not(feature = "dsp")));
+
+/// Where a hidden dense's units take their requantization from.
+#[derive(Clone, Copy)]
+enum Units<'a> {
+    /// Stored requantization words.
+    Words(&'a [i32]),
+    /// bf16 scales and the layer's ratio.
+    Scales(&'a [u16], f32),
+}
+
+/// [`requantize_paired`] for either form in one loop, one unit at a time.
+fn requantize_compact(acc: &[i32], units: Units<'_>, y: &mut [i16], zp: i32) -> Result<()> {
+    let n = y.len();
+    if acc.len() != n {
+        return Err(Error::Internal);
+    }
+    for (i, &v) in acc.iter().enumerate() {
+        let q = match units {
+            Units::Words(r) => requantize_relu_word(v, *r.get(i).ok_or(Error::Internal)?, zp),
+            Units::Scales(s, ratio) => requantize_relu(v, unit_ratio(*s.get(i).ok_or(Error::Internal)?, ratio), zp),
+        };
+        *y.get_mut(crate::format::row_pairs::paired_index(i, n)).ok_or(Error::Internal)? = q;
+    }
+    Ok(())
+}
+
+/// A hidden dense's units requantized from stored words. Out of line, as
+/// [`requantize_scales`] is: each keeps its own registers, and the stack of
+/// `int8_hidden`'s callers only ever holds one of their frames.
+#[inline(never)]
+fn requantize_words(acc: &[i32], r: &[i32], y: &mut [i16], zp: i32) -> Result<()> {
+    requantize_paired(acc, r, y, |v, &word| requantize_relu_word(v, word, zp))
+}
+
+/// A hidden dense's units requantized from their scales and the layer's ratio.
+#[inline(never)]
+fn requantize_scales(acc: &[i32], s: &[u16], ratio: f32, y: &mut [i16], zp: i32) -> Result<()> {
+    requantize_paired(acc, s, y, |v, &sc| requantize_relu(v, unit_ratio(sc, ratio), zp))
+}
+
+/// `y_i = rq(acc_i, unit_i)` for a hidden dense, written straight into the
+/// paired layout (see `paired_index`): each whole group of four as elements 0,
+/// 2, 1, 3, the rest in order.
+#[inline(always)]
+fn requantize_paired<U>(acc: &[i32], units: &[U], y: &mut [i16], rq: impl Fn(i32, &U) -> i16) -> Result<()> {
+    let n = y.len();
+    if acc.len() != n || units.len() != n {
+        return Err(Error::Internal);
+    }
+    let full = n - n % 4;
+    let (y4, yr) = y.split_at_mut(full);
+    let (a4, ar) = acc.split_at(full);
+    let (u4, ur) = units.split_at(full);
+    for ((yc, ac), uc) in y4.chunks_exact_mut(4).zip(a4.chunks_exact(4)).zip(u4.chunks_exact(4)) {
+        if let ([y0, y1, y2, y3], [a0, a1, a2, a3], [u0, u1, u2, u3]) = (yc, ac, uc) {
+            *y0 = rq(*a0, u0);
+            *y1 = rq(*a2, u2);
+            *y2 = rq(*a1, u1);
+            *y3 = rq(*a3, u3);
+        }
+    }
+    for ((yi, &v), u) in yr.iter_mut().zip(ar).zip(ur) {
+        *yi = rq(v, u);
+    }
+    Ok(())
 }
 
 /// Carve `n` i16 values out of f32 scratch.

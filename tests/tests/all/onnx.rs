@@ -118,3 +118,32 @@ fn every_bundled_model_exports_a_well_formed_sampler() {
         }
     }
 }
+
+#[test]
+fn stored_requantization_words_export_the_same_graphs() {
+    // A words file's multipliers are exactly the ones its scales gave: the
+    // graphs (log p and sampler) are the same bytes.
+    let mut rewritten = 0;
+    for path in bundled() {
+        let old = LoadedModel::read(&path).unwrap();
+        let (new, n) = old.store_requant_words().unwrap();
+        if n == 0 {
+            continue;
+        }
+        rewritten += 1;
+        let (a, b) = (old.model(), new.model());
+        assert_eq!(
+            floe_exporter::onnx::export_bytes(b, new.bytes()).unwrap(),
+            floe_exporter::onnx::export_bytes(a, old.bytes()).unwrap(),
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            floe_exporter::onnx::export_sampler_bytes(b, new.bytes()).unwrap(),
+            floe_exporter::onnx::export_sampler_bytes(a, old.bytes()).unwrap(),
+            "{}: sampler",
+            path.display()
+        );
+    }
+    assert!(rewritten >= 5, "{rewritten} int8 files");
+}

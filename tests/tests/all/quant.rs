@@ -68,6 +68,11 @@ fn int8_and_w8_models_load_and_stay_close_to_f32() {
                 let got = ch.precision;
                 assert!(got.is_quantized(), "{what}: unlimited budget quantizes every layer");
                 assert_eq!(got == Precision::Int8, expect_int8, "{what}: layer {} is {got:?}", ch.layer);
+                // The file stores an int8 layer's requantization words (and
+                // `verified` above compared it bit for bit with the exporter's
+                // own arithmetic from the scales).
+                let rec = q.loaded.model().layer_info(ch.layer).unwrap().record;
+                assert_eq!(rec.requant_words(), expect_int8, "{what}: layer {} words", ch.layer);
                 if mode == Precision::Int8 && !expect_int8 {
                     assert!(!ch.note.is_empty(), "{what}: fallback without a reason");
                 }

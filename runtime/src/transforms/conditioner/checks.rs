@@ -3,11 +3,12 @@
 
 use super::{Conditioner, MAX_I32_BIAS, ROW_PAIRS};
 use crate::error::Result;
-use crate::format::{bf16_to_f32, row_pairs, Activation, LayerRecord, Precision};
+use crate::format::{bf16_to_f32, requant_words, row_pairs, Activation, LayerRecord, Precision};
 
 impl Conditioner<'_, '_> {
     /// Load-time checks of a quantized conditioner's values: symmetric int8
-    /// weights (no -128), non-negative scales, biases within ±2^30, and an int8
+    /// weights (no -128), non-negative scales (valid requantization words where
+    /// hidden denses store them), biases within ±2^30, and an int8
     /// table of positive finite scales with integral zero points in -128 ..= 127.
     pub(crate) fn check_values(&self) -> Result<bool> {
         let shape = &self.shape;
@@ -27,7 +28,12 @@ impl Conditioner<'_, '_> {
             if bad {
                 return Ok(false);
             }
-            if !v.u16s(t + 1)?.iter().all(|&s| bf16_to_f32(s) >= 0.0) {
+            let scales_ok = if shape.words && d + 1 < shape.n_dense() {
+                v.i32s(t + 1)?.iter().all(|&w| requant_words::is_valid(w))
+            } else {
+                v.u16s(t + 1)?.iter().all(|&s| bf16_to_f32(s) >= 0.0)
+            };
+            if !scales_ok {
                 return Ok(false);
             }
             if shape.precision == Precision::Int8
@@ -64,7 +70,7 @@ pub(super) fn flags_ok(rec: &LayerRecord, row_pairs: bool) -> bool {
         Some(Precision::Int8) => {
             !rec.residual() && rec.activation == Activation::Relu && (row_pairs || !rec.row_pairs())
         }
-        Some(_) => !rec.row_pairs(),
+        Some(_) => !rec.row_pairs() && !rec.requant_words(),
     }
 }
 
@@ -83,7 +89,7 @@ fn has_min(w: &[i8], pairs: bool, rows: usize, cols: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{LayerKind, FLAG_INT8, FLAG_INT8_ROW_PAIRS, FLAG_W8};
+    use crate::format::{LayerKind, FLAG_INT8, FLAG_INT8_ROW_PAIRS, FLAG_INT8_WORDS, FLAG_W8};
 
     #[test]
     fn the_row_pair_flag_needs_int8_and_a_build_that_reads_it() {
@@ -98,5 +104,10 @@ mod tests {
             assert!(!flags_ok(&rec(FLAG_W8 | FLAG_INT8_ROW_PAIRS), supported));
             assert!(!flags_ok(&rec(FLAG_INT8_ROW_PAIRS), supported));
         }
+        // Requantization words: int8 only, with or without row pairs.
+        assert!(flags_ok(&rec(FLAG_INT8 | FLAG_INT8_WORDS), false));
+        assert!(flags_ok(&rec(FLAG_INT8 | FLAG_INT8_WORDS | FLAG_INT8_ROW_PAIRS), true));
+        assert!(!flags_ok(&rec(FLAG_W8 | FLAG_INT8_WORDS), true));
+        assert!(!flags_ok(&rec(FLAG_INT8_WORDS), true));
     }
 }

@@ -2,7 +2,9 @@
 
 use super::{dequantize, i16_words, row, take_i16, unit_ratio, Conditioner};
 use crate::error::{Error, Result};
-use crate::kernels::quant::{dense_i8_lanes, dense_i8_lanes_pairs, quantize_value, requantize_relu};
+use crate::kernels::quant::{
+    dense_i8_lanes, dense_i8_lanes_pairs, quantize_value, requantize_relu, requantize_relu_word,
+};
 use crate::kernels::{take, LANES};
 
 /// `f32` words of work space [`Conditioner::int8_eval_lanes`] needs.
@@ -39,14 +41,25 @@ impl Conditioner<'_, '_> {
         }
         let last = shape.n_dense() - 1;
         for d in 0..last {
-            let (w, s, b) = self.int8_dense(d)?;
             let acc = acc_all.get_mut(..shape.hidden * LANES).ok_or(Error::Internal)?;
-            self.dense_int8_lanes(w, b, if d == 0 { &*q_in } else { &*cur }, acc)?;
+            let x = if d == 0 { &*q_in } else { &*cur };
             let (ratio, zp) = row(a, d + 1)?;
-            for ((ys, accs), &sc) in nxt.chunks_exact_mut(LANES).zip(acc.chunks_exact(LANES)).zip(s) {
-                let real = unit_ratio(sc, ratio);
-                for (y, &v) in ys.iter_mut().zip(accs) {
-                    *y = requantize_relu(v, real, zp);
+            if shape.words {
+                let (w, r, b) = self.int8_dense_words(d)?;
+                self.dense_int8_lanes(w, b, x, acc)?;
+                for ((ys, accs), &word) in nxt.chunks_exact_mut(LANES).zip(acc.chunks_exact(LANES)).zip(r) {
+                    for (y, &v) in ys.iter_mut().zip(accs) {
+                        *y = requantize_relu_word(v, word, zp);
+                    }
+                }
+            } else {
+                let (w, s, b) = self.int8_dense(d)?;
+                self.dense_int8_lanes(w, b, x, acc)?;
+                for ((ys, accs), &sc) in nxt.chunks_exact_mut(LANES).zip(acc.chunks_exact(LANES)).zip(s) {
+                    let real = unit_ratio(sc, ratio);
+                    for (y, &v) in ys.iter_mut().zip(accs) {
+                        *y = requantize_relu(v, real, zp);
+                    }
                 }
             }
             core::mem::swap(&mut cur, &mut nxt);

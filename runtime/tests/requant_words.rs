@@ -192,15 +192,20 @@ fn malformed_words_and_misplaced_flags_are_rejected() {
     fix_crc(&mut f);
     let buf = aligned(&f);
     assert_eq!(load(&buf, f.len()).err(), Some(Error::ShapeMismatch(layer)));
-    // The flag on an f32 and on a w8 conditioner.
+    // The flag on an f32 and on a w8 conditioner (their first coupling).
     for rel in ["fuzz/seeds/spline-coupling.floe", "fuzz/seeds/affine-coupling-w8.floe"] {
         let mut f = read(rel);
         let h = Header::decode(&f).unwrap();
-        let flags_at = h.layer_table as usize + 2;
-        f[flags_at] |= FLAG_INT8_WORDS;
+        let record = |f: &[u8], i: u16| {
+            let at = h.layer_table as usize + 32 * usize::from(i);
+            LayerRecord::decode(&f[at..at + 32], i).unwrap()
+        };
+        let layer = (0..h.n_layers).find(|&i| record(&f, i).hidden > 0).expect("a conditioner");
+        assert!(record(&f, layer).precision() != Some(Precision::Int8), "{rel}");
+        f[h.layer_table as usize + 32 * usize::from(layer) + 2] |= FLAG_INT8_WORDS;
         fix_crc(&mut f);
         let buf = aligned(&f);
-        assert!(matches!(load(&buf, f.len()), Err(Error::BadLayer(0))), "{rel}");
+        assert_eq!(load(&buf, f.len()).err(), Some(Error::BadLayer(layer)), "{rel}");
     }
     // A damaged source is refused before anything is written.
     let mut f = src.clone();
@@ -208,4 +213,42 @@ fn malformed_words_and_misplaced_flags_are_rejected() {
     let mut out = vec![0u8; f.len() * 2];
     assert_eq!(requant_words::store(&f, &mut out), Err(Error::BadCrc));
     assert_eq!(requant_words::store(&src, &mut out[..src.len()]), Err(Error::InvalidArgument));
+}
+
+#[test]
+fn a_layer_with_a_unit_out_of_range_keeps_its_scales() {
+    // A zero scale (a legal, dead unit) has no word: its layer keeps the
+    // derived form, the others are rewritten, and the results keep their bits.
+    let mut src = read(INT8[0]);
+    let before = tensors(&src);
+    let h = Header::decode(&src).unwrap();
+    let int8: Vec<u16> = (0..h.n_layers)
+        .filter(|&i| {
+            let at = h.layer_table as usize + 32 * usize::from(i);
+            LayerRecord::decode(&src[at..at + 32], i).unwrap().precision() == Some(Precision::Int8)
+        })
+        .collect();
+    assert!(int8.len() >= 2);
+    // The first int8 layer's first hidden scale: table, W, then s.
+    let at = h.layer_table as usize + 32 * usize::from(int8[0]);
+    let first = LayerRecord::decode(&src[at..at + 32], int8[0]).unwrap().first_tensor as usize;
+    let s = before[first + 2];
+    assert_eq!(s.dtype, DType::BF16);
+    src[s.offset as usize..s.offset as usize + 2].copy_from_slice(&[0, 0]);
+    fix_crc(&mut src);
+    let (out, done) = stored(&src);
+    assert_eq!(done, int8.len() - 1);
+    let (b0, b1) = (aligned(&src), aligned(&out));
+    let (old, new) = (load(&b0, src.len()).unwrap(), load(&b1, out.len()).unwrap());
+    for &i in &int8 {
+        assert_eq!(new.layer_info(usize::from(i)).unwrap().record.requant_words(), i != int8[0], "layer {i}");
+    }
+    let d = old.dim();
+    let (mut s0, mut s1) = (vec![0.0f32; old.scratch_len()], vec![0.0f32; new.scratch_len()]);
+    let mut g = Rng::new(5);
+    for r in 0..64 {
+        let x: Vec<f32> = (0..d).map(|_| 2.0 * g.normal()).collect();
+        let (a, b) = (old.log_prob(&x, &[], &mut s0).unwrap(), new.log_prob(&x, &[], &mut s1).unwrap());
+        assert_eq!(a.to_bits(), b.to_bits(), "row {r}");
+    }
 }

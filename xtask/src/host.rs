@@ -150,20 +150,33 @@ fn read_list(list_path: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
 }
 
 impl Assets {
+    /// The assets as the firmware embeds them ([`Assets::committed`], each
+    /// model with its requantization words stored, as `firmware/build.rs` does).
     pub fn load() -> Assets {
+        let c = Assets::committed();
+        let embed = |list: Vec<(String, Vec<u8>, Vec<u8>)>| {
+            list.into_iter().map(|(name, m, rows)| (name, as_embedded(m), rows)).collect::<Vec<_>>()
+        };
+        Assets {
+            models: embed(c.models),
+            streams: embed(c.streams),
+            trajectories: embed(c.trajectories),
+            bounds: c.bounds.into_iter().map(|(n, m)| (n, as_embedded(m))).collect(),
+        }
+    }
+
+    /// The files of `firmware/assets/` as committed (int8 models with bf16 scales).
+    pub fn committed() -> Assets {
         let dir = firmware_dir().join("assets");
         let models = read_list(&dir.join("models.txt"));
         if models.is_empty() {
             fail("firmware/assets/models.txt lists no models");
         }
-        let embed = |list: Vec<(String, Vec<u8>, Vec<u8>)>| {
-            list.into_iter().map(|(name, m, rows)| (name, as_embedded(m), rows)).collect::<Vec<_>>()
-        };
         Assets {
-            models: embed(models),
-            streams: embed(read_list(&dir.join("streams.txt"))),
-            trajectories: embed(read_list(&dir.join("trajectories.txt"))),
-            bounds: read_bounds(&dir.join("bounds.txt")).into_iter().map(|(n, m)| (n, as_embedded(m))).collect(),
+            models,
+            streams: read_list(&dir.join("streams.txt")),
+            trajectories: read_list(&dir.join("trajectories.txt")),
+            bounds: read_bounds(&dir.join("bounds.txt")),
         }
     }
 

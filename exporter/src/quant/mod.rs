@@ -120,8 +120,10 @@ pub fn quantize(model: &FrozenModel, cfg: QuantConfig, calib: &Rows, val: &Rows,
         let precision = candidate.precision;
         let mut trial = model.clone();
         trial.layers[i] = candidate.clone();
-        let cost = nll(&trial.load()?, val)? - base_nll;
-        let bytes = (conditioner_bytes(layer), conditioner_bytes(&candidate));
+        let trial = trial.load()?;
+        let cost = nll(&trial, val)? - base_nll;
+        // As stored: an int8 layer's hidden scales become requantization words.
+        let bytes = (conditioner_bytes(layer), trial.model().layer_info(i)?.n_bytes);
         let keep = cost <= cfg.max_layer_cost;
         if keep {
             final_layers[i] = candidate;

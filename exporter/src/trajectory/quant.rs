@@ -234,6 +234,10 @@ pub fn quantize_trajectory(
     let layers = build(&options);
     let out = FrozenModel { layers, ..model.clone() };
     let loaded = out.load()?;
+    // Bytes as stored (an int8 layer's hidden scales become requantization words).
+    for c in choices.iter_mut().filter(|c| c.precision != Precision::F32) {
+        c.bytes.1 = loaded.model().layer_info(c.layer)?.n_bytes;
+    }
     let q_nll = mean_nll(&runtime_log_probs(loaded.model(), val)?);
     // The step flows: runtime conditioners vs the reference, and log p vs the
     // simulated quantization, bit for bit.

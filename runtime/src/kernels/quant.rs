@@ -292,7 +292,8 @@ fn requantize_relu_wide(acc: i32, real: f32, zp: i32) -> i16 {
     } else {
         0
     };
-    r.clamp(0, i64::from(top)) as i16
+    // max/min, not clamp: `clamp` asserts min ≤ max (a panic path for zp > 127).
+    r.max(0).min(i64::from(top)) as i16
 }
 
 /// `round(acc · m · 2^(shift - 31))` with one rounding (half towards +∞),

@@ -542,8 +542,8 @@ mod tests {
                 // And the word form is the scale form wherever a word exists.
                 let mut c = [0i16; 64];
                 requantize_scales(&acc[..n], &scales[..n], ratio, &mut c[..n], zp).unwrap();
-                for k in 0..n {
-                    if word(unit_ratio(scales[k], ratio)).is_some() {
+                for (k, &sc) in scales[..n].iter().enumerate() {
+                    if word(unit_ratio(sc, ratio)).is_some() {
                         let at = crate::format::row_pairs::paired_index(k, n);
                         assert_eq!(b[at], c[at], "unit {k} of {n}, zp {zp}");
                     }

@@ -16,11 +16,16 @@
 
 use crate::error::{Error, Result};
 use crate::format::{bf16_to_f32, Activation, DType, LayerRecord, Precision, View, MAX_BLOCKS, MAX_DIM};
-use crate::kernels::quant::{dense_i8, dense_i8_pairs, dense_w8, quantize, requantize_relu, requantize_relu_word};
+use crate::kernels::quant::{dense_i8, dense_i8_pairs, dense_w8, quantize};
 use crate::kernels::{activate, dense_f32, dense_f32_lanes, dense_f32_lanes_relu, take, LANES};
 
 mod checks;
 mod int8_lanes;
+mod requantize;
+#[cfg(test)]
+mod tests;
+
+use requantize::{requantize_compact, requantize_scales, requantize_words, Units, COMPACT_REQUANTIZE};
 
 /// Whether this build reads int8 weights in the row-pair layout (the
 /// `row-pairs` feature; `dsp` implies it).
@@ -399,78 +404,6 @@ impl<'v, 'a> Conditioner<'v, 'a> {
     }
 }
 
-/// Whether hidden units are requantized by one small loop for both forms
-/// ([`requantize_compact`]) rather than one unrolled loop per form: on
-/// bare-metal builds without `dsp` (Cortex-M0, RV32), where flash is the
-/// tighter budget (the minimal program's 24 KiB).
-const COMPACT_REQUANTIZE: bool = cfg!(all(target_os = "none", not(feature = "dsp")));
-
-/// Where a hidden dense's units take their requantization from.
-#[derive(Clone, Copy)]
-enum Units<'a> {
-    /// Stored requantization words.
-    Words(&'a [i32]),
-    /// bf16 scales and the layer's ratio.
-    Scales(&'a [u16], f32),
-}
-
-/// [`requantize_paired`] for either form in one loop, one unit at a time.
-fn requantize_compact(acc: &[i32], units: Units<'_>, y: &mut [i16], zp: i32) -> Result<()> {
-    let n = y.len();
-    if acc.len() != n {
-        return Err(Error::Internal);
-    }
-    for (i, &v) in acc.iter().enumerate() {
-        let q = match units {
-            Units::Words(r) => requantize_relu_word(v, *r.get(i).ok_or(Error::Internal)?, zp),
-            Units::Scales(s, ratio) => requantize_relu(v, unit_ratio(*s.get(i).ok_or(Error::Internal)?, ratio), zp),
-        };
-        *y.get_mut(crate::format::row_pairs::paired_index(i, n)).ok_or(Error::Internal)? = q;
-    }
-    Ok(())
-}
-
-/// A hidden dense's units requantized from stored words. Out of line, as
-/// [`requantize_scales`] is: each keeps its own registers, and the stack of
-/// `int8_hidden`'s callers only ever holds one of their frames.
-#[inline(never)]
-fn requantize_words(acc: &[i32], r: &[i32], y: &mut [i16], zp: i32) -> Result<()> {
-    requantize_paired(acc, r, y, |v, &word| requantize_relu_word(v, word, zp))
-}
-
-/// A hidden dense's units requantized from their scales and the layer's ratio.
-#[inline(never)]
-fn requantize_scales(acc: &[i32], s: &[u16], ratio: f32, y: &mut [i16], zp: i32) -> Result<()> {
-    requantize_paired(acc, s, y, |v, &sc| requantize_relu(v, unit_ratio(sc, ratio), zp))
-}
-
-/// `y_i = rq(acc_i, unit_i)` for a hidden dense, written straight into the
-/// paired layout (see `paired_index`): each whole group of four as elements 0,
-/// 2, 1, 3, the rest in order.
-#[inline(always)]
-fn requantize_paired<U>(acc: &[i32], units: &[U], y: &mut [i16], rq: impl Fn(i32, &U) -> i16) -> Result<()> {
-    let n = y.len();
-    if acc.len() != n || units.len() != n {
-        return Err(Error::Internal);
-    }
-    let full = n - n % 4;
-    let (y4, yr) = y.split_at_mut(full);
-    let (a4, ar) = acc.split_at(full);
-    let (u4, ur) = units.split_at(full);
-    for ((yc, ac), uc) in y4.chunks_exact_mut(4).zip(a4.chunks_exact(4)).zip(u4.chunks_exact(4)) {
-        if let ([y0, y1, y2, y3], [a0, a1, a2, a3], [u0, u1, u2, u3]) = (yc, ac, uc) {
-            *y0 = rq(*a0, u0);
-            *y1 = rq(*a2, u2);
-            *y2 = rq(*a1, u1);
-            *y3 = rq(*a3, u3);
-        }
-    }
-    for ((yi, &v), u) in yr.iter_mut().zip(ar).zip(ur) {
-        *yi = rq(v, u);
-    }
-    Ok(())
-}
-
 /// Carve `n` i16 values out of f32 scratch.
 fn take_i16<'s>(work: &mut &'s mut [f32], n: usize) -> Result<&'s mut [i16]> {
     let words = take(work, i16_words(n))?;
@@ -503,52 +436,3 @@ fn dequantize(v: i32, sc: u16, s_in: f32) -> f32 {
 
 /// Largest |bias| of an int8 dense: keeps `b + Σ w·x` inside i32 (see `dense_i8`).
 const MAX_I32_BIAS: i32 = 1 << 30;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::format::requant_words::word;
-
-    #[test]
-    fn the_compact_loop_gives_the_unrolled_loops_bits() {
-        // `requantize_compact` runs only on the Cortex-M0 and RV32 builds; here
-        // it is checked against the per-form loops the host and the Cortex-M4F
-        // run, for both forms, every group shape (n mod 4) and every zero point's
-        // clamp.
-        let mut s = 0x2545_F491u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
-        for n in [1usize, 3, 4, 7, 8, 13, 64] {
-            for zp in [-128, -5, 0, 77, 127] {
-                let acc: [i32; 64] = core::array::from_fn(|_| (next() as i32) >> (next() % 24));
-                // Scales whose products with the ratio span the fast range and
-                // beyond it (the wide path), zero included.
-                let scales: [u16; 64] =
-                    core::array::from_fn(|k| if k == 5 { 0 } else { 0x3A00 + (next() % 0x0C00) as u16 });
-                let ratio = 0.37f32;
-                let words: [i32; 64] =
-                    core::array::from_fn(|k| word(unit_ratio(scales[k], ratio)).unwrap_or(-1 << 8 | 1));
-                let (mut a, mut b) = ([0i16; 64], [0i16; 64]);
-                requantize_compact(&acc[..n], Units::Scales(&scales[..n], ratio), &mut a[..n], zp).unwrap();
-                requantize_scales(&acc[..n], &scales[..n], ratio, &mut b[..n], zp).unwrap();
-                assert_eq!(a[..n], b[..n], "scales, n {n} zp {zp}");
-                requantize_compact(&acc[..n], Units::Words(&words[..n]), &mut a[..n], zp).unwrap();
-                requantize_words(&acc[..n], &words[..n], &mut b[..n], zp).unwrap();
-                assert_eq!(a[..n], b[..n], "words, n {n} zp {zp}");
-                // And the word form is the scale form wherever a word exists.
-                let mut c = [0i16; 64];
-                requantize_scales(&acc[..n], &scales[..n], ratio, &mut c[..n], zp).unwrap();
-                for (k, &sc) in scales[..n].iter().enumerate() {
-                    if word(unit_ratio(sc, ratio)).is_some() {
-                        let at = crate::format::row_pairs::paired_index(k, n);
-                        assert_eq!(b[at], c[at], "unit {k} of {n}, zp {zp}");
-                    }
-                }
-            }
-        }
-    }
-}

@@ -5,7 +5,7 @@
 //! Also the zuko flows of the interop fixtures, imported (`floe import zuko`):
 //! the layer flag of zuko's parameterization.
 //!
-//! `cargo run -p floe-tests --example fuzz_seeds`
+//! `cargo run -p floe-tests --features seeds --example fuzz_seeds`
 
 use floe_exporter::data::Rows;
 use floe_exporter::flow::TransformKind;

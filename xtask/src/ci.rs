@@ -87,7 +87,19 @@ pub fn ci() {
     );
     step(
         "clippy: exporter and cross-crate tests",
-        cargo().args(["clippy", "-p", "floe-exporter", "-p", "floe-tests", "--all-targets", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "-p",
+            "floe-exporter",
+            "-p",
+            "floe-tests",
+            "--all-targets",
+            "--features",
+            "floe-tests/seeds",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     );
     install_tools(&BOARDS.map(|b| b.target));
     for b in &BOARDS {

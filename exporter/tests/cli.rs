@@ -412,6 +412,8 @@ fn anomaly_fit_and_stream_end_to_end() {
     // Bad input: one clear line each.
     let (ok, _, err) = floe(&["anomaly", "fit", "--data", &data, "--fpr", "1.5", "--out", "x.floe"]);
     assert_clean_error(ok, &err, "--fpr must be in (0, 1)");
+    let (ok, _, err) = floe(&["anomaly", "fit", "--data", &data, "--lr-drops", "9", "--out", "x.floe"]);
+    assert_clean_error(ok, &err, "--lr-drops");
     let unlabelled = d.join("u.csv");
     std::fs::write(&unlabelled, "a,b\n1,2\n3,4\n5,6\n").unwrap();
     let (ok, _, err) = floe(&["anomaly", "fit", "--data", unlabelled.to_str().unwrap(), "--out", "x.floe"]);

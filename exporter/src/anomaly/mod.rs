@@ -55,6 +55,9 @@ pub struct FlowSettings {
     pub epochs: usize,
     /// Early-stopping patience (epochs).
     pub patience: usize,
+    /// Restarts from the best model at a tenth of the learning rate when
+    /// patience runs out ([`TrainConfig::lr_drops`]).
+    pub lr_drops: usize,
     /// Progress bars.
     pub progress: bool,
     /// Choose the flow per data set among [`select::family`] by held-out normal
@@ -70,6 +73,7 @@ impl Default for FlowSettings {
             bins: 8,
             epochs: 200,
             patience: 10,
+            lr_drops: DETECTOR_LR_DROPS,
             progress: false,
             select: None,
         }
@@ -78,6 +82,11 @@ impl Default for FlowSettings {
 
 /// Coupling steps of the detector flow by default.
 pub const DETECTOR_STEPS: usize = 5;
+
+/// Restarts at a lower learning rate of the tabular detectors by default:
+/// none, the recipe the README's table was measured with (`--lr-drops N` to
+/// try them).
+pub const DETECTOR_LR_DROPS: usize = 0;
 
 /// Coupling steps of a stream's window flow by default ([`FlowSettings::stream_configs`];
 /// the stream figures were measured with 4).
@@ -114,6 +123,7 @@ impl FlowSettings {
             epochs: self.epochs,
             batch_size: batch_size(n_train),
             patience: self.patience,
+            lr_drops: self.lr_drops,
             seed,
             val_fraction: protocol::CALIB_FRACTION,
             test_fraction: protocol::TEST_FRACTION,
@@ -137,6 +147,9 @@ mod tests {
         assert_eq!((f3.steps, f3.hidden, f3.bins, f3.lu), (3, 16, 4, false));
         assert_eq!((f.actnorm, f.lu, f.permutation, f.base), (false, false, PermChoice::Random, BaseKind::StdNormal));
         f.validate().unwrap();
+        let tc = s.train_config(7, 745);
+        assert_eq!((tc.lr_drops, tc.patience, tc.batch_size), (DETECTOR_LR_DROPS, 10, 75));
+        tc.validate().unwrap();
         let (g, _) = FlowSettings { steps: STREAM_STEPS, ..s }.stream_configs(32, 7, 745);
         assert_eq!((g.steps, g.hidden, g.bins, g.seed), (4, 64, 8, 7));
         assert_eq!(

@@ -4,6 +4,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigError, Result};
 
+/// The factor a restart divides the learning rate by ([`TrainConfig::lr_drops`]).
+pub const LR_DROP: f64 = 10.0;
+
+/// The most restarts a configuration may ask for.
+pub const MAX_LR_DROPS: usize = 8;
+const MAX_LR_DROPS_TEXT: &str = "<= 8";
+
 /// Optimization settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +29,11 @@ pub struct TrainConfig {
     pub grad_clip: f32,
     /// Stop after this many epochs without a better validation NLL.
     pub patience: usize,
+    /// Restarts at a lower learning rate before stopping: each time patience
+    /// runs out, training goes on from the best model so far with the learning
+    /// rate divided by [`LR_DROP`], this many times; then it stops. 0 = stop at
+    /// the first plateau.
+    pub lr_drops: usize,
     /// Seed of the split, the shuffles and the initial weights.
     pub seed: u64,
     /// Fraction of rows for validation.
@@ -44,6 +56,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             grad_clip: 5.0,
             patience: 25,
+            lr_drops: 0,
             seed: 0,
             val_fraction: 0.15,
             test_fraction: 0.15,
@@ -67,6 +80,9 @@ impl TrainConfig {
         }
         if !(self.grad_clip > 0.0) {
             return Err(ConfigError::invalid("grad_clip", "> 0", self.grad_clip).into());
+        }
+        if self.lr_drops > MAX_LR_DROPS {
+            return Err(ConfigError::invalid("lr_drops", MAX_LR_DROPS_TEXT, self.lr_drops).into());
         }
         if !(self.weight_decay >= 0.0) {
             return Err(ConfigError::invalid("weight_decay", ">= 0", self.weight_decay).into());

@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::Checkpoint;
-pub use config::TrainConfig;
+pub use config::{TrainConfig, LR_DROP, MAX_LR_DROPS};
 pub use dequantize::grid_steps;
 pub use device::{cpu, seeded, DeviceName};
 pub use eval::{log_prob_rows, nll_per_dim};
@@ -44,6 +44,10 @@ pub struct History {
     pub best_epoch: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Epochs (0-based) that began a restart from the best model at a lower
+    /// learning rate ([`TrainConfig::lr_drops`]).
+    #[serde(default)]
+    pub restarts: Vec<usize>,
 }
 
 /// Train a flow by maximum likelihood on `device` (its autodiff twin computes
@@ -117,11 +121,13 @@ pub fn train_on(
     let noisy = quanta.iter().any(|&q| q > 0.0);
     let mut stop = progress::Stopper::new(&model, cfg, 1e-4, "nats/dim", progress, start);
     let mut step = 0usize;
+    // Divides the schedule's rate after each restart (`cfg.lr_drops`).
+    let mut lr_scale = 1.0f64;
     for epoch in 0..cfg.epochs {
         order.shuffle(&mut rng);
         let mut sum = 0.0f64;
         for idx in order.chunks(cfg.batch_size) {
-            let lr = progress::cosine_lr(cfg, step, total);
+            let lr = progress::cosine_lr(cfg, step, total) * lr_scale;
             // Dequantization noise from the host's seeded generator: the same
             // draws on every device and for any number of devices.
             let noise = noisy.then(|| dequantize::host_noise(&quanta, idx.len(), &mut noise_rng));
@@ -148,7 +154,14 @@ pub fn train_on(
         let train_nll = (sum / train_rows.n() as f64 + xs.log_det()) / d as f64;
         let val = nll_per_dim(&log_prob_rows(&model.valid(), val_rows), xs);
         if stop.epoch(epoch, train_nll, val, &model) {
-            break;
+            // A plateau: go on from the best model at a lower rate, or stop.
+            match stop.restart() {
+                Some(best) => {
+                    model = best;
+                    lr_scale /= LR_DROP;
+                }
+                None => break,
+            }
         }
     }
     let (best, hist) = stop.finish()?;

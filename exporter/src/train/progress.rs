@@ -19,6 +19,7 @@ pub(crate) struct Stopper<M> {
     best_model: M,
     wait: usize,
     patience: usize,
+    restarts_left: usize,
     min_delta: f64,
     unit: &'static str,
     bar: indicatif::ProgressBar,
@@ -54,6 +55,7 @@ impl<M: Clone> Stopper<M> {
             best_model: model.clone(),
             wait: 0,
             patience: cfg.patience,
+            restarts_left: cfg.lr_drops,
             min_delta,
             unit,
             bar,
@@ -86,6 +88,19 @@ impl<M: Clone> Stopper<M> {
         self.wait >= self.patience
     }
 
+    /// After [`Stopper::epoch`] said stop: the best model so far to go on from
+    /// (the caller lowers the learning rate; patience starts again), while
+    /// restarts (`cfg.lr_drops`) are left; `None` when training should stop.
+    pub(crate) fn restart(&mut self) -> Option<M> {
+        if self.restarts_left == 0 {
+            return None;
+        }
+        self.restarts_left -= 1;
+        self.wait = 0;
+        self.hist.restarts.push(self.hist.val_nll.len());
+        Some(self.best_model.clone())
+    }
+
     /// The best model and the history.
     pub(crate) fn finish(mut self) -> Result<(M, History)> {
         self.bar.finish();
@@ -94,5 +109,41 @@ impl<M: Clone> Stopper<M> {
         }
         self.hist.seconds = self.start.elapsed().as_secs_f64();
         Ok((self.best_model, self.hist))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopper(patience: usize, lr_drops: usize) -> Stopper<u32> {
+        let cfg = TrainConfig { patience, lr_drops, ..TrainConfig::default() };
+        Stopper::new(&0, &cfg, 0.0, "nats", false, Instant::now())
+    }
+
+    #[test]
+    fn a_plateau_restarts_from_the_best_model_while_drops_are_left_then_stops() {
+        let mut s = stopper(2, 1);
+        // Models are numbered by epoch; the best so far is epoch 1 (val 2.0).
+        let vals = [3.0, 2.0, 2.5, 2.6];
+        let stops: Vec<bool> = vals.iter().enumerate().map(|(e, &v)| s.epoch(e, v, v, &(e as u32))).collect();
+        assert_eq!(stops, [false, false, false, true]);
+        assert_eq!(s.restart(), Some(1), "the restart goes on from the best model");
+        // Patience starts again: one worse epoch does not stop, a better one resets it.
+        assert!(!s.epoch(4, 2.2, 2.2, &4));
+        assert!(!s.epoch(5, 1.5, 1.5, &5));
+        assert!(!s.epoch(6, 1.6, 1.6, &6));
+        assert!(s.epoch(7, 1.7, 1.7, &7));
+        assert_eq!(s.restart(), None, "no drop left");
+        let (best, hist) = s.finish().unwrap();
+        assert_eq!((best, hist.best_epoch, hist.restarts), (5, 5, vec![4]));
+    }
+
+    #[test]
+    fn without_drops_the_first_plateau_stops() {
+        let mut s = stopper(1, 0);
+        assert!(!s.epoch(0, 1.0, 1.0, &0));
+        assert!(s.epoch(1, 1.0, 1.0, &1));
+        assert_eq!(s.restart(), None);
     }
 }

@@ -170,3 +170,54 @@ pub fn reference_lin(m: &LinModel) -> (Vec<f64>, f64) {
     };
     (z, base + logdet)
 }
+
+/// The 1-norm condition number of the model's affine map x ↦ z in float64
+/// (the reference's Jacobian, column by column; Gauss–Jordan with partial
+/// pivoting for the inverse): how much the map's inverse amplifies a relative
+/// error in z, in data units.
+pub fn condition_lin(m: &LinModel) -> f64 {
+    let d = m.d;
+    let (z0, _) = reference_lin(m);
+    // Column j: z(x + e_j) − z(x) (exact up to f64 rounding: the map is affine).
+    let mut a = vec![0.0f64; d * d];
+    for j in 0..d {
+        let mut mj = m.clone();
+        mj.x[j] += 1.0;
+        let (zj, _) = reference_lin(&mj);
+        let step = mj.x[j] as f64 - m.x[j] as f64;
+        for i in 0..d {
+            a[i * d + j] = (zj[i] - z0[i]) / step;
+        }
+    }
+    let norm1 = |a: &[f64]| (0..d).map(|j| (0..d).map(|i| a[i * d + j].abs()).sum::<f64>()).fold(0.0, f64::max);
+    let mut inv = vec![0.0f64; d * d];
+    for i in 0..d {
+        inv[i * d + i] = 1.0;
+    }
+    let mut w = a.clone();
+    for c in 0..d {
+        let p = (c..d).max_by(|&r, &s| w[r * d + c].abs().total_cmp(&w[s * d + c].abs())).unwrap_or(c);
+        if w[p * d + c] == 0.0 {
+            return f64::INFINITY;
+        }
+        for k in 0..d {
+            w.swap(c * d + k, p * d + k);
+            inv.swap(c * d + k, p * d + k);
+        }
+        let piv = w[c * d + c];
+        for k in 0..d {
+            w[c * d + k] /= piv;
+            inv[c * d + k] /= piv;
+        }
+        for r in 0..d {
+            if r != c {
+                let f = w[r * d + c];
+                for k in 0..d {
+                    w[r * d + k] -= f * w[c * d + k];
+                    inv[r * d + k] -= f * inv[c * d + k];
+                }
+            }
+        }
+    }
+    norm1(&a) * norm1(&inv)
+}

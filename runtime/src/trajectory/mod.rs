@@ -23,8 +23,6 @@
 //! evaluation).
 
 mod tracker;
-#[cfg(test)]
-mod tracker_tests;
 
 pub use tracker::{Refresh, Tracker, Update};
 

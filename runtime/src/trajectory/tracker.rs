@@ -10,6 +10,8 @@ use crate::transforms::Encoder;
 use crate::kernels::LogSum;
 
 mod density;
+#[cfg(test)]
+mod tests;
 
 /// What to do when the effective sample size falls below the set fraction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

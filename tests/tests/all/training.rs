@@ -47,3 +47,42 @@ fn training_beats_the_untrained_flow_and_its_checkpoint_reloads_exactly() {
     let other = log_prob_rows(&untrained, &prep.test);
     assert!(a.iter().zip(&other).any(|(x, y)| x != y));
 }
+
+#[test]
+fn plateau_restarts_go_on_from_the_best_model_and_the_best_is_kept() {
+    // The anomaly protocol's split of the bundled breastw rows (small), the
+    // detector flow, a short patience so that plateaus come early.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/adbench/4_breastw.npz");
+    let s = floe_exporter::anomaly::split(&floe_exporter::data::DataSpec::file(path), 0, 0).expect("split");
+    let settings = floe_exporter::anomaly::FlowSettings { patience: 2, epochs: 120, lr_drops: 2, ..Default::default() };
+    let (fc, tc) = settings.configs(s.prep.d, 0, s.prep.train.n());
+    assert_eq!(tc.lr_drops, 2);
+    let (model, h) =
+        floe_exporter::train::train(&fc, &tc, &s.prep.xs, &s.prep.train, &s.prep.val, &cpu(), false).expect("trains");
+
+    // Both restarts happened (120 epochs leave room), each after `patience`
+    // epochs without a better validation NLL than the best before them.
+    assert_eq!(h.restarts.len(), 2, "restarts at {:?} of {} epochs", h.restarts, h.val_nll.len());
+    for &r in &h.restarts {
+        assert!(r >= 3 && r < h.val_nll.len(), "a restart at epoch {r} of {}", h.val_nll.len());
+        let before = h.val_nll[..r - 2].iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(h.val_nll[r - 2..r].iter().all(|&v| v >= before - 1e-4), "epochs before {r} improved: {:?}", h.val_nll);
+    }
+    assert!(h.restarts[0] < h.restarts[1], "{:?}", h.restarts);
+    // Training stopped at the third plateau, not at the epoch limit.
+    assert!(h.val_nll.len() < 120, "{} epochs", h.val_nll.len());
+
+    // The returned model is the best epoch's (within the 1e-4 that counts as
+    // better, the history's minimum), not the last epoch's.
+    let min = h.val_nll.iter().copied().fold(f64::INFINITY, f64::min);
+    let best = h.val_nll[h.best_epoch];
+    assert!(best <= min + 1e-4, "best epoch {} at {best}, minimum {min}", h.best_epoch);
+    let nll = nll_per_dim(&log_prob_rows(&model, &s.prep.val), &s.prep.xs);
+    assert!((nll - best).abs() < 1e-6, "returned model {nll} against the best epoch's {best}");
+
+    // A setting past the limit is a typed configuration error.
+    let bad = floe_exporter::train::TrainConfig { lr_drops: floe_exporter::train::MAX_LR_DROPS + 1, ..tc };
+    let err = floe_exporter::train::train(&fc, &bad, &s.prep.xs, &s.prep.train, &s.prep.val, &cpu(), false)
+        .expect_err("rejected");
+    assert!(err.to_string().contains("lr_drops"), "{err}");
+}

@@ -80,6 +80,10 @@ pub struct FlowArgs {
     /// Early-stopping patience (epochs).
     #[arg(long, default_value_t = 10)]
     pub patience: usize,
+    /// Restarts at a tenth of the learning rate: when patience runs out,
+    /// training goes on from the best model so far, this many times (0 ..= 8).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=8))]
+    pub lr_drops: u64,
     /// Choose the flow per data set, without labels: train a small family (linear
     /// flows with a normal, a Student-t and a 4-component mixture base; spline
     /// flows 2 x 32, steps x hidden and steps x 2·hidden with a normal base) and
@@ -107,6 +111,7 @@ impl FlowArgs {
             bins: self.bins,
             epochs: self.epochs.unwrap_or(FlowSettings::default().epochs),
             patience: self.patience,
+            lr_drops: self.lr_drops as usize,
             progress: !self.quiet,
             select: self.select.then_some(self.budget),
         }

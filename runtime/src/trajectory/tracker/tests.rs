@@ -6,7 +6,6 @@
 use std::vec;
 use std::vec::Vec;
 
-use super::{Frame, Point, Refresh, Tracker};
 use crate::error::Error;
 use crate::exporter_hooks::scratch_len;
 use crate::format::encode::{Contents, TensorData, TensorRef};
@@ -15,6 +14,7 @@ use crate::format::{
     crc32, Activation, BaseKind, LayerKind, LayerRecord, TrajectoryLayout, FLAG_RESIDUAL, HEADER_LEN, LAYER_RECORD_LEN,
 };
 use crate::model::Model;
+use crate::trajectory::{Frame, Point, Refresh, Tracker};
 
 const H: usize = 3;
 const E: usize = 2;

@@ -32,7 +32,8 @@ pub struct TrainConfig {
     /// Restarts at a lower learning rate before stopping: each time patience
     /// runs out, training goes on from the best model so far with the learning
     /// rate divided by [`LR_DROP`], this many times; then it stops. 0 = stop at
-    /// the first plateau.
+    /// the first plateau. Adam's moment estimates carry over (the model is
+    /// restored, the optimizer is not). Flow and trajectory training both honour it.
     pub lr_drops: usize,
     /// Seed of the split, the shuffles and the initial weights.
     pub seed: u64,

@@ -20,6 +20,7 @@ pub(crate) struct Stopper<M> {
     wait: usize,
     patience: usize,
     restarts_left: usize,
+    epochs: usize,
     min_delta: f64,
     unit: &'static str,
     bar: indicatif::ProgressBar,
@@ -56,6 +57,7 @@ impl<M: Clone> Stopper<M> {
             wait: 0,
             patience: cfg.patience,
             restarts_left: cfg.lr_drops,
+            epochs: cfg.epochs,
             min_delta,
             unit,
             bar,
@@ -90,9 +92,10 @@ impl<M: Clone> Stopper<M> {
 
     /// After [`Stopper::epoch`] said stop: the best model so far to go on from
     /// (the caller lowers the learning rate; patience starts again), while
-    /// restarts (`cfg.lr_drops`) are left; `None` when training should stop.
+    /// restarts (`cfg.lr_drops`) are left and an epoch remains to run; `None`
+    /// when training should stop.
     pub(crate) fn restart(&mut self) -> Option<M> {
-        if self.restarts_left == 0 {
+        if self.restarts_left == 0 || self.hist.val_nll.len() >= self.epochs {
             return None;
         }
         self.restarts_left -= 1;
@@ -137,6 +140,16 @@ mod tests {
         assert_eq!(s.restart(), None, "no drop left");
         let (best, hist) = s.finish().unwrap();
         assert_eq!((best, hist.best_epoch, hist.restarts), (5, 5, vec![4]));
+    }
+
+    #[test]
+    fn no_restart_is_recorded_after_the_last_epoch() {
+        let cfg = TrainConfig { patience: 1, lr_drops: 3, epochs: 2, ..TrainConfig::default() };
+        let mut s = Stopper::new(&0u32, &cfg, 0.0, "nats", false, Instant::now());
+        assert!(!s.epoch(0, 1.0, 1.0, &0));
+        assert!(s.epoch(1, 1.0, 1.0, &1));
+        assert_eq!(s.restart(), None, "epoch 1 was the last");
+        assert!(s.finish().unwrap().1.restarts.is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::model::{TrajectoryConfig, TrajectoryFlow};
 use crate::data::Standardization;
 use crate::error::{DataError, Result};
 use crate::train::progress::{cosine_lr, Stopper};
-use crate::train::{History, TrainConfig};
+use crate::train::{History, TrainConfig, LR_DROP};
 
 /// The standardizations a trajectory model is trained in and frozen with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,11 +155,12 @@ pub fn train(
     let total = (tc.epochs * steps_per_epoch).max(1) as f64;
     let mut stop = Stopper::new(&model, tc, 1e-3, "nats/traj", progress, start);
     let mut step = 0usize;
+    let mut lr_scale = 1.0f64;
     for epoch in 0..tc.epochs {
         order.shuffle(&mut rng);
         let mut sum = 0.0f64;
         for idx in order.chunks(tc.batch_size) {
-            let lr = cosine_lr(tc, step, total);
+            let lr = cosine_lr(tc, step, total) * lr_scale;
             let ex: Vec<&Example> = idx.iter().map(|&i| &train[i]).collect();
             let (f, x, p) = batch(&ex, &stats, &dev);
             let loss = model.step_log_probs(f, x, p).sum_dim(1).mean_dim(0).neg();
@@ -175,7 +176,14 @@ pub fn train(
         let train_nll = sum / train.len() as f64 + stats.log_det();
         let v = mean_nll(&log_probs(&model.valid(), &stats, val));
         if stop.epoch(epoch, train_nll, v, &model) {
-            break;
+            // A plateau: go on from the best model at a lower rate, or stop.
+            match stop.restart() {
+                Some(best) => {
+                    model = best;
+                    lr_scale /= LR_DROP;
+                }
+                None => break,
+            }
         }
     }
     let (best, hist) = stop.finish()?;

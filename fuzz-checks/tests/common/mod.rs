@@ -171,20 +171,21 @@ pub fn reference_lin(m: &LinModel) -> (Vec<f64>, f64) {
     (z, base + logdet)
 }
 
-/// The 1-norm condition number of the model's affine map x ↦ z in float64
-/// (the reference's Jacobian, column by column; Gauss–Jordan with partial
-/// pivoting for the inverse): how much the map's inverse amplifies a relative
-/// error in z, in data units.
+/// The 1-norm condition number, in float64, of the model's affine map from the
+/// standardized row u = (x − mean) / std to z (the reference's Jacobian, column
+/// by column; Gauss–Jordan with partial pivoting for the inverse): how much the
+/// map's inverse amplifies a relative error in z, in standardized units.
 pub fn condition_lin(m: &LinModel) -> f64 {
     let d = m.d;
     let (z0, _) = reference_lin(m);
-    // Column j: z(x + e_j) − z(x) (exact up to f64 rounding: the map is affine).
+    // Column j: (z(x + std_j e_j) − z(x)) per unit of u_j (exact up to f64
+    // rounding: the map is affine).
     let mut a = vec![0.0f64; d * d];
     for j in 0..d {
         let mut mj = m.clone();
-        mj.x[j] += 1.0;
+        mj.x[j] += mj.std[j];
         let (zj, _) = reference_lin(&mj);
-        let step = mj.x[j] as f64 - m.x[j] as f64;
+        let step = (mj.x[j] as f64 - m.x[j] as f64) / m.std[j] as f64;
         for i in 0..d {
             a[i * d + j] = (zj[i] - z0[i]) / step;
         }

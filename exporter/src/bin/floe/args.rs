@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
-use floe_exporter::anomaly::FlowSettings;
+use floe_exporter::anomaly::{FlowSettings, DETECTOR_LR_DROPS};
 use floe_exporter::data::DataSpec;
 use floe_exporter::error::{ConfigError, Result};
 use floe_exporter::train::DeviceName;
+use floe_exporter::train::MAX_LR_DROPS;
 use floe_runtime::format::{BaseKind, Precision};
 
 /// `--quantize int8|w8`: the runtime's [`Precision`] by name.
@@ -81,8 +82,8 @@ pub struct FlowArgs {
     #[arg(long, default_value_t = 10)]
     pub patience: usize,
     /// Restarts at a tenth of the learning rate: when patience runs out,
-    /// training goes on from the best model so far, this many times (0 ..= 8).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=8))]
+    /// training goes on from the best model so far, this many times.
+    #[arg(long, default_value_t = DETECTOR_LR_DROPS as u64, value_parser = clap::value_parser!(u64).range(0..=MAX_LR_DROPS as u64))]
     pub lr_drops: u64,
     /// Choose the flow per data set, without labels: train a small family (linear
     /// flows with a normal, a Student-t and a 4-component mixture base; spline

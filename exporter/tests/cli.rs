@@ -434,8 +434,8 @@ fn selection_lines(out: &str) -> Vec<(String, Option<f64>, bool)> {
     out.lines()
         .filter(|l| l.contains(" epochs, ") || l.contains("not started"))
         .map(|l| {
-            let name = l[..28.min(l.len())].trim().to_owned();
-            let nll = l[28.min(l.len())..].split_whitespace().next().and_then(|v| v.parse::<f64>().ok());
+            let name = l[..38.min(l.len())].trim().to_owned();
+            let nll = l[38.min(l.len())..].split_whitespace().next().and_then(|v| v.parse::<f64>().ok());
             (name, nll, l.contains("<- chosen"))
         })
         .collect()
@@ -465,7 +465,8 @@ fn anomaly_select_keeps_the_flow_most_likely_on_held_out_normal_rows() {
     let (ok, out, err) = fit("900");
     assert!(ok, "{out}{err}");
     let lines = selection_lines(&out);
-    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(lines.len(), 7, "{out}");
+    assert!(lines.iter().any(|(name, ..)| name == "gmm-4 full (linear + full mixture)"), "{out}");
     assert!(lines.iter().all(|(_, nll, _)| nll.is_some()), "every candidate trains within 900 s: {out}");
     let chosen: Vec<_> = lines.iter().filter(|l| l.2).collect();
     assert_eq!(chosen.len(), 1, "{out}");
@@ -477,7 +478,7 @@ fn anomaly_select_keeps_the_flow_most_likely_on_held_out_normal_rows() {
     let (ok, out, err) = fit("0.001");
     assert!(ok, "{out}{err}");
     let lines = selection_lines(&out);
-    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(lines.len(), 7, "{out}");
     assert!(lines[0].1.is_some() && lines[0].2, "{out}");
     assert!(lines[1..].iter().all(|l| l.1.is_none() && !l.2), "{out}");
     // Bad input.

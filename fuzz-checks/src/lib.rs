@@ -51,6 +51,11 @@ pub const SEEDS: &[Seed] = &[
     Seed { name: "maf-int8.floe", bytes: include_bytes!("../../fuzz/seeds/maf-int8.floe") },
     Seed { name: "made-spline.floe", bytes: include_bytes!("../../fuzz/seeds/made-spline.floe") },
     Seed { name: "linear-mixture.floe", bytes: include_bytes!("../../fuzz/seeds/linear-mixture.floe") },
+    Seed { name: "spline-full-mixture.floe", bytes: include_bytes!("../../fuzz/seeds/spline-full-mixture.floe") },
+    Seed {
+        name: "spline-full-mixture-int8.floe",
+        bytes: include_bytes!("../../fuzz/seeds/spline-full-mixture-int8.floe"),
+    },
     Seed { name: "daphnet-int8.floe", bytes: include_bytes!("../../firmware/assets/daphnet-int8.floe") },
     Seed { name: "zuko-nsf.floe", bytes: include_bytes!("../../fuzz/seeds/zuko-nsf.floe") },
     Seed { name: "zuko-maf.floe", bytes: include_bytes!("../../fuzz/seeds/zuko-maf.floe") },

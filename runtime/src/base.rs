@@ -1,6 +1,7 @@
 //! Base distributions: standard normal, diagonal normal, independent Student-t
 //! (per-dimension degrees of freedom, as in Marginal Tail-Adaptive Flows), and a
-//! mixture of diagonal normals (a flow can then contain the GMM it competes with).
+//! mixture of diagonal or of full-covariance normals (a flow can then contain the
+//! GMM it competes with).
 
 use crate::error::{Error, Result};
 use crate::format::BaseKind;
@@ -21,24 +22,134 @@ pub(crate) enum Base<'a> {
     StudentT {
         df: &'a [f32],
     },
-    /// K components: `logits` (K), `loc` and `log_scale` (K × D, row k = component k).
+    /// K components: `logits` (K), `loc` and `log_scale` (K × D, row k =
+    /// component k), and for full covariances `lower` (K × D(D−1)/2; empty for
+    /// diagonal ones): component k's whitening matrix is
+    /// `diag(e^{−log_scale_k}) + L_k`, `L_k` strictly lower triangular, row i's
+    /// entries j < i packed row after row.
     Mixture {
         logits: &'a [f32],
         loc: &'a [f32],
         log_scale: &'a [f32],
+        lower: &'a [f32],
     },
 }
 
 /// `log p(z)` of one mixture component without the `−D/2·ln 2π` term:
-/// `−½ Σ ((z − loc)·e^{−ls})² − Σ ls`.
+/// `−½ ‖W(z − loc)‖² − Σ ls`, with `W = diag(e^{−ls}) + L` and `L`'s rows packed
+/// in `lower` (empty: a diagonal component). Row i: `u_i = (z_i − loc_i)·e^{−ls_i}`,
+/// then `+ L_ij·(z_j − loc_j)` for j = 0, 1, …, i − 1 in order; `None` when
+/// `lower` is too short.
 #[inline(never)]
-fn component_kernel(z: &[f32], loc: &[f32], log_scale: &[f32]) -> f32 {
+fn component_kernel(z: &[f32], loc: &[f32], log_scale: &[f32], lower: &[f32]) -> Option<f32> {
+    let full = !lower.is_empty();
     let mut c = 0.0f32;
-    for ((&v, &m), &l) in z.iter().zip(loc).zip(log_scale) {
-        let u = (v - m) * crate::kernels::math::exp(-l);
+    let mut rest = lower;
+    for (i, ((&v, &m), &l)) in z.iter().zip(loc).zip(log_scale).enumerate() {
+        let mut u = (v - m) * crate::kernels::math::exp(-l);
+        if full {
+            let row = rest.get(..i)?;
+            rest = rest.get(i..)?;
+            for ((&a, &zj), &mj) in row.iter().zip(z).zip(loc) {
+                u += a * (zj - mj);
+            }
+        }
         c -= 0.5 * u * u + l;
     }
-    c
+    Some(c)
+}
+
+/// The component a mixture sample comes from: the first k whose cumulative
+/// weight exceeds u · Σ weights (weights e^{logit − max}, summed in order).
+fn pick_component(logits: &[f32], rng: &mut Rng) -> usize {
+    let mut top = f32::NEG_INFINITY;
+    for &w in logits {
+        if w > top {
+            top = w;
+        }
+    }
+    let mut total = 0.0f32;
+    for &w in logits {
+        total += crate::kernels::math::exp(w - top);
+    }
+    let target = rng.uniform() * total;
+    let (mut acc, mut k) = (0.0f32, logits.len().saturating_sub(1));
+    for (i, &w) in logits.iter().enumerate() {
+        acc += crate::kernels::math::exp(w - top);
+        if target < acc {
+            k = i;
+            break;
+        }
+    }
+    k
+}
+
+/// The mixture's D(D−1)/2 lower-triangle entries per component for
+/// `d`-dimensional points (0: diagonal), or `None` when its tensors do not fit.
+fn mixture_tri(d: usize, logits: &[f32], loc: &[f32], log_scale: &[f32], lower: &[f32]) -> Option<usize> {
+    let tri = if lower.is_empty() { 0 } else { d * d.checked_sub(1)? / 2 };
+    let ok =
+        d != 0 && loc.len() == logits.len() * d && log_scale.len() == loc.len() && lower.len() == logits.len() * tri;
+    ok.then_some(tri)
+}
+
+/// [`Base::log_kernel`] of a mixture (its own frame: the other bases' calls
+/// keep their stack): component k's term, logits_k + its kernel, summed by
+/// log-sum-exp in component order.
+#[inline(never)]
+fn mixture_log_kernel(z: &[f32], logits: &[f32], loc: &[f32], log_scale: &[f32], lower: &[f32]) -> Result<f32> {
+    let d = z.len();
+    let tri = mixture_tri(d, logits, loc, log_scale, lower).ok_or(Error::Internal)?;
+    let mut lse = LogSum::new();
+    let rows = loc.chunks_exact(d).zip(log_scale.chunks_exact(d));
+    for (k, (&w, (m, l))) in logits.iter().zip(rows).enumerate() {
+        let low = lower.get(k * tri..(k + 1) * tri).ok_or(Error::Internal)?;
+        lse.add(w + component_kernel(z, m, l, low).ok_or(Error::Internal)?);
+    }
+    Ok(lse.value())
+}
+
+/// [`Base::sample`] of a mixture (its own frame).
+#[inline(never)]
+fn mixture_sample(
+    rng: &mut Rng,
+    z: &mut [f32],
+    logits: &[f32],
+    loc: &[f32],
+    log_scale: &[f32],
+    lower: &[f32],
+) -> Result<()> {
+    let d = z.len();
+    let tri = mixture_tri(d, logits, loc, log_scale, lower).ok_or(Error::Internal)?;
+    let k = pick_component(logits, rng);
+    let m = loc.chunks_exact(d).nth(k).ok_or(Error::Internal)?;
+    let l = log_scale.chunks_exact(d).nth(k).ok_or(Error::Internal)?;
+    let low = lower.get(k * tri..(k + 1) * tri).ok_or(Error::Internal)?;
+    // z = loc + y with W y = ε: draw ε into z, then forward-substitute in
+    // place, y_i = (ε_i − Σ_{j<i} L_ij y_j)·e^{ls_i} (j in order; a diagonal
+    // component has no L, so y_i = ε_i·e^{ls_i}).
+    for v in z.iter_mut() {
+        *v = rng.normal();
+    }
+    let mut rest = low;
+    for i in 0..d {
+        let (done, tail) = z.split_at_mut(i);
+        let zi = tail.first_mut().ok_or(Error::Internal)?;
+        let ls = l.get(i).copied().ok_or(Error::Internal)?;
+        let mut acc = *zi;
+        if tri != 0 {
+            let row = rest.get(..i).ok_or(Error::Internal)?;
+            rest = rest.get(i..).ok_or(Error::Internal)?;
+            for (&a, &y) in row.iter().zip(done.iter()) {
+                acc -= a * y;
+            }
+        }
+        *zi = acc * crate::kernels::math::exp(ls);
+    }
+    for (v, &mu) in z.iter_mut().zip(m) {
+        *v += mu;
+    }
+    Ok(())
 }
 
 impl Base<'_> {
@@ -48,7 +159,8 @@ impl Base<'_> {
             Base::StdNormal => BaseKind::StdNormal,
             Base::DiagNormal { .. } => BaseKind::DiagNormal,
             Base::StudentT { .. } => BaseKind::StudentT,
-            Base::Mixture { .. } => BaseKind::Mixture,
+            Base::Mixture { lower: [], .. } => BaseKind::Mixture,
+            Base::Mixture { .. } => BaseKind::FullMixture,
         }
     }
 
@@ -109,18 +221,8 @@ impl Base<'_> {
                     s -= 0.5 * (n + 1.0) * libm::log1pf(v * v / n);
                 }
             }
-            Base::Mixture { logits, loc, log_scale } => {
-                let d = z.len();
-                if d == 0 || loc.len() != logits.len() * d || log_scale.len() != loc.len() {
-                    return Err(Error::Internal);
-                }
-                // Component k's term: logits_k + its kernel, summed by log-sum-exp
-                // in component order.
-                let mut lse = LogSum::new();
-                for (&w, (m, l)) in logits.iter().zip(loc.chunks_exact(d).zip(log_scale.chunks_exact(d))) {
-                    lse.add(w + component_kernel(z, m, l));
-                }
-                s = lse.value();
+            Base::Mixture { logits, loc, log_scale, lower } => {
+                s = mixture_log_kernel(z, logits, loc, log_scale, lower)?;
             }
         }
         Ok(s)
@@ -150,37 +252,8 @@ impl Base<'_> {
                     *v = rng.student_t(n);
                 }
             }
-            Base::Mixture { logits, loc, log_scale } => {
-                let d = z.len();
-                if d == 0 || loc.len() != logits.len() * d || log_scale.len() != loc.len() {
-                    return Err(Error::Internal);
-                }
-                // The component: the first k whose cumulative weight exceeds
-                // u · Σ weights (weights e^{logit − max}, summed in order).
-                let mut top = f32::NEG_INFINITY;
-                for &w in logits {
-                    if w > top {
-                        top = w;
-                    }
-                }
-                let mut total = 0.0f32;
-                for &w in logits {
-                    total += crate::kernels::math::exp(w - top);
-                }
-                let target = rng.uniform() * total;
-                let (mut acc, mut k) = (0.0f32, logits.len().saturating_sub(1));
-                for (i, &w) in logits.iter().enumerate() {
-                    acc += crate::kernels::math::exp(w - top);
-                    if target < acc {
-                        k = i;
-                        break;
-                    }
-                }
-                let rows = loc.chunks_exact(d).zip(log_scale.chunks_exact(d));
-                let (m, l) = rows.clone().nth(k).ok_or(Error::Internal)?;
-                for ((v, &mu), &ls) in z.iter_mut().zip(m).zip(l) {
-                    *v = mu + crate::kernels::math::exp(ls) * rng.normal();
-                }
+            Base::Mixture { logits, loc, log_scale, lower } => {
+                mixture_sample(rng, z, logits, loc, log_scale, lower)?;
             }
         }
         Ok(())

@@ -22,6 +22,7 @@ fn main() {
         ("maf", TransformKind::MadeAffine, BaseKind::StudentT, 0, Some(Precision::Int8)),
         ("made-spline", TransformKind::MadeSpline, BaseKind::DiagNormal, 2, None),
         ("linear-mixture", TransformKind::Linear, BaseKind::Mixture, 0, None),
+        ("spline-full-mixture", TransformKind::SplineCoupling, BaseKind::FullMixture, 0, Some(Precision::Int8)),
     ];
     for (name, t, base, cdim, quant) in cases {
         let mut cfg = config(t, 3, cdim);

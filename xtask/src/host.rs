@@ -310,7 +310,9 @@ mod tests {
     fn host_reference_covers_every_row_sample_and_bad_call() {
         let a = assets();
         let lines = host_lines("golden", &a).expect("golden runs on the host");
-        let rows: usize = a.models.iter().map(|(_, _, inputs)| inputs.len() / (4 * 6)).sum();
+        // Rows of dim + context f32 each (header bytes 16..20: D, C).
+        let width = |m: &[u8]| usize::from(u16::from_le_bytes([m[16], m[17]]) + u16::from_le_bytes([m[18], m[19]]));
+        let rows: usize = a.models.iter().map(|(_, m, inputs)| inputs.len() / (4 * width(m))).sum();
         assert_eq!(lines.iter().filter(|l| l.starts_with("logp ")).count(), rows);
         assert_eq!(
             lines.iter().filter(|l| l.starts_with("sample-logp ")).count(),

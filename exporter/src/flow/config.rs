@@ -194,8 +194,11 @@ impl FlowConfig {
         if !(self.tail_bound.is_finite() && self.tail_bound > 0.0) {
             return Err(ConfigError::invalid("tail_bound", "> 0", self.tail_bound).into());
         }
-        if self.base == BaseKind::Mixture && !(1..=MAX_COMPONENTS).contains(&self.components) {
+        if self.base.is_mixture() && !(1..=MAX_COMPONENTS).contains(&self.components) {
             return bad("components", "in 1..=64 for a mixture base", self.components);
+        }
+        if self.base == BaseKind::FullMixture && self.dim < 2 {
+            return bad("dim", "at least 2 for a full-covariance mixture base", self.dim);
         }
         if !(self.clamp.is_finite() && self.clamp > 0.0) {
             return Err(ConfigError::invalid("clamp", "> 0", self.clamp).into());
@@ -227,6 +230,18 @@ mod tests {
             let e = mixture(bad).validate().unwrap_err().to_string();
             assert!(e.contains("components"), "{e}");
         }
+        let full = |components, dim| FlowConfig {
+            transform: TransformKind::Linear,
+            base: BaseKind::FullMixture,
+            components,
+            ..FlowConfig::spline(dim)
+        };
+        assert!(FlowConfig { base: BaseKind::Mixture, ..full(2, 1) }.validate().is_ok());
+        assert!(full(8, 2).validate().is_ok());
+        let e = full(0, 4).validate().unwrap_err().to_string();
+        assert!(e.contains("components"), "{e}");
+        let e = full(2, 1).validate().unwrap_err().to_string();
+        assert!(e.contains("dim") && e.contains("full-covariance"), "{e}");
         // Components only matter with a mixture base.
         assert!(FlowConfig { components: 0, ..FlowConfig::spline(4) }.validate().is_ok());
     }

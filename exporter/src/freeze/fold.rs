@@ -101,17 +101,27 @@ fn base(b: &BaseDist) -> (BaseKind, Vec<FrozenTensor>) {
         (BaseKind::StudentT, _, _, Some(ldf)) => {
             (BaseKind::StudentT, vec![FrozenTensor::vector(to_vec(ldf.val().exp()))])
         }
-        (BaseKind::Mixture, ..) => match (&b.mix_logits, &b.mix_loc, &b.mix_log_scale) {
+        (BaseKind::Mixture | BaseKind::FullMixture, ..) => match (&b.mix_logits, &b.mix_loc, &b.mix_log_scale) {
             (Some(w), Some(loc), Some(ls)) => {
                 let [k, d] = loc.val().dims();
-                (
-                    BaseKind::Mixture,
-                    vec![
-                        FrozenTensor::vector(to_vec(w.val())),
-                        FrozenTensor::matrix(k, d, to_vec(loc.val().reshape([k * d]))),
-                        FrozenTensor::matrix(k, d, to_vec(ls.val().reshape([k * d]))),
-                    ],
-                )
+                let mut tensors = vec![
+                    FrozenTensor::vector(to_vec(w.val())),
+                    FrozenTensor::matrix(k, d, to_vec(loc.val().reshape([k * d]))),
+                    FrozenTensor::matrix(k, d, to_vec(ls.val().reshape([k * d]))),
+                ];
+                match (b.kind, &b.mix_lower) {
+                    (BaseKind::FullMixture, Some(lower)) => {
+                        // Row i's entries j < i of each component, packed row after row.
+                        let full = to_vec(lower.val().reshape([k * d * d]));
+                        let packed: Vec<f32> = (0..k)
+                            .flat_map(|c| (0..d).flat_map(move |i| (0..i).map(move |j| (c, i, j))))
+                            .map(|(c, i, j)| full[(c * d + i) * d + j])
+                            .collect();
+                        tensors.push(FrozenTensor::matrix(k, d * (d - 1) / 2, packed));
+                        (BaseKind::FullMixture, tensors)
+                    }
+                    _ => (BaseKind::Mixture, tensors),
+                }
             }
             _ => (BaseKind::StdNormal, vec![]),
         },

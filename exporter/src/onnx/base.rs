@@ -1,5 +1,6 @@
 //! The base density `log p_base(z)` as ONNX operators: normal, diagonal
-//! normal, Student-t (with an accurate log1p), mixture by `ReduceLogSumExp`.
+//! normal, Student-t (with an accurate log1p), mixtures (diagonal or full
+//! covariance, by `MatMul`) by `ReduceLogSumExp`.
 
 use floe_runtime::format::BaseKind;
 
@@ -60,7 +61,7 @@ impl Builder<'_> {
                 let l = self.g.mul(&l, &coef);
                 self.g.sum_last(&l)
             }
-            BaseKind::Mixture => {
+            kind @ (BaseKind::Mixture | BaseKind::FullMixture) => {
                 let (w, loc, ls) =
                     (self.src.tensor(first_base)?, self.src.tensor(first_base + 1)?, self.src.tensor(first_base + 2)?);
                 let k = w.rows;
@@ -70,11 +71,34 @@ impl Builder<'_> {
                 self.ld_const -= d as f64 * HALF_LN_2PI + lse;
                 let loc = self.g.f32s("loc", &[k as i64, d as i64], locv);
                 let inv: Vec<f32> = lsv.iter().map(|&v| (-v).exp()).collect();
-                let inv = self.g.f32s("inv_scale", &[k as i64, d as i64], &inv);
                 let lsc = self.g.f32s("log_scale", &[k as i64, d as i64], lsv);
                 let z3 = self.g.reshape(z, &[0, 1, d as i64]);
-                let u = self.g.sub(&z3, &loc);
-                let u = self.g.mul(&u, &inv);
+                let diff = self.g.sub(&z3, &loc);
+                let u = if kind == BaseKind::FullMixture {
+                    // u = W_k (z − μ_k), W_k = diag(e^{−ls_k}) + L_k: [N, K, 1, D] × W_kᵀ.
+                    let lower = self.src.tensor(first_base + 3)?;
+                    let lower = lower.f32()?;
+                    let tri = d * (d - 1) / 2;
+                    let mut wt = vec![0.0f32; k * d * d];
+                    for c in 0..k {
+                        let mut at = c * tri;
+                        for i in 0..d {
+                            wt[(c * d + i) * d + i] = inv[c * d + i];
+                            for j in 0..i {
+                                // Transposed: row j, column i.
+                                wt[(c * d + j) * d + i] = lower[at];
+                                at += 1;
+                            }
+                        }
+                    }
+                    let wt = self.g.f32s("whiten_t", &[k as i64, d as i64, d as i64], &wt);
+                    let d4 = self.g.reshape(&diff, &[0, 0, 1, d as i64]);
+                    let u = self.g.op("MatMul", &[&d4, &wt], &[]);
+                    self.g.reshape(&u, &[0, 0, d as i64])
+                } else {
+                    let inv = self.g.f32s("inv_scale", &[k as i64, d as i64], &inv);
+                    self.g.mul(&diff, &inv)
+                };
                 let sq = self.g.mul(&u, &u);
                 let sq = self.g.mul(&sq, &half);
                 let t = self.g.sub(&sq, &lsc);

@@ -12,7 +12,7 @@
 //! runtime's integer pipeline: the input rounded half away from zero, dot
 //! products exact in f32 below 2^24 then in int32, the Q31 requantization in
 //! int64 with the runtime's multipliers), and the base density (normal,
-//! diagonal normal, Student-t, mixture by `ReduceLogSumExp`). A trajectory
+//! diagonal normal, Student-t, mixtures diagonal or full by `ReduceLogSumExp`). A trajectory
 //! file exports its first step's flow with the context the caller gives (as
 //! `Model::log_prob` does). [`export_sampler`] writes the inverse instead
 //! (base-space points in, data out: what `Model::inverse` computes). `cargo

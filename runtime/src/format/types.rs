@@ -69,11 +69,17 @@ pub enum BaseKind {
     /// Mixture of K diagonal normals: tensors `logits` (K), `loc` (K × D),
     /// `log_scale` (K × D); 1 ≤ K ≤ [`super::MAX_COMPONENTS`].
     Mixture = 3,
+    /// Mixture of K full-covariance normals: the mixture's three tensors and
+    /// `lower` (K × D(D−1)/2), the strictly lower triangle of each component's
+    /// whitening matrix `W_k = diag(e^{−log_scale_k}) + L_k` (row-major, row i's
+    /// entries j < i), so that `W_kᵀW_k` is the component's precision; D ≥ 2.
+    FullMixture = 4,
 }
 
 impl BaseKind {
     /// Every kind, in code order.
-    pub const ALL: [BaseKind; 4] = [BaseKind::StdNormal, BaseKind::DiagNormal, BaseKind::StudentT, BaseKind::Mixture];
+    pub const ALL: [BaseKind; 5] =
+        [BaseKind::StdNormal, BaseKind::DiagNormal, BaseKind::StudentT, BaseKind::Mixture, BaseKind::FullMixture];
 
     /// Decode the header field.
     pub const fn from_u16(v: u16) -> Option<BaseKind> {
@@ -82,6 +88,7 @@ impl BaseKind {
             1 => Some(BaseKind::DiagNormal),
             2 => Some(BaseKind::StudentT),
             3 => Some(BaseKind::Mixture),
+            4 => Some(BaseKind::FullMixture),
             _ => None,
         }
     }
@@ -92,6 +99,7 @@ impl BaseKind {
             BaseKind::DiagNormal => 2,
             BaseKind::StudentT => 1,
             BaseKind::Mixture => 3,
+            BaseKind::FullMixture => 4,
         }
     }
     /// Short stable name (settings files, the CLI, tools).
@@ -101,11 +109,16 @@ impl BaseKind {
             BaseKind::DiagNormal => "diag-normal",
             BaseKind::StudentT => "student-t",
             BaseKind::Mixture => "mixture",
+            BaseKind::FullMixture => "full-mixture",
         }
     }
     /// The kind whose [`BaseKind::name`] is `name`.
     pub fn from_name(name: &str) -> Option<BaseKind> {
         BaseKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+    /// Whether the kind is a mixture (diagonal or full covariance).
+    pub const fn is_mixture(self) -> bool {
+        matches!(self, BaseKind::Mixture | BaseKind::FullMixture)
     }
 }
 

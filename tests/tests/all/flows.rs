@@ -163,6 +163,7 @@ fn two_dimensional_density_integrates_to_one() {
         (TransformKind::MadeSpline, BaseKind::StudentT),
         (TransformKind::AffineCoupling, BaseKind::DiagNormal),
         (TransformKind::SplineCoupling, BaseKind::Mixture),
+        (TransformKind::SplineCoupling, BaseKind::FullMixture),
     ] {
         let mut cfg = config(t, 2, 0);
         cfg.base = base;
@@ -174,7 +175,7 @@ fn two_dimensional_density_integrates_to_one() {
         let mut s = vec![0.0; m.scratch_len()];
         // The mixture's components (means drawn from N(0, I), then stretched by
         // the LU layers) put visible mass past ±12.
-        let (lo, hi, n) = if base == BaseKind::Mixture { (-30.0f64, 30.0f64, 1200) } else { (-12.0f64, 12.0f64, 600) };
+        let (lo, hi, n) = if base.is_mixture() { (-30.0f64, 30.0f64, 1200) } else { (-12.0f64, 12.0f64, 600) };
         let h = (hi - lo) / n as f64;
         let mut total = 0.0f64;
         for i in 0..n {

@@ -9,6 +9,7 @@ mod anomaly;
 mod batch;
 mod flows;
 mod format;
+mod full_mixture;
 mod gpu;
 mod interop;
 mod layering;

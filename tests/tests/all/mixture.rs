@@ -8,32 +8,23 @@ use floe_runtime::format::encode::{Contents, TensorData, TensorRef};
 use floe_runtime::format::{BaseKind, MAX_COMPONENTS};
 use floe_runtime::{Error, Model, Rng};
 
-/// A file of a mixture base alone (no layers, identity standardization) over
-/// `d` dims with `k` components, or with the given tensors' shapes overridden.
-fn mixture_file(
-    logits: (&[f32], u32, u32),
-    loc: (&[f32], u32, u32),
-    log_scale: (&[f32], u32, u32),
-    d: usize,
-) -> Vec<u8> {
+/// A tensor and its shape.
+pub(crate) type T<'a> = (&'a [f32], u32, u32);
+
+/// A file of a base alone (no layers, identity standardization) over `d` dims:
+/// the given base tensors, in order, under `kind`.
+pub(crate) fn base_file(kind: BaseKind, base: &[T], d: usize) -> Vec<u8> {
     let zeros = vec![0.0f32; d];
     let ones = vec![1.0f32; d];
-    fn t<'a>((v, rows, cols): (&'a [f32], u32, u32)) -> TensorRef<'a> {
+    fn t<'a>((v, rows, cols): T<'a>) -> TensorRef<'a> {
         TensorRef { rows, cols, data: TensorData::F32(v) }
     }
-    let tensors = [
-        t((&zeros, d as u32, 1)),
-        t((&ones, d as u32, 1)),
-        t((&[], 0, 1)),
-        t((&[], 0, 1)),
-        t(logits),
-        t(loc),
-        t(log_scale),
-    ];
+    let mut tensors = vec![t((&zeros, d as u32, 1)), t((&ones, d as u32, 1)), t((&[], 0, 1)), t((&[], 0, 1))];
+    tensors.extend(base.iter().map(|&b| t(b)));
     let contents = Contents {
         dim: d as u16,
         context_dim: 0,
-        base: BaseKind::Mixture,
+        base: kind,
         scratch_len: 2 * d as u32,
         anomaly: None,
         stream: None,
@@ -45,6 +36,11 @@ fn mixture_file(
     let mut out = vec![0u8; contents.encoded_len().expect("plan")];
     contents.encode(&mut out).expect("encode");
     out
+}
+
+/// A file of a diagonal mixture base alone over `d` dims.
+fn mixture_file(logits: T, loc: T, log_scale: T, d: usize) -> Vec<u8> {
+    base_file(BaseKind::Mixture, &[logits, loc, log_scale], d)
 }
 
 /// The mixture density in float64, straight from docs/FORMAT.md.
@@ -196,27 +192,29 @@ fn malformed_mixture_parameters_are_refused() {
 fn an_int8_flow_keeps_its_mixture_base() {
     use floe_exporter::quant::{quantize, QuantConfig};
     use floe_runtime::format::Precision;
-    let mut cfg = floe_tests::config(TransformKind::SplineCoupling, 3, 0);
-    cfg.base = BaseKind::Mixture;
-    cfg.components = 4;
-    let (flow, xs, cs) = floe_tests::random_flow(&cfg, 13);
-    let frozen = flow.frozen(&xs, &cs).unwrap();
-    let u = floe_tests::rows(256, 3, 1.0, 14);
-    let x: Vec<f32> = u.iter().enumerate().map(|(k, v)| v * xs.std[k % 3] + xs.mean[k % 3]).collect();
-    let rows = floe_exporter::data::Rows::new(3, x);
-    let q = quantize(&frozen, QuantConfig { precision: Precision::Int8, max_layer_cost: 1.0 }, &rows, &rows, &rows)
-        .expect("quantize");
-    let file = AlignedBytes::new(&q.model.to_bytes().unwrap());
-    let m = Model::load(&file).unwrap();
-    assert_eq!(m.base_kind(), BaseKind::Mixture);
-    let f32_file = AlignedBytes::new(&frozen.to_bytes().unwrap());
-    let mf = Model::load(&f32_file).unwrap();
-    let mut s = vec![0.0f32; mf.scratch_len().max(m.scratch_len())];
-    let mut worst = 0.0f32;
-    for r in 0..rows.n() {
-        let a = m.log_prob(rows.x_row(r), &[], &mut s).unwrap();
-        let b = mf.log_prob(rows.x_row(r), &[], &mut s).unwrap();
-        worst = worst.max((a - b).abs());
+    for base in [BaseKind::Mixture, BaseKind::FullMixture] {
+        let mut cfg = floe_tests::config(TransformKind::SplineCoupling, 3, 0);
+        cfg.base = base;
+        cfg.components = 4;
+        let (flow, xs, cs) = floe_tests::random_flow(&cfg, 13);
+        let frozen = flow.frozen(&xs, &cs).unwrap();
+        let u = floe_tests::rows(256, 3, 1.0, 14);
+        let x: Vec<f32> = u.iter().enumerate().map(|(k, v)| v * xs.std[k % 3] + xs.mean[k % 3]).collect();
+        let rows = floe_exporter::data::Rows::new(3, x);
+        let q = quantize(&frozen, QuantConfig { precision: Precision::Int8, max_layer_cost: 1.0 }, &rows, &rows, &rows)
+            .expect("quantize");
+        let file = AlignedBytes::new(&q.model.to_bytes().unwrap());
+        let m = Model::load(&file).unwrap();
+        assert_eq!(m.base_kind(), base);
+        let f32_file = AlignedBytes::new(&frozen.to_bytes().unwrap());
+        let mf = Model::load(&f32_file).unwrap();
+        let mut s = vec![0.0f32; mf.scratch_len().max(m.scratch_len())];
+        let mut worst = 0.0f32;
+        for r in 0..rows.n() {
+            let a = m.log_prob(rows.x_row(r), &[], &mut s).unwrap();
+            let b = mf.log_prob(rows.x_row(r), &[], &mut s).unwrap();
+            worst = worst.max((a - b).abs());
+        }
+        assert!(worst < 0.5, "{base:?}: int8 vs f32: max |Δ log p| {worst}");
     }
-    assert!(worst < 0.5, "int8 vs f32: max |Δ log p| {worst}");
 }

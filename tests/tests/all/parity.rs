@@ -12,7 +12,7 @@ use floe_tests::{config, random_flow, rows};
 /// Half the rows lie 3 times wider (standardized values up to ±6, a quarter of
 /// them past the splines' tail bound of 3), so the tails and the bins next to
 /// them are compared too, not only the middle.
-fn check(cfg: &FlowConfig, seed: u64) -> f64 {
+pub(crate) fn check(cfg: &FlowConfig, seed: u64) -> f64 {
     let (flow, xs, cs) = random_flow(cfg, seed);
     let (n_mid, n_wide) = (64, 64);
     let mut u = rows(n_mid, cfg.dim, 1.0, seed + 10);
@@ -84,7 +84,9 @@ fn every_base_distribution_matches_the_runtime() {
 fn linear_flows_match_the_runtime() {
     // ActNorm → LU only: a full-covariance Gaussian, or with a mixture base a GMM
     // sharing one linear map (the family `--select` starts from).
-    for (base, steps) in [(BaseKind::StdNormal, 1), (BaseKind::Mixture, 1), (BaseKind::StudentT, 2)] {
+    for (base, steps) in
+        [(BaseKind::StdNormal, 1), (BaseKind::Mixture, 1), (BaseKind::FullMixture, 1), (BaseKind::StudentT, 2)]
+    {
         let mut cfg = config(TransformKind::Linear, 4, 0);
         cfg.base = base;
         cfg.steps = steps;

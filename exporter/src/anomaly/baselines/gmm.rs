@@ -50,6 +50,21 @@ impl Component {
     }
 }
 
+/// A mixture's parameters in the runtime's full-covariance layout
+/// ([`Gmm::whitened`]): `logits` (K), `loc`, `log_scale` (K × D, row-major) and
+/// `lower` (K × D(D−1)/2).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WhitenedMixture {
+    /// Log weights.
+    pub logits: Vec<f32>,
+    /// Means.
+    pub loc: Vec<f32>,
+    /// Minus the log of each whitening matrix's diagonal.
+    pub log_scale: Vec<f32>,
+    /// The whitening matrices' strictly lower triangles, packed row after row.
+    pub lower: Vec<f32>,
+}
+
 /// A Gaussian mixture with full covariances, fitted by EM.
 #[derive(Debug, Clone)]
 pub struct Gmm {
@@ -214,6 +229,32 @@ impl Gmm {
                 bic(a).total_cmp(&bic(b))
             })
             .unwrap_or_else(|| Gmm::fit(x, d, 1, 1e-6, seed))
+    }
+
+    /// The mixture in the runtime's full-covariance layout (`BaseKind::FullMixture`,
+    /// docs/FORMAT.md): each covariance `Σ = C Cᵀ` becomes its whitening matrix
+    /// `W = C⁻¹` (lower triangular, `WᵀW = Σ⁻¹`), stored as `log_scale_i =
+    /// −ln W_ii = ln C_ii` and W's strictly lower triangle, row after row. A
+    /// floe file with this base and no layers is this GMM.
+    pub fn whitened(&self) -> WhitenedMixture {
+        let d = self.d;
+        let mut out = WhitenedMixture::default();
+        for c in &self.comps {
+            out.logits.push(c.log_weight as f32);
+            out.loc.extend(c.mean.iter().map(|&v| v as f32));
+            // W = C⁻¹, column by column: C w = e_col by forward substitution.
+            let mut w = vec![0.0f64; d * d];
+            for col in 0..d {
+                for i in col..d {
+                    let e = if i == col { 1.0 } else { 0.0 };
+                    let s: f64 = e - (col..i).map(|m| c.chol[i * d + m] * w[m * d + col]).sum::<f64>();
+                    w[i * d + col] = s / c.chol[i * d + i];
+                }
+            }
+            out.log_scale.extend((0..d).map(|i| c.chol[i * d + i].ln() as f32));
+            out.lower.extend((0..d).flat_map(|i| (0..i).map(move |j| (i, j))).map(|(i, j)| w[i * d + j] as f32));
+        }
+        out
     }
 
     /// Number of components.

@@ -9,7 +9,7 @@ mod forest;
 mod gmm;
 
 pub use forest::IsolationForest;
-pub use gmm::Gmm;
+pub use gmm::{Gmm, WhitenedMixture};
 
 /// Row `i` of row-major `n x d` rows.
 fn row(x: &[f64], d: usize, i: usize) -> &[f64] {

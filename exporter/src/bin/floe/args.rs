@@ -17,7 +17,7 @@ pub fn precision_parser() -> impl TypedValueParser<Value = Precision> {
         .try_map(|s| Precision::from_name(&s).ok_or("not a precision"))
 }
 
-/// `--base normal|diag-normal|student-t|mixture`: the runtime's [`BaseKind`] by name.
+/// `--base normal|diag-normal|student-t|mixture|full-mixture`: the runtime's [`BaseKind`] by name.
 pub fn base_parser() -> impl TypedValueParser<Value = BaseKind> {
     PossibleValuesParser::new(BaseKind::ALL.map(BaseKind::name))
         .try_map(|s| BaseKind::from_name(&s).ok_or("not a base distribution"))
@@ -86,9 +86,10 @@ pub struct FlowArgs {
     #[arg(long, default_value_t = DETECTOR_LR_DROPS as u64, value_parser = clap::value_parser!(u64).range(0..=MAX_LR_DROPS as u64))]
     pub lr_drops: u64,
     /// Choose the flow per data set, without labels: train a small family (linear
-    /// flows with a normal, a Student-t and a 4-component mixture base; spline
-    /// flows 2 x 32, steps x hidden and steps x 2·hidden with a normal base) and
-    /// keep the one with the lowest NLL on held-out normal rows.
+    /// flows with a normal, a Student-t, a 4-component mixture and a 4-component
+    /// full-covariance mixture base; spline flows 2 x 32, steps x hidden and
+    /// steps x 2·hidden with a normal base) and keep the one with the lowest NLL
+    /// on held-out normal rows.
     #[arg(long)]
     pub select: bool,
     /// Time budget of --select per data set and seed, seconds: no candidate

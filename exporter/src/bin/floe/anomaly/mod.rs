@@ -43,8 +43,8 @@ fn print_selection(sel: &Selection) {
     for (i, t) in sel.tried.iter().enumerate() {
         let mark = if i == sel.chosen { "  <- chosen" } else { "" };
         match t.nll {
-            Some(v) => println!("  {:<26} {v:>9.4}  ({} epochs, {:.0} s){mark}", t.name, t.epochs, t.seconds),
-            None => println!("  {:<26} {:>9}  (not started: time budget spent)", t.name, "-"),
+            Some(v) => println!("  {:<36} {v:>9.4}  ({} epochs, {:.0} s){mark}", t.name, t.epochs, t.seconds),
+            None => println!("  {:<36} {:>9}  (not started: time budget spent)", t.name, "-"),
         }
     }
 }

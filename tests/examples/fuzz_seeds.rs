@@ -25,7 +25,10 @@ fn main() {
         ("spline-full-mixture", TransformKind::SplineCoupling, BaseKind::FullMixture, 0, Some(Precision::Int8)),
     ];
     for (name, t, base, cdim, quant) in cases {
-        let mut cfg = config(t, 3, cdim);
+        // The full-covariance mixture in four dimensions: its packed lower
+        // triangles' row order then differs from a column order.
+        let d = if base == BaseKind::FullMixture { 4 } else { 3 };
+        let mut cfg = config(t, d, cdim);
         cfg.base = base;
         let (flow, xs, cs) = random_flow(&cfg, 11);
         let model = flow.frozen(&xs, &cs).expect("freeze");
@@ -34,7 +37,7 @@ fn main() {
         println!("{}", path.display());
         if let Some(p) = quant {
             let set =
-                |n, seed| Rows { dim: 3, context_dim: cdim, x: rows(n, 3, 1.0, seed), c: rows(n, cdim, 1.0, seed + 1) };
+                |n, seed| Rows { dim: d, context_dim: cdim, x: rows(n, d, 1.0, seed), c: rows(n, cdim, 1.0, seed + 1) };
             let q = quantize(
                 &model,
                 QuantConfig { precision: p, max_layer_cost: f64::INFINITY },

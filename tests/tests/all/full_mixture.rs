@@ -13,14 +13,17 @@ use floe_runtime::{Error, Model, Rng};
 
 use crate::mixture::{base_file, T};
 
-// Two components in 3-D with strong correlations, far apart.
+// Two components in 4-D with strong correlations, far apart. Four dimensions,
+// so that the packing order matters: row after row, (1,0), (2,0), (2,1), (3,0),
+// (3,1), (3,2), is not column after column, (1,0), (2,0), (3,0), (2,1), …
 const LOGITS: [f32; 2] = [0.0, core::f32::consts::LN_2]; // weights 1/3, 2/3
-const LOC: [f32; 6] = [-6.0, 0.0, 2.0, 5.0, 1.0, -3.0];
-const LOG_SCALE: [f32; 6] = [0.0, -0.4, 0.3, 0.2, 0.0, -0.7];
-const LOWER: [f32; 6] = [0.9, -0.5, 1.2, -1.1, 0.3, 0.6];
+const LOC: [f32; 8] = [-6.0, 0.0, 2.0, 1.0, 5.0, 1.0, -3.0, -1.0];
+const LOG_SCALE: [f32; 8] = [0.0, -0.4, 0.3, 0.1, 0.2, 0.0, -0.7, 0.4];
+const LOWER: [f32; 12] = [0.9, -0.5, 1.2, 0.4, -0.8, 0.7, -1.1, 0.3, 0.6, 0.5, -0.2, 1.0];
+const D: usize = 4;
 
 fn good() -> Vec<u8> {
-    base_file(BaseKind::FullMixture, &[(&LOGITS, 2, 1), (&LOC, 2, 3), (&LOG_SCALE, 2, 3), (&LOWER, 2, 3)], 3)
+    base_file(BaseKind::FullMixture, &[(&LOGITS, 2, 1), (&LOC, 2, 4), (&LOG_SCALE, 2, 4), (&LOWER, 2, 6)], D)
 }
 
 /// Component k's whitening matrix W (row-major d × d, float64), read as
@@ -117,30 +120,32 @@ fn full_mixture_log_density_equals_the_formula() {
     assert_eq!(m.base_kind(), BaseKind::FullMixture);
     let mut s = vec![0.0f32; m.scratch_len()];
     let mut worst = 0.0f64;
-    for i in -12..=12 {
-        for j in -12..=12 {
-            for l in -6..=6 {
-                let x = [i as f32 * 0.9, j as f32 * 0.5, l as f32 * 0.8];
-                let got = m.log_prob(&x, &[], &mut s).unwrap() as f64;
-                let want = reference(&x, &LOGITS, &LOC, &LOG_SCALE, &LOWER);
-                worst = worst.max((got - want).abs() / (1.0 + want.abs()));
+    for i in -8..=8 {
+        for j in -6..=6 {
+            for l in -4..=4 {
+                for q in -3..=3 {
+                    let x = [i as f32 * 1.2, j as f32 * 0.7, l as f32 * 1.1, q as f32 * 0.9];
+                    let got = m.log_prob(&x, &[], &mut s).unwrap() as f64;
+                    let want = reference(&x, &LOGITS, &LOC, &LOG_SCALE, &LOWER);
+                    worst = worst.max((got - want).abs() / (1.0 + want.abs()));
+                }
             }
         }
     }
     assert!(worst < 2e-6, "relative error {worst:.2e}");
-    let far = m.log_prob(&[1e6, -1e6, 3e5], &[], &mut s).unwrap();
+    let far = m.log_prob(&[1e6, -1e6, 3e5, 2e5], &[], &mut s).unwrap();
     assert!(far.is_finite() && far < -1e11, "{far}");
     // With L = 0 it is the diagonal mixture, bit for bit.
-    let zero = [0.0f32; 6];
+    let zero = [0.0f32; 12];
     let full0 = AlignedBytes::new(&base_file(
         BaseKind::FullMixture,
-        &[(&LOGITS, 2, 1), (&LOC, 2, 3), (&LOG_SCALE, 2, 3), (&zero, 2, 3)],
-        3,
+        &[(&LOGITS, 2, 1), (&LOC, 2, 4), (&LOG_SCALE, 2, 4), (&zero, 2, 6)],
+        D,
     ));
     let diag =
-        AlignedBytes::new(&base_file(BaseKind::Mixture, &[(&LOGITS, 2, 1), (&LOC, 2, 3), (&LOG_SCALE, 2, 3)], 3));
+        AlignedBytes::new(&base_file(BaseKind::Mixture, &[(&LOGITS, 2, 1), (&LOC, 2, 4), (&LOG_SCALE, 2, 4)], D));
     let (a, b) = (Model::load(&full0).unwrap(), Model::load(&diag).unwrap());
-    for x in [[0.0f32, 0.0, 0.0], [-6.5, 0.3, 2.2], [5.0, 1.5, -2.0]] {
+    for x in [[0.0f32, 0.0, 0.0, 0.0], [-6.5, 0.3, 2.2, 0.7], [5.0, 1.5, -2.0, -1.2]] {
         assert_eq!(a.log_prob(&x, &[], &mut s).unwrap().to_bits(), b.log_prob(&x, &[], &mut s).unwrap().to_bits());
     }
 }
@@ -150,18 +155,18 @@ fn full_mixture_samples_have_each_components_covariance() {
     let b = AlignedBytes::new(&good());
     let m = Model::load(&b).unwrap();
     let mut s = vec![0.0f32; m.scratch_len()];
-    let (d, n) = (3usize, 40_000usize);
+    let (d, n) = (D, 40_000usize);
     let mut rng = Rng::new(5);
     let covs: Vec<Vec<f64>> = (0..2).map(|k| covariance(&whitening(k, d, &LOG_SCALE, &LOWER), d)).collect();
-    let mut draws: [Vec<[f64; 3]>; 2] = [Vec::new(), Vec::new()];
+    let mut draws: [Vec<[f64; D]>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..n {
-        let mut x = [0.0f32; 3];
+        let mut x = [0.0f32; D];
         let lp = m.sample(&mut rng, &[], &mut x, &mut s).unwrap();
         let again = m.log_prob(&x, &[], &mut s).unwrap();
         assert!((lp - again).abs() <= 1e-5 * (1.0 + lp.abs()), "{lp} vs {again}");
         // The components are far apart along the first axis.
         let k = usize::from(x[0] > -0.5);
-        draws[k].push([x[0] as f64, x[1] as f64, x[2] as f64]);
+        draws[k].push(x.map(f64::from));
     }
     let share = draws[1].len() as f64 / n as f64;
     let se = (2.0 / 9.0 / n as f64).sqrt();
@@ -184,7 +189,7 @@ fn full_mixture_samples_have_each_components_covariance() {
     }
     let draw = |seed| {
         let mut r = Rng::new(seed);
-        let mut x = [0.0f32; 3];
+        let mut x = [0.0f32; D];
         let mut s = vec![0.0f32; m.scratch_len()];
         m.sample(&mut r, &[], &mut x, &mut s).unwrap();
         x
@@ -202,15 +207,15 @@ fn malformed_full_mixture_parameters_are_refused() {
             full(&[(&LOGITS, 2, 1), (&LOC[..2], 2, 1), (&LOG_SCALE[..2], 2, 1), (&[], 0, 1)], 1),
             Error::InvalidBase,
         ),
-        ("no component", full(&[(&[], 0, 1), (&[], 0, 1), (&[], 0, 1), (&[], 0, 1)], 3), Error::InvalidBase),
+        ("no component", full(&[(&[], 0, 1), (&[], 0, 1), (&[], 0, 1), (&[], 0, 1)], D), Error::InvalidBase),
         (
             "lower of the wrong width",
-            full(&[(&LOGITS, 2, 1), (&LOC, 2, 3), (&LOG_SCALE, 2, 3), (&LOC, 3, 2)], 3),
+            full(&[(&LOGITS, 2, 1), (&LOC, 2, 4), (&LOG_SCALE, 2, 4), (&LOC, 4, 2)], D),
             Error::BadTensor(7),
         ),
         (
             "lower for one component",
-            full(&[(&LOGITS, 2, 1), (&LOC, 2, 3), (&LOG_SCALE, 2, 3), (&LOWER[..3], 1, 3)], 3),
+            full(&[(&LOGITS, 2, 1), (&LOC, 2, 4), (&LOG_SCALE, 2, 4), (&LOWER[..6], 1, 6)], D),
             Error::BadTensor(7),
         ),
     ];
@@ -219,7 +224,7 @@ fn malformed_full_mixture_parameters_are_refused() {
     }
     // The lower triangle missing: a diagonal mixture's file relabelled as a full
     // one (CRC fixed); the header's tensor count is not the base's.
-    let mut short = base_file(BaseKind::Mixture, &[(&LOGITS, 2, 1), (&LOC, 2, 3), (&LOG_SCALE, 2, 3)], 3);
+    let mut short = base_file(BaseKind::Mixture, &[(&LOGITS, 2, 1), (&LOC, 2, 4), (&LOG_SCALE, 2, 4)], D);
     short[22..24].copy_from_slice(&(BaseKind::FullMixture as u16).to_le_bytes());
     let n = short.len();
     let crc = floe_runtime::format::crc32(&short[..n - 4]);
@@ -227,7 +232,7 @@ fn malformed_full_mixture_parameters_are_refused() {
     assert_eq!(Model::load(&AlignedBytes::new(&short)).err(), Some(Error::BadHeader), "three tensors");
     let mut lower = LOWER;
     lower[4] = f32::INFINITY;
-    let file = full(&[(&LOGITS, 2, 1), (&LOC, 2, 3), (&LOG_SCALE, 2, 3), (&lower, 2, 3)], 3);
+    let file = full(&[(&LOGITS, 2, 1), (&LOC, 2, 4), (&LOG_SCALE, 2, 4), (&lower, 2, 6)], D);
     assert_eq!(Model::load(&AlignedBytes::new(&file)).err(), Some(Error::NonFiniteWeight(7)));
 }
 

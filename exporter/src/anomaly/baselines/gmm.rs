@@ -235,7 +235,9 @@ impl Gmm {
     /// docs/FORMAT.md): each covariance `Σ = C Cᵀ` becomes its whitening matrix
     /// `W = C⁻¹` (lower triangular, `WᵀW = Σ⁻¹`), stored as `log_scale_i =
     /// −ln W_ii = ln C_ii` and W's strictly lower triangle, row after row. A
-    /// floe file with this base and no layers is this GMM.
+    /// floe file with this base and no layers is this GMM (for `d` ≥ 2: the
+    /// runtime refuses a one-dimensional full-covariance mixture, which is a
+    /// diagonal one).
     pub fn whitened(&self) -> WhitenedMixture {
         let d = self.d;
         let mut out = WhitenedMixture::default();

@@ -55,7 +55,7 @@ pub struct Args {
     /// Base distribution.
     #[arg(long, value_parser = base_parser())]
     base: Option<BaseKind>,
-    /// Components of a mixture base (`--base mixture`; default 4).
+    /// Components of a mixture base (`--base mixture` or `full-mixture`; default 4).
     #[arg(long)]
     components: Option<usize>,
     /// Permutation between steps.

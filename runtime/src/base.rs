@@ -4,7 +4,7 @@
 //! GMM it competes with).
 
 use crate::error::{Error, Result};
-use crate::format::BaseKind;
+use crate::format::{BaseKind, View, MAX_COMPONENTS, N_GLOBAL_TENSORS};
 use crate::kernels::LogSum;
 use crate::rng::Rng;
 
@@ -152,7 +152,41 @@ fn mixture_sample(
     Ok(())
 }
 
-impl Base<'_> {
+impl<'a> Base<'a> {
+    /// The base distribution's parameters of a file's `kind`, checked (inlined
+    /// into `Model::load`: a separate frame stops LLVM folding an embedded
+    /// model's base kind, README "On a microcontroller").
+    pub(crate) fn from_view(view: &View<'a>, kind: BaseKind, dim: usize) -> Result<Base<'a>> {
+        let g = N_GLOBAL_TENSORS as u32;
+        Ok(match kind {
+            BaseKind::StdNormal => Base::StdNormal,
+            BaseKind::DiagNormal => Base::DiagNormal {
+                loc: view.f32_shaped(g, Some(dim), 1)?,
+                log_scale: view.f32_shaped(g + 1, Some(dim), 1)?,
+            },
+            BaseKind::StudentT => {
+                let df = view.f32_shaped(g, Some(dim), 1)?;
+                if df.iter().any(|&v| !(v > 0.0)) {
+                    return Err(Error::InvalidBase);
+                }
+                Base::StudentT { df }
+            }
+            BaseKind::Mixture | BaseKind::FullMixture => {
+                let logits = view.f32_shaped(g, None, 1)?;
+                let k = logits.len();
+                let full = kind == BaseKind::FullMixture;
+                if !(1..=MAX_COMPONENTS).contains(&k) || (full && dim < 2) {
+                    return Err(Error::InvalidBase);
+                }
+                let loc = view.f32_shaped(g + 1, Some(k), dim)?;
+                let log_scale = view.f32_shaped(g + 2, Some(k), dim)?;
+                // A diagonal mixture has no lower triangles: an empty slice.
+                let lower = if full { view.f32_shaped(g + 3, Some(k), dim * (dim - 1) / 2)? } else { &[] };
+                Base::Mixture { logits, loc, log_scale, lower }
+            }
+        })
+    }
+
     /// The kind byte.
     pub(crate) fn kind(&self) -> BaseKind {
         match self {

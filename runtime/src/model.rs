@@ -4,7 +4,7 @@
 use crate::base::Base;
 use crate::error::{Error, Result};
 use crate::fmt::debug;
-use crate::format::{BaseKind, DType, Header, LayerRecord, TrajectoryLayout, View, MAX_COMPONENTS, N_GLOBAL_TENSORS};
+use crate::format::{BaseKind, DType, Header, LayerRecord, TrajectoryLayout, View, N_GLOBAL_TENSORS};
 use crate::kernels::take;
 use crate::rng::Rng;
 use crate::transforms::{Dims, Encoder, Layer, Plan, Tracer};
@@ -81,7 +81,7 @@ impl<'a> Model<'a> {
         if x_std.iter().chain(c_std).any(|&s| !(s > 0.0)) {
             return Err(Error::InvalidStandardization);
         }
-        let base = base_of(&view, h.base, dim)?;
+        let base = Base::from_view(&view, h.base, dim)?;
         let mut next = g + h.base.n_tensors() as u32;
         let mut max_work = 0usize;
         for i in 0..h.n_layers {
@@ -361,37 +361,6 @@ pub(crate) fn len32(s: &[f32]) -> u32 {
 
 fn vec_tensor<'a>(view: &View<'a>, i: u32, len: usize) -> Result<&'a [f32]> {
     view.f32_shaped(i, Some(len), 1)
-}
-
-/// The base distribution's parameters, checked.
-fn base_of<'a>(view: &View<'a>, kind: BaseKind, dim: usize) -> Result<Base<'a>> {
-    let g = N_GLOBAL_TENSORS as u32;
-    Ok(match kind {
-        BaseKind::StdNormal => Base::StdNormal,
-        BaseKind::DiagNormal => {
-            Base::DiagNormal { loc: vec_tensor(view, g, dim)?, log_scale: vec_tensor(view, g + 1, dim)? }
-        }
-        BaseKind::StudentT => {
-            let df = vec_tensor(view, g, dim)?;
-            if df.iter().any(|&v| !(v > 0.0)) {
-                return Err(Error::InvalidBase);
-            }
-            Base::StudentT { df }
-        }
-        BaseKind::Mixture | BaseKind::FullMixture => {
-            let logits = view.f32_shaped(g, None, 1)?;
-            let k = logits.len();
-            let full = kind == BaseKind::FullMixture;
-            if !(1..=MAX_COMPONENTS).contains(&k) || (full && dim < 2) {
-                return Err(Error::InvalidBase);
-            }
-            let loc = view.f32_shaped(g + 1, Some(k), dim)?;
-            let log_scale = view.f32_shaped(g + 2, Some(k), dim)?;
-            // A diagonal mixture has no lower triangles: an empty slice.
-            let lower = if full { view.f32_shaped(g + 3, Some(k), dim * (dim - 1) / 2)? } else { &[] };
-            Base::Mixture { logits, loc, log_scale, lower }
-        }
-    })
 }
 
 /// The header's tensor count is the one the layer records add up to (`first`

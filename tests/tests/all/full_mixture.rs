@@ -11,7 +11,7 @@ use floe_exporter::freeze::AlignedBytes;
 use floe_runtime::format::BaseKind;
 use floe_runtime::{Error, Model, Rng};
 
-use crate::mixture::{base_file, T};
+use crate::mixture::{base_file, lse, T};
 
 // Two components in 4-D with strong correlations, far apart. Four dimensions,
 // so that the packing order matters: row after row, (1,0), (2,0), (2,1), (3,0),
@@ -96,10 +96,6 @@ fn covariance(w: &[f64], d: usize) -> Vec<f64> {
 /// `N = ½ ln det P − ½ (x−μ)ᵀP(x−μ) − D/2 ln 2π`.
 fn reference(x: &[f32], logits: &[f32], loc: &[f32], log_scale: &[f32], lower: &[f32]) -> f64 {
     let d = x.len();
-    let lse = |v: &[f64]| {
-        let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        m + v.iter().map(|a| (a - m).exp()).sum::<f64>().ln()
-    };
     let w: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
     let norm = lse(&w);
     let comps: Vec<f64> = (0..logits.len())

@@ -43,13 +43,15 @@ fn mixture_file(logits: T, loc: T, log_scale: T, d: usize) -> Vec<u8> {
     base_file(BaseKind::Mixture, &[logits, loc, log_scale], d)
 }
 
+/// log Σ e^v in float64 (the references' log-sum-exp).
+pub(crate) fn lse(v: &[f64]) -> f64 {
+    let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    m + v.iter().map(|a| (a - m).exp()).sum::<f64>().ln()
+}
+
 /// The mixture density in float64, straight from docs/FORMAT.md.
 fn reference(x: &[f32], logits: &[f32], loc: &[f32], log_scale: &[f32]) -> f64 {
     let d = x.len();
-    let lse = |v: &[f64]| {
-        let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        m + v.iter().map(|a| (a - m).exp()).sum::<f64>().ln()
-    };
     let w: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
     let norm = lse(&w);
     let comps: Vec<f64> = (0..logits.len())

@@ -54,6 +54,7 @@ pub fn config(transform: TransformKind, dim: usize, context_dim: usize) -> FlowC
         base: BaseKind::StdNormal,
         components: 3,
         seed: 1,
+        zero_init: true,
     }
 }
 

@@ -112,3 +112,89 @@ pub fn evaluate_set(
     r.seconds = start.elapsed().as_secs_f64();
     Ok(r)
 }
+
+/// AUROC over several sets, each set's mean over its seeds averaged with equal
+/// weight: what the README's targets are stated in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overall {
+    /// Sets averaged.
+    pub sets: usize,
+    /// The f32 flow.
+    pub flow: f64,
+    /// The int8 flow (`None` unless every set has one).
+    pub int8: Option<f64>,
+    /// The GMM.
+    pub gmm: f64,
+    /// The isolation forest.
+    pub forest: f64,
+    /// The better of the two baselines on each set.
+    pub best_baseline: f64,
+    /// The set where the deployed flow (int8 if any, else f32) is furthest
+    /// below its best baseline, and by how much (negative: below).
+    pub worst: (String, f64),
+}
+
+/// [`Overall`] of named set results; `None` for none.
+pub fn overall(results: &[(String, SetResult)]) -> Option<Overall> {
+    if results.is_empty() {
+        return None;
+    }
+    let auroc = |m: &[Metrics]| crate::metrics::mean_std(&m.iter().map(|m| m.auroc).collect::<Vec<_>>()).0;
+    let n = results.len() as f64;
+    let mean = |f: &dyn Fn(&SetResult) -> f64| results.iter().map(|(_, r)| f(r)).sum::<f64>() / n;
+    let has_int8 = results.iter().all(|(_, r)| !r.int8.is_empty());
+    let deployed = |r: &SetResult| if has_int8 { auroc(&r.int8) } else { auroc(&r.flow) };
+    let best = |r: &SetResult| auroc(&r.gmm).max(auroc(&r.forest));
+    let worst =
+        results.iter().map(|(name, r)| (name.clone(), deployed(r) - best(r))).min_by(|a, b| a.1.total_cmp(&b.1))?;
+    Some(Overall {
+        sets: results.len(),
+        flow: mean(&|r| auroc(&r.flow)),
+        int8: has_int8.then(|| mean(&|r| auroc(&r.int8))),
+        gmm: mean(&|r| auroc(&r.gmm)),
+        forest: mean(&|r| auroc(&r.forest)),
+        best_baseline: mean(&best),
+        worst,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(auroc: f64) -> Metrics {
+        Metrics { auroc, ..Metrics::default() }
+    }
+
+    #[test]
+    fn overall_averages_each_sets_mean_and_finds_the_worst_gap_to_the_best_baseline() {
+        let a = SetResult {
+            flow: vec![m(0.90), m(0.94)],
+            int8: vec![m(0.91), m(0.93)],
+            gmm: vec![m(0.95), m(0.95)],
+            forest: vec![m(0.80), m(0.84)],
+            ..SetResult::default()
+        };
+        let b = SetResult {
+            flow: vec![m(0.70)],
+            int8: vec![m(0.72)],
+            gmm: vec![m(0.60)],
+            forest: vec![m(0.65)],
+            ..SetResult::default()
+        };
+        let o = overall(&[("a".into(), a.clone()), ("b".into(), b.clone())]).unwrap();
+        let close = |x: f64, y: f64| (x - y).abs() < 1e-12;
+        assert_eq!(o.sets, 2);
+        assert!(close(o.flow, (0.92 + 0.70) / 2.0) && close(o.int8.unwrap(), (0.92 + 0.72) / 2.0), "{o:?}");
+        assert!(close(o.gmm, (0.95 + 0.60) / 2.0) && close(o.forest, (0.82 + 0.65) / 2.0), "{o:?}");
+        assert!(close(o.best_baseline, (0.95 + 0.65) / 2.0), "{o:?}");
+        assert_eq!(o.worst.0, "a");
+        assert!(close(o.worst.1, 0.92 - 0.95), "{o:?}");
+        // Without an int8 flow on every set, the f32 flow is the deployed one.
+        let b32 = SetResult { int8: vec![], ..b };
+        let o = overall(&[("a".into(), a), ("b".into(), b32)]).unwrap();
+        assert_eq!(o.int8, None);
+        assert!(close(o.worst.1, 0.92 - 0.95), "{o:?}");
+        assert_eq!(overall(&[]), None);
+    }
+}

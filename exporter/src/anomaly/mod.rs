@@ -29,6 +29,9 @@ use crate::train::TrainConfig;
 /// permutations alone gave 0.917; with them, dropping only LU 0.911 and only
 /// ActNorm 0.909.
 /// The rows are standardized before the flow, so ActNorm has little to do.
+///
+/// Its conditioners start from Burn's default initialization, not from zero
+/// (as FlowJAX's do), and it trains with [`FlowSettings::detector_train_config`].
 pub fn detector_flow(dim: usize, steps: usize, hidden: usize, bins: usize, seed: u64) -> FlowConfig {
     FlowConfig {
         steps,
@@ -38,9 +41,14 @@ pub fn detector_flow(dim: usize, steps: usize, hidden: usize, bins: usize, seed:
         lu: false,
         permutation: PermChoice::Random,
         seed,
+        zero_init: false,
         ..FlowConfig::spline(dim)
     }
 }
+
+/// The detector flow's learning rate, constant (FlowJAX's `fit_to_data`
+/// default, the peer).
+pub const DETECTOR_LR: f64 = 5e-4;
 
 /// The flow and training settings of the anomaly commands.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +114,29 @@ impl FlowSettings {
     /// rows, seeded: what `floe anomaly fit/eval/bench` train without `--select`.
     pub fn configs(&self, dim: usize, seed: u64, n_train: usize) -> (FlowConfig, TrainConfig) {
         let flow = detector_flow(dim, self.steps, self.hidden, self.bins, seed);
-        (flow, self.train_config(seed, n_train))
+        (flow, self.detector_train_config(seed, n_train))
+    }
+
+    /// The spline detector flow's training: [`FlowSettings::train_config`]
+    /// with the peer's optimizer — Adam at a constant [`DETECTOR_LR`], no
+    /// gradient clipping — and no dequantization.
+    ///
+    /// Measured on cardio (seeds 0–6, spline 5 × 64, 2026-12-04): AUROC 0.956
+    /// against 0.942 with the general recipe (Adam 3e-3 cosine, clipping at 5,
+    /// dequantization, zero-initialized output layers); better on 6 seeds of 7.
+    /// The peer's optimizer with dequantization kept gave 0.945, and no
+    /// dequantization alone 0.941 (seeds 0–2, against 0.940): the parts help
+    /// together. Dequantization smooths the density over each grid cell, and
+    /// with it the difference between a value the normal rows often take and a
+    /// neighbouring one they rarely do, which is what ranks many anomalies.
+    pub fn detector_train_config(&self, seed: u64, n_train: usize) -> TrainConfig {
+        TrainConfig {
+            lr: DETECTOR_LR,
+            min_lr: DETECTOR_LR,
+            grad_clip: f32::INFINITY,
+            dequantize: false,
+            ..self.train_config(seed, n_train)
+        }
     }
 
     /// A stream's window flow and its training: the spline flow of
@@ -149,11 +179,25 @@ mod tests {
         let (f3, _) = FlowSettings { steps: 3, hidden: 16, bins: 4, ..s.clone() }.configs(21, 7, 745);
         assert_eq!((f3.steps, f3.hidden, f3.bins, f3.lu), (3, 16, 4, false));
         assert_eq!((f.actnorm, f.lu, f.permutation, f.base), (false, false, PermChoice::Random, BaseKind::StdNormal));
+        assert!(!f.zero_init, "the detector's conditioners start from the default initialization");
         f.validate().unwrap();
         let tc = s.train_config(7, 745);
         assert_eq!((tc.lr_drops, tc.patience, tc.batch_size), (DETECTOR_LR_DROPS, 10, 75));
+        assert!(tc.dequantize && tc.grad_clip.is_finite() && tc.lr > tc.min_lr, "the general recipe");
         tc.validate().unwrap();
-        let (g, _) = FlowSettings { steps: STREAM_STEPS, ..s }.stream_configs(32, 7, 745);
+        // The detector's training: the peer's optimizer (constant rate, no
+        // clipping), no dequantization, the rest as the general recipe.
+        let (_, dt) = s.configs(21, 7, 745);
+        assert_eq!(dt, s.detector_train_config(7, 745));
+        assert_eq!((dt.lr, dt.min_lr, dt.dequantize), (DETECTOR_LR, DETECTOR_LR, false));
+        assert!(dt.grad_clip.is_infinite());
+        assert_eq!(
+            TrainConfig { lr: tc.lr, min_lr: tc.min_lr, grad_clip: tc.grad_clip, dequantize: true, ..dt.clone() },
+            tc
+        );
+        dt.validate().unwrap();
+        let (g, gt) = FlowSettings { steps: STREAM_STEPS, ..s.clone() }.stream_configs(32, 7, 745);
+        assert_eq!((g.zero_init, gt), (true, s.train_config(7, 745)));
         assert_eq!((g.steps, g.hidden, g.bins, g.seed), (4, 64, 8, 7));
         assert_eq!(
             (g.actnorm, g.lu, g.permutation, g.transform),

@@ -19,6 +19,15 @@ pub struct MlpSpec {
     pub residual: bool,
     /// `true` for tanh, `false` for ReLU.
     pub tanh: bool,
+    /// The last layer starts at zero, so the transform starts as the identity
+    /// (default); `false`: Burn's default initialization, a small random
+    /// perturbation of the identity (what FlowJAX's couplings start from).
+    #[serde(default = "yes")]
+    pub zero_last: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl MlpSpec {
@@ -68,7 +77,7 @@ fn mask(
 
 impl Mlp {
     /// A conditioner `n_in -> n_out` whose last layer is zero (the transform starts
-    /// as the identity). `made = Some((dim, params_per_dim))` masks it.
+    /// as the identity) unless `spec.zero_last` is off. `made = Some((dim, params_per_dim))` masks it.
     pub fn new(spec: &MlpSpec, n_in: usize, n_out: usize, made: Option<(usize, usize)>, device: &Device) -> Mlp {
         Mlp::new_by(spec, n_in, n_out, made.map(|(d, p)| (d, p, MaskRule::Made)), device)
     }
@@ -93,7 +102,7 @@ impl Mlp {
             .enumerate()
             .map(|(i, &(a, b))| {
                 let cfg = LinearConfig::new(a, b);
-                if i == last {
+                if i == last && spec.zero_last {
                     cfg.with_initializer(Initializer::Zeros).init(device)
                 } else {
                     cfg.init(device)

@@ -120,6 +120,11 @@ pub struct FlowConfig {
     pub components: usize,
     /// Seed of the random permutations and initial weights.
     pub seed: u64,
+    /// The conditioners' output layers start at zero, so every step starts as
+    /// the identity (default); `false`: Burn's default initialization, a small
+    /// random perturbation of the identity, as FlowJAX's couplings start (the
+    /// anomaly detector flow, [`crate::anomaly::detector_flow`]).
+    pub zero_init: bool,
 }
 
 impl Default for FlowConfig {
@@ -149,6 +154,7 @@ impl FlowConfig {
             base: BaseKind::StdNormal,
             components: 4,
             seed: 0,
+            zero_init: true,
         }
     }
 
@@ -208,7 +214,13 @@ impl FlowConfig {
 
     /// The conditioners' shape.
     pub(crate) fn mlp_spec(&self) -> MlpSpec {
-        MlpSpec { hidden: self.hidden, blocks: self.blocks, residual: self.residual, tanh: self.tanh }
+        MlpSpec {
+            hidden: self.hidden,
+            blocks: self.blocks,
+            residual: self.residual,
+            tanh: self.tanh,
+            zero_last: self.zero_init,
+        }
     }
 }
 

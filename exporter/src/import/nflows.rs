@@ -148,7 +148,7 @@ pub(super) fn import(sd: &StateDict, opts: &ImportOptions, tanh: bool, device: &
             }
         }
         dense.push((wf, bf));
-        let spec = MlpSpec { hidden: h, blocks, residual: true, tanh };
+        let spec = MlpSpec { hidden: h, blocks, residual: true, tanh, zero_last: true };
         let elem = Elementwise::Spline { bins: k, bound, zuko: false };
         let cond = mlp(&spec, split, m * p, None, &dense, device)?;
         layers.push(permute(order.clone()));

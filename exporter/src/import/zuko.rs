@@ -153,7 +153,7 @@ pub(super) fn import(
                 )));
             }
         }
-        let spec = MlpSpec { hidden: h, blocks: nd - 1, residual: false, tanh };
+        let spec = MlpSpec { hidden: h, blocks: nd - 1, residual: false, tanh, zero_last: true };
         let cond = mlp(&spec, n_in, d * p, Some((d, p, rule)), &ws, device)?;
         layers.push(permute(pi.clone()));
         layers.push(Layer::Made(Made { mlp: cond, dim: d, elem, spec }));

@@ -21,11 +21,12 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Peak learning rate (cosine-annealed to `min_lr`).
     pub lr: f64,
-    /// Final learning rate.
+    /// Final learning rate (`min_lr = lr`: a constant rate).
     pub min_lr: f64,
     /// L2 penalty added to the gradients (0 = off).
     pub weight_decay: f32,
-    /// Gradient clipping: largest L2 norm of each parameter tensor's gradient.
+    /// Gradient clipping: largest L2 norm of each parameter tensor's gradient;
+    /// infinity turns clipping off.
     pub grad_clip: f32,
     /// Stop after this many epochs without a better validation NLL.
     pub patience: usize,

@@ -113,7 +113,7 @@ pub fn train_on(
     let mut optim = AdamConfig::new()
         .with_epsilon(1e-8)
         .with_weight_decay((cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay)))
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip)))
+        .with_grad_clipping(cfg.grad_clip.is_finite().then_some(GradientClippingConfig::Norm(cfg.grad_clip)))
         .init();
     let steps_per_epoch = train_rows.n().div_ceil(cfg.batch_size);
     let total = (cfg.epochs * steps_per_epoch).max(1) as f64;

@@ -62,6 +62,7 @@ impl TrajectoryConfig {
             base: BaseKind::StdNormal,
             components: 4,
             seed: 0,
+            zero_init: true,
         };
         TrajectoryConfig {
             per_step: false,
@@ -96,7 +97,13 @@ impl TrajectoryConfig {
 
     /// The encoder's shape.
     pub fn encoder_spec(&self) -> MlpSpec {
-        MlpSpec { hidden: self.encoder_hidden, blocks: self.encoder_blocks, residual: false, tanh: false }
+        MlpSpec {
+            hidden: self.encoder_hidden,
+            blocks: self.encoder_blocks,
+            residual: false,
+            tanh: false,
+            zero_last: true,
+        }
     }
 
     /// Check the settings.

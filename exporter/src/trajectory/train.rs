@@ -149,7 +149,7 @@ pub fn train(
     }
     let mut optim = AdamConfig::new()
         .with_epsilon(1e-8)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(tc.grad_clip)))
+        .with_grad_clipping(tc.grad_clip.is_finite().then_some(GradientClippingConfig::Norm(tc.grad_clip)))
         .init();
     let steps_per_epoch = train.len().div_ceil(tc.batch_size);
     let total = (tc.epochs * steps_per_epoch).max(1) as f64;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use floe_exporter::anomaly::bench::{evaluate_set, npz_files};
+use floe_exporter::anomaly::bench::{evaluate_set, npz_files, overall};
 use floe_exporter::anomaly::mean_std;
 use floe_exporter::data::{self, DataSpec};
 use floe_exporter::Result;
@@ -49,6 +49,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     let settings = a.flow.settings();
     let device = a.flow.device.open()?;
+    let mut results = Vec::new();
     for path in npz_files(&a.dir)? {
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let spec = DataSpec::file(path);
@@ -72,6 +73,21 @@ pub fn run(a: Args) -> Result<()> {
             r.parity.1,
             nll(&r.flow_nll),
             nll(&r.int8_nll),
+        );
+        results.push((name, r));
+    }
+    if let Some(o) = overall(&results) {
+        println!(
+            "\nmean AUROC over {} sets: flow f32 {:.4}, int8 {:.4}; GMM {:.4}, iForest {:.4}, best baseline per set {:.4}; \
+             int8 furthest below its best baseline on {} ({:+.4})",
+            o.sets,
+            o.flow,
+            o.int8.unwrap_or(f64::NAN),
+            o.gmm,
+            o.forest,
+            o.best_baseline,
+            o.worst.0,
+            o.worst.1
         );
     }
     println!("\ntotal {:.0} s", start.elapsed().as_secs_f64());

@@ -274,10 +274,12 @@ pub enum TrainingError {
     #[error("the trained model holds NaN or infinite weights")]
     NonFiniteWeights,
     /// No candidate of a model selection reached a finite held-out NLL.
-    #[error("no candidate of --select reached a finite held-out NLL ({tried} trained)")]
+    #[error("no candidate of --select reached a finite held-out NLL ({tried} trained){}", first_failure.as_ref().map(|e| format!("; the first failure: {e}")).unwrap_or_default())]
     NoFiniteCandidate {
         /// Candidates trained.
         tried: usize,
+        /// The first failed candidate's error, if any failed.
+        first_failure: Option<String>,
     },
 }
 

@@ -570,6 +570,13 @@ fn anomaly_bench_takes_any_folder_and_reports_the_held_out_nll() {
     // One set evaluated: the .npz, not the text file.
     let sets = out.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| set ")).count();
     assert_eq!(sets, 1, "{out}");
+    // The summary over the folder's sets: the one set's means.
+    let flow: f64 = row.split('|').nth(3).unwrap().trim().split('±').next().unwrap().parse().unwrap();
+    let mean = out.lines().find(|l| l.starts_with("mean AUROC over 1 set:")).unwrap_or_else(|| panic!("{out}"));
+    let listed: f64 = mean.split("flow f32 ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    // The table rounds to 3 decimals, the summary to 4.
+    assert!((listed - flow).abs() <= 6e-4, "{mean} vs {row}");
+    assert!(mean.contains("worst set: my_set ("), "{mean}");
     let nll: Vec<f64> = row
         .rsplit('|')
         .nth(1)

@@ -3,7 +3,7 @@
 use floe_exporter::data::Standardization;
 use floe_exporter::flow::{perturb, Flow, FlowConfig, PermChoice, TransformKind};
 use floe_exporter::freeze::AlignedBytes;
-use floe_exporter::train::{cpu, seeded};
+use floe_exporter::train::{cpu, materialize, seeded};
 use floe_runtime::format::BaseKind;
 use rand::{Rng, SeedableRng};
 
@@ -18,10 +18,12 @@ pub fn random_flow_scaled(cfg: &FlowConfig, seed: u64, scale: f32) -> (Flow, Sta
     let dev = cpu();
     let flow = seeded(&dev, seed, || {
         let flow = Flow::new(cfg, &dev).expect("valid config");
+        // Either way every weight is drawn here, under the lock: `perturb`
+        // reads each one, and Burn would otherwise draw them on first use.
         if scale > 0.0 {
             perturb(flow, scale)
         } else {
-            flow
+            materialize(flow)
         }
     });
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

@@ -108,8 +108,12 @@ pub struct Tried {
     /// Its name.
     pub name: &'static str,
     /// Held-out normal NLL (nats/dim, data units; the calibration rows through
-    /// the runtime), or `None` when the budget ran out before it started.
+    /// the runtime), or `None` when the budget ran out before it started or its
+    /// training failed.
     pub nll: Option<f64>,
+    /// Why its training, freezing or scoring failed (e.g. a diverged loss):
+    /// a failed candidate is recorded and the others still run.
+    pub failed: Option<String>,
     /// Epochs trained.
     pub epochs: usize,
     /// Seconds spent on it.
@@ -149,7 +153,9 @@ pub struct Chosen {
 
 /// Train the family on `prep` (training rows; early stopping on the
 /// calibration rows, which also score the candidates) within `budget` seconds,
-/// on `device`; keep the candidate with the lowest held-out normal NLL.
+/// on `device`; keep the candidate with the lowest held-out normal NLL. A
+/// candidate whose training fails (a diverged loss) is recorded with its error
+/// and skipped; only when none succeeds is that an error.
 pub fn select(
     prep: &Prepared,
     calib: &Rows,
@@ -164,17 +170,28 @@ pub fn select(
     for c in family(settings, prep.d, prep.train.n(), seed) {
         // Past the budget no candidate starts — unless none has a finite NLL yet.
         if best.is_some() && start.elapsed().as_secs_f64() >= budget {
-            tried.push(Tried { name: c.name, nll: None, epochs: 0, seconds: 0.0 });
+            tried.push(Tried { name: c.name, nll: None, failed: None, epochs: 0, seconds: 0.0 });
             continue;
         }
         let t0 = Instant::now();
-        let (model, history) =
-            train::train(&c.flow, &c.train, &prep.xs, &prep.train, &prep.val, device, settings.progress)?;
-        let frozen = model.frozen(&prep.xs, &prep.cs)?;
-        let nats = score_nats(frozen.load()?.model(), calib)?;
-        let nll = nats.iter().sum::<f64>() / nats.len().max(1) as f64 / calib.dim.max(1) as f64;
+        let fitted = (|| -> Result<(Flow, History, FrozenModel, f64)> {
+            let (model, history) =
+                train::train(&c.flow, &c.train, &prep.xs, &prep.train, &prep.val, device, settings.progress)?;
+            let frozen = model.frozen(&prep.xs, &prep.cs)?;
+            let nats = score_nats(frozen.load()?.model(), calib)?;
+            let nll = nats.iter().sum::<f64>() / nats.len().max(1) as f64 / calib.dim.max(1) as f64;
+            Ok((model, history, frozen, nll))
+        })();
+        let seconds = t0.elapsed().as_secs_f64();
+        let (model, history, frozen, nll) = match fitted {
+            Ok(f) => f,
+            Err(e) => {
+                tried.push(Tried { name: c.name, nll: None, failed: Some(e.to_string()), epochs: 0, seconds });
+                continue;
+            }
+        };
         let epochs = history.val_nll.len();
-        tried.push(Tried { name: c.name, nll: Some(nll), epochs, seconds: t0.elapsed().as_secs_f64() });
+        tried.push(Tried { name: c.name, nll: Some(nll), failed: None, epochs, seconds });
         // NaN never wins; ties keep the cheaper (earlier) candidate.
         if nll.is_finite() && best.as_ref().is_none_or(|b| nll < b.0) {
             best = Some((nll, tried.len() - 1, model, frozen, history));
@@ -182,7 +199,8 @@ pub fn select(
     }
     let Some((_, chosen, model, frozen, history)) = best else {
         let n = tried.iter().filter(|t| t.nll.is_some()).count();
-        return Err(TrainingError::NoFiniteCandidate { tried: n }.into());
+        let first_failure = tried.iter().find_map(|t| t.failed.as_ref().map(|e| format!("{}: {e}", t.name)));
+        return Err(TrainingError::NoFiniteCandidate { tried: n, first_failure }.into());
     };
     Ok(Chosen {
         model,

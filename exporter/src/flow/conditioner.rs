@@ -20,7 +20,7 @@ pub struct MlpSpec {
     /// `true` for tanh, `false` for ReLU.
     pub tanh: bool,
     /// The last layer starts at zero, so the transform starts as the identity
-    /// (default); `false`: Burn's default initialization, a small random
+    /// (default); `false`: Burn's default initialization, a random
     /// perturbation of the identity (what FlowJAX's couplings start from).
     #[serde(default = "yes")]
     pub zero_last: bool,

@@ -121,7 +121,7 @@ pub struct FlowConfig {
     /// Seed of the random permutations and initial weights.
     pub seed: u64,
     /// The conditioners' output layers start at zero, so every step starts as
-    /// the identity (default); `false`: Burn's default initialization, a small
+    /// the identity (default); `false`: Burn's default initialization, a
     /// random perturbation of the identity, as FlowJAX's couplings start (the
     /// anomaly detector flow, [`crate::anomaly::detector_flow`]).
     pub zero_init: bool,

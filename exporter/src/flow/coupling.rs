@@ -103,7 +103,7 @@ pub struct Coupling {
 }
 
 impl Coupling {
-    /// A coupling that starts as the identity.
+    /// A coupling that starts as the identity (unless `spec.zero_last` is off).
     pub fn new(
         dim: usize,
         context_dim: usize,

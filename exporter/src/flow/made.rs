@@ -22,7 +22,7 @@ pub struct Made {
 }
 
 impl Made {
-    /// A MADE layer that starts as the identity.
+    /// A MADE layer that starts as the identity (unless `spec.zero_last` is off).
     pub fn new(dim: usize, context_dim: usize, elem: Elementwise, spec: MlpSpec, device: &Device) -> Self {
         let mlp = Mlp::new(&spec, dim + context_dim, dim * elem.ppd(), Some((dim, elem.ppd())), device);
         Made { mlp, dim, elem, spec }

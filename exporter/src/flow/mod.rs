@@ -71,7 +71,8 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// Build an untrained flow (every layer the identity, ActNorm not yet initialized).
+    /// Build an untrained flow (every layer the identity unless `cfg.zero_init`
+    /// is off, ActNorm not yet initialized).
     pub fn new(cfg: &FlowConfig, device: &Device) -> Result<Self> {
         cfg.validate()?;
         let d = cfg.dim;

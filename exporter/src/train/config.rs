@@ -26,8 +26,8 @@ pub struct TrainConfig {
     /// L2 penalty added to the gradients (0 = off).
     pub weight_decay: f32,
     /// Gradient clipping: largest L2 norm of each parameter tensor's gradient;
-    /// infinity turns clipping off.
-    pub grad_clip: f32,
+    /// `None` (`null` in a checkpoint's JSON) clips nothing.
+    pub grad_clip: Option<f32>,
     /// Stop after this many epochs without a better validation NLL.
     pub patience: usize,
     /// Restarts at a lower learning rate before stopping: each time patience
@@ -56,7 +56,7 @@ impl Default for TrainConfig {
             lr: 3e-3,
             min_lr: 1e-5,
             weight_decay: 0.0,
-            grad_clip: 5.0,
+            grad_clip: Some(5.0),
             patience: 25,
             lr_drops: 0,
             seed: 0,
@@ -80,8 +80,10 @@ impl TrainConfig {
             let value = format!("lr {}, min_lr {}", self.lr, self.min_lr);
             return Err(ConfigError::invalid("lr, min_lr", "0 < lr <= 1 and 0 <= min_lr <= lr", value).into());
         }
-        if !(self.grad_clip > 0.0) {
-            return Err(ConfigError::invalid("grad_clip", "> 0", self.grad_clip).into());
+        if let Some(c) = self.grad_clip {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(ConfigError::invalid("grad_clip", "> 0 and finite (or none)", c).into());
+            }
         }
         if self.lr_drops > MAX_LR_DROPS {
             return Err(ConfigError::invalid("lr_drops", MAX_LR_DROPS_TEXT, self.lr_drops).into());
@@ -90,5 +92,25 @@ impl TrainConfig {
             return Err(ConfigError::invalid("weight_decay", ">= 0", self.weight_decay).into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping_off_round_trips_through_a_checkpoints_json_and_bad_values_are_refused() {
+        let off = TrainConfig { grad_clip: None, ..TrainConfig::default() };
+        off.validate().unwrap();
+        let json = serde_json::to_string(&off).unwrap();
+        assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), off, "{json}");
+        // A file from before the option: its number still reads.
+        let old = json.replace("\"grad_clip\":null", "\"grad_clip\":5.0");
+        assert_eq!(serde_json::from_str::<TrainConfig>(&old).unwrap().grad_clip, Some(5.0));
+        for bad in [0.0, -1.0, f32::INFINITY, f32::NAN] {
+            let e = TrainConfig { grad_clip: Some(bad), ..TrainConfig::default() }.validate().unwrap_err();
+            assert!(e.to_string().contains("grad_clip"), "{bad}: {e}");
+        }
     }
 }

@@ -38,11 +38,31 @@ pub fn cpu() -> Device {
 /// seed promised. floe draws from it only inside `seeded`, and draws training
 /// noise from its own seeded generators on the host: a seed gives the same
 /// model whatever else the process is doing.
+///
+/// Burn initializes a layer's weights lazily, on their first use, so a closure
+/// that builds a module must [`materialize`] it before returning: otherwise
+/// the draws happen after the lock is released, and another thread's seed can
+/// come between them.
 pub fn seeded<T>(device: &Device, seed: u64, f: impl FnOnce() -> T) -> T {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _held = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     device.seed(seed);
     f()
+}
+
+/// Draw every lazily initialized parameter of `module` now (inside
+/// [`seeded`]). Parameters are visited in declaration order, which for floe's
+/// modules is the order their forward pass first uses them, so a seed draws the
+/// same weights as when they were drawn on first use.
+pub fn materialize<M: burn::module::Module>(module: M) -> M {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+    module
 }
 
 /// The device a flow's parameters live on.

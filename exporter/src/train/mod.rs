@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use checkpoint::Checkpoint;
 pub use config::{TrainConfig, LR_DROP, MAX_LR_DROPS};
 pub use dequantize::grid_steps;
-pub use device::{cpu, seeded, DeviceName};
+pub use device::{cpu, materialize, seeded, DeviceName};
 pub use eval::{log_prob_rows, nll_per_dim};
 pub use experiment::{Experiment, SettingsFile, Trained};
 
@@ -98,9 +98,9 @@ pub fn train_on(
     // devices can be compared step by step.
     let mut model = if crate::flow::fused::on_cube(device) {
         let host = device::cpu().autodiff();
-        device::seeded(&host, cfg.seed, || Flow::new(flow_cfg, &host))?.fork(&dev)
+        device::seeded(&host, cfg.seed, || Flow::new(flow_cfg, &host).map(device::materialize))?.fork(&dev)
     } else {
-        device::seeded(&dev, cfg.seed, || Flow::new(flow_cfg, &dev))?
+        device::seeded(&dev, cfg.seed, || Flow::new(flow_cfg, &dev).map(device::materialize))?
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut noise_rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
@@ -113,7 +113,7 @@ pub fn train_on(
     let mut optim = AdamConfig::new()
         .with_epsilon(1e-8)
         .with_weight_decay((cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay)))
-        .with_grad_clipping(cfg.grad_clip.is_finite().then_some(GradientClippingConfig::Norm(cfg.grad_clip)))
+        .with_grad_clipping(cfg.grad_clip.map(GradientClippingConfig::Norm))
         .init();
     let steps_per_epoch = train_rows.n().div_ceil(cfg.batch_size);
     let total = (cfg.epochs * steps_per_epoch).max(1) as f64;

@@ -138,7 +138,9 @@ pub fn train(
     let start = std::time::Instant::now();
     let stats = Stats::fit(train);
     let dev = device.clone().autodiff();
-    let mut model = crate::train::device::seeded(&dev, tc.seed, || TrajectoryFlow::new(cfg, &dev))?;
+    let mut model = crate::train::device::seeded(&dev, tc.seed, || {
+        TrajectoryFlow::new(cfg, &dev).map(crate::train::device::materialize)
+    })?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(tc.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
     order.shuffle(&mut rng);
@@ -147,10 +149,8 @@ pub fn train(
         let (f, x, p) = batch(&init, &stats, &dev);
         model = model.data_init(f, x, p);
     }
-    let mut optim = AdamConfig::new()
-        .with_epsilon(1e-8)
-        .with_grad_clipping(tc.grad_clip.is_finite().then_some(GradientClippingConfig::Norm(tc.grad_clip)))
-        .init();
+    let mut optim =
+        AdamConfig::new().with_epsilon(1e-8).with_grad_clipping(tc.grad_clip.map(GradientClippingConfig::Norm)).init();
     let steps_per_epoch = train.len().div_ceil(tc.batch_size);
     let total = (tc.epochs * steps_per_epoch).max(1) as f64;
     let mut stop = Stopper::new(&model, tc, 1e-3, "nats/traj", progress, start);

@@ -329,3 +329,17 @@ fn a_row_whose_density_overflows_scores_infinite_and_is_an_anomaly() {
     assert!(s.nats == f32::INFINITY || s.nats > 1e30, "{s:?}");
     assert_eq!(s.anomaly, Some(true));
 }
+
+#[test]
+fn a_select_whose_every_candidate_fails_says_why_and_records_each_failure() {
+    use floe_exporter::anomaly::{select::select, split, FlowSettings};
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/adbench/4_breastw.npz");
+    let s = split(&floe_exporter::data::DataSpec::file(data), 0, 0).unwrap();
+    // Zero epochs: every candidate's training refuses its settings. The
+    // selection records each failure and goes on; with none left, the error
+    // names the first.
+    let settings = FlowSettings { epochs: 0, ..FlowSettings::default() };
+    let dev = floe_exporter::train::device::cpu();
+    let e = select(&s.prep, &s.calib, &settings, 0, 900.0, &dev).unwrap_err().to_string();
+    assert!(e.contains("0 trained") && e.contains("first failure: gaussian (linear):") && e.contains("epochs"), "{e}");
+}

@@ -111,7 +111,7 @@ impl Args {
         set(&mut train.batch_size, self.batch_size);
         set(&mut train.lr, self.lr);
         set(&mut train.patience, self.patience);
-        set(&mut train.grad_clip, self.grad_clip);
+        set(&mut train.grad_clip, self.grad_clip.map(Some));
         set(&mut train.seed, self.seed);
         let mut flow = file.flow.unwrap_or_else(FlowConfig::default);
         set(&mut flow.transform, self.transform);

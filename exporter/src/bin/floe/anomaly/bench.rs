@@ -78,9 +78,10 @@ pub fn run(a: Args) -> Result<()> {
     }
     if let Some(o) = overall(&results) {
         println!(
-            "\nmean AUROC over {} sets: flow f32 {:.4}, int8 {:.4}; GMM {:.4}, iForest {:.4}, best baseline per set {:.4}; \
-             int8 furthest below its best baseline on {} ({:+.4})",
+            "\nmean AUROC over {} set{}: flow f32 {:.4}, int8 {:.4}; GMM {:.4}, iForest {:.4}, best baseline per set {:.4}; \
+             int8 minus the best baseline, worst set: {} ({:+.4})",
             o.sets,
+            if o.sets == 1 { "" } else { "s" },
             o.flow,
             o.int8.unwrap_or(f64::NAN),
             o.gmm,

@@ -42,9 +42,10 @@ fn print_selection(sel: &Selection) {
     );
     for (i, t) in sel.tried.iter().enumerate() {
         let mark = if i == sel.chosen { "  <- chosen" } else { "" };
-        match t.nll {
-            Some(v) => println!("  {:<36} {v:>9.4}  ({} epochs, {:.0} s){mark}", t.name, t.epochs, t.seconds),
-            None => println!("  {:<36} {:>9}  (not started: time budget spent)", t.name, "-"),
+        match (t.nll, &t.failed) {
+            (Some(v), _) => println!("  {:<36} {v:>9.4}  ({} epochs, {:.0} s){mark}", t.name, t.epochs, t.seconds),
+            (None, Some(e)) => println!("  {:<36} {:>9}  (failed after {:.0} s: {e})", t.name, "-", t.seconds),
+            (None, None) => println!("  {:<36} {:>9}  (not started: time budget spent)", t.name, "-"),
         }
     }
 }

@@ -22,12 +22,7 @@ pub struct MlpSpec {
     /// The last layer starts at zero, so the transform starts as the identity
     /// (default); `false`: Burn's default initialization, a random
     /// perturbation of the identity (what FlowJAX's couplings start from).
-    #[serde(default = "yes")]
     pub zero_last: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl MlpSpec {

@@ -331,7 +331,7 @@ fn a_row_whose_density_overflows_scores_infinite_and_is_an_anomaly() {
 }
 
 #[test]
-fn a_select_whose_every_candidate_fails_says_why_and_records_each_failure() {
+fn a_failed_select_candidate_is_recorded_and_skipped_and_none_left_names_the_first_failure() {
     use floe_exporter::anomaly::{select::select, split, FlowSettings};
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/adbench/4_breastw.npz");
     let s = split(&floe_exporter::data::DataSpec::file(data), 0, 0).unwrap();
@@ -342,4 +342,13 @@ fn a_select_whose_every_candidate_fails_says_why_and_records_each_failure() {
     let dev = floe_exporter::train::device::cpu();
     let e = select(&s.prep, &s.calib, &settings, 0, 900.0, &dev).unwrap_err().to_string();
     assert!(e.contains("0 trained") && e.contains("first failure: gaussian (linear):") && e.contains("epochs"), "{e}");
+    // Conditioners of width 0: the two spline members that take `hidden`
+    // fail, are recorded with their error, and the others still compete.
+    let settings = FlowSettings { hidden: 0, epochs: 2, ..FlowSettings::default() };
+    let c = select(&s.prep, &s.calib, &settings, 0, 900.0, &dev).expect("the other candidates choose");
+    let failed: Vec<&str> = c.selection.tried.iter().filter(|t| t.failed.is_some()).map(|t| t.name).collect();
+    assert_eq!(failed, ["spline", "spline wide"], "{:?}", c.selection.tried);
+    assert!(c.selection.tried.iter().all(|t| t.failed.is_some() != t.nll.is_some()), "{:?}", c.selection.tried);
+    assert!(c.selection.tried.iter().filter_map(|t| t.failed.as_deref()).all(|e| e.contains("hidden")));
+    assert!(c.selection.tried[c.selection.chosen].nll.is_some());
 }
